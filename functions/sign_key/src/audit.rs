@@ -1,0 +1,70 @@
+//! Audit records: one write-once JSON object per event, under a date prefix.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::error::IssueError;
+use crate::layout;
+use crate::store::{Condition, Store};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Event {
+    /// A certificate was signed and handed out.
+    Issued,
+    /// A serial was taken but no certificate was handed out under it.
+    Void,
+}
+
+impl Event {
+    fn as_str(self) -> &'static str {
+        match self {
+            Event::Issued => "issued",
+            Event::Void => "void",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub event: Event,
+    pub environment: String,
+    pub serial: u64,
+    pub key_id: String,
+    pub username: String,
+    /// Who the request says asked (free text from the payload).
+    pub requested_by: Option<String>,
+    /// Who the platform says called (the AWS identity), when known: it cannot be spoofed by the payload.
+    pub caller_identity: Option<String>,
+    pub reason: String,
+    pub principals: Vec<String>,
+    pub cert_type: String,
+    pub valid_after: u64,
+    pub valid_before: u64,
+    pub public_key_fingerprint: String,
+    pub ca_fingerprint: String,
+    pub request_id: String,
+    /// RFC 3339, UTC.
+    pub timestamp: String,
+    /// The certificate itself, so the record stands alone even if the certificate object is lost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<String>,
+    /// Why the serial is void.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Writes the record once (`If-None-Match: *`): an audit record is never overwritten.
+pub async fn record(store: &dyn Store, entry: &AuditEntry, at: OffsetDateTime) -> Result<String, IssueError> {
+    let key = layout::audit_entry(
+        &entry.environment,
+        (at.year(), u8::from(at.month()), at.day()),
+        entry.serial,
+        entry.event.as_str(),
+    );
+    let body = serde_json::to_vec_pretty(entry).expect("an audit entry serializes");
+    store.put(&key, body, Condition::IfAbsent).await.map_err(|err| {
+        IssueError::Unavailable(format!("the audit record could not be written, so no certificate is handed out: {err}"))
+    })?;
+    Ok(key)
+}

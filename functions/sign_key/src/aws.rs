@@ -1,0 +1,41 @@
+//! AWS clients, built once per process from the standard configuration chain.
+
+use std::sync::Arc;
+
+use aws_config::{BehaviorVersion, SdkConfig};
+
+use crate::ca::KmsCaKeys;
+use crate::issuer::Issuer;
+use crate::store::S3Store;
+
+/// The S3 and KMS clients of one process.
+#[derive(Clone)]
+pub struct Aws {
+    pub s3: aws_sdk_s3::Client,
+    pub kms: aws_sdk_kms::Client,
+}
+
+impl Aws {
+    /// Credentials, region and endpoints from the standard chain: `AWS_*` variables, profiles,
+    /// the Lambda role; `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL_KMS` point it
+    /// at S3-compatible servers and local KMS.
+    pub async fn from_env() -> Self {
+        Self::from_config(&aws_config::defaults(BehaviorVersion::latest()).load().await)
+    }
+
+    pub fn from_config(config: &SdkConfig) -> Self {
+        // S3-compatible servers (MinIO, SeaweedFS, LocalStack) are addressed by path: their
+        // bucket names are not DNS names under the endpoint.
+        let custom_s3_endpoint = config.endpoint_url().is_some()
+            || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some_and(|v| !v.is_empty());
+        let s3_config = aws_sdk_s3::config::Builder::from(config).force_path_style(custom_s3_endpoint).build();
+        Self { s3: aws_sdk_s3::Client::from_conf(s3_config), kms: aws_sdk_kms::Client::new(config) }
+    }
+
+    /// The issuer over this account's bucket and KMS keys.
+    pub fn issuer(&self, bucket: &str) -> Issuer {
+        let store = Arc::new(S3Store::new(self.s3.clone(), bucket));
+        let ca_keys = Arc::new(KmsCaKeys::new(self.kms.clone(), store.clone()));
+        Issuer::new(store, ca_keys)
+    }
+}

@@ -1,0 +1,94 @@
+//! The errors of an issuance. Each message names the problem and what to do about it; each
+//! variant maps to a stable `error_type` that the Lambda returns and the CLI can match on.
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum IssueError {
+    /// The request itself is malformed (a field is missing, has a bad value or bad syntax).
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    /// The public key to certify cannot be used.
+    #[error("invalid public key: {0}")]
+    InvalidPublicKey(String),
+    /// The request is well formed but the environment's policy does not allow it.
+    #[error("not allowed by policy: {0}")]
+    PolicyViolation(String),
+    #[error("unknown environment {0:?}: create it with `sshca init {0}` (or check the bucket name)")]
+    UnknownEnvironment(String),
+    #[error("no public key for user {user:?} in environment {environment:?}: pass one with `-p KEY.pub` (it is then kept for next time)")]
+    NoCachedKey { user: String, environment: String },
+    /// The environment's configuration or CA key is unusable: an admin must fix it.
+    #[error("configuration problem: {0}")]
+    Configuration(String),
+    /// S3 or KMS could not be reached or failed; the request can be retried.
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl IssueError {
+    /// A stable name for the kind of error, used as the Lambda `errorType`.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            IssueError::InvalidRequest(_) => "InvalidRequest",
+            IssueError::InvalidPublicKey(_) => "InvalidPublicKey",
+            IssueError::PolicyViolation(_) => "PolicyViolation",
+            IssueError::UnknownEnvironment(_) => "UnknownEnvironment",
+            IssueError::NoCachedKey { .. } => "NoCachedKey",
+            IssueError::Configuration(_) => "Configuration",
+            IssueError::Unavailable(_) => "Unavailable",
+        }
+    }
+}
+
+/// Errors of the storage layer (S3 or compatible).
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("the conditional write lost a race (HTTP 412)")]
+    PreconditionFailed,
+    #[error("bucket {0:?} does not exist: create it, or point SSHCA_BUCKET / --bucket at the right one")]
+    BucketMissing(String),
+    #[error("access to s3://{bucket}/{key} was denied: grant the caller s3:GetObject/s3:PutObject on it")]
+    AccessDenied { bucket: String, key: String },
+    #[error("S3 request for {key:?} failed: {message}")]
+    Failed { key: String, message: String },
+}
+
+impl From<StoreError> for IssueError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::BucketMissing(_) | StoreError::AccessDenied { .. } => {
+                IssueError::Configuration(err.to_string())
+            }
+            _ => IssueError::Unavailable(err.to_string()),
+        }
+    }
+}
+
+/// Errors of a CA key (KMS or sealed Ed25519).
+#[derive(Debug, Error)]
+pub enum CaError {
+    #[error("KMS key {key_id:?} not found: create it with `sshca init ENV --create-keys` or fix the key id in the environment's policy")]
+    KeyNotFound { key_id: String },
+    #[error("KMS key {key_id:?} has usage {usage}: a CA key must be an asymmetric SIGN_VERIFY key (ECC_NIST_P256, ECC_NIST_P384, RSA_3072, RSA_4096)")]
+    NotSignVerify { key_id: String, usage: String },
+    #[error("KMS key {key_id:?} has key spec {spec}, which sshca cannot sign SSH certificates with: use ECC_NIST_P256, ECC_NIST_P384, RSA_3072, RSA_4096 or ECC_NIST_EDWARDS25519")]
+    UnsupportedSpec { key_id: String, spec: String },
+    #[error("KMS key {key_id:?} is disabled or pending deletion: enable it in KMS")]
+    Disabled { key_id: String },
+    #[error("sealed Ed25519 CA key {object:?} cannot be used: {message}")]
+    Sealed { object: String, message: String },
+    #[error("KMS request failed: {0}")]
+    Kms(String),
+    #[error("KMS returned a signature sshca cannot use: {0}")]
+    BadSignature(String),
+}
+
+impl From<CaError> for IssueError {
+    fn from(err: CaError) -> Self {
+        match err {
+            CaError::Kms(_) => IssueError::Unavailable(err.to_string()),
+            _ => IssueError::Configuration(err.to_string()),
+        }
+    }
+}

@@ -1,0 +1,469 @@
+//! The issuance itself: request → policy → serial → KMS signature → audit → certificate → URL.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex as StdMutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rand::rngs::OsRng;
+use ssh_key::certificate::{Builder, CertType};
+use ssh_key::public::KeyData;
+use ssh_key::{Certificate, HashAlg, PublicKey, Signature};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+use tokio::sync::Mutex;
+use tracing::{error, info};
+
+use crate::audit::{self, AuditEntry, Event};
+use crate::ca::{CaKeys, Signer};
+use crate::error::{CaError, IssueError};
+use crate::layout;
+use crate::policy::{Plan, Policy};
+use crate::request::{self, CertKind, SignRequest, SignResponse};
+use crate::serial;
+use crate::store::{Condition, Store};
+
+/// How long a policy read from the bucket is trusted before it is read again: an admin's change
+/// reaches every warm container within this time.
+const POLICY_TTL: Duration = Duration::from_secs(60);
+
+/// Who is asking, as the platform (not the payload) tells it.
+#[derive(Debug, Clone, Default)]
+pub struct Caller {
+    pub request_id: String,
+    /// The caller's AWS identity (e.g. an IAM ARN) when the invocation carries it.
+    pub identity: Option<String>,
+}
+
+/// Holds the clients and per-container caches; build it once and share it between requests.
+pub struct Issuer {
+    store: Arc<dyn Store>,
+    ca_keys: Arc<dyn CaKeys>,
+    policies: Mutex<HashMap<String, (Instant, Arc<Policy>)>>,
+}
+
+impl Issuer {
+    pub fn new(store: Arc<dyn Store>, ca_keys: Arc<dyn CaKeys>) -> Self {
+        Self { store, ca_keys, policies: Mutex::new(HashMap::new()) }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The environment's policy, from the per-container cache when fresh.
+    pub async fn policy(&self, environment: &str) -> Result<Arc<Policy>, IssueError> {
+        request::check_environment(environment)?;
+        if let Some((read_at, policy)) = self.policies.lock().await.get(environment) {
+            if read_at.elapsed() < POLICY_TTL {
+                return Ok(policy.clone());
+            }
+        }
+        let policy = Arc::new(read_policy(self.store.as_ref(), environment).await?);
+        self.policies.lock().await.insert(environment.to_owned(), (Instant::now(), policy.clone()));
+        Ok(policy)
+    }
+
+    /// The public key of the environment's user or host CA, as servers and clients must trust it.
+    pub async fn ca_public_key(&self, environment: &str, kind: CertKind) -> Result<PublicKey, IssueError> {
+        let policy = self.policy(environment).await?;
+        let signer = self.ca_keys.load(environment, policy.ca(kind)?).await?;
+        Ok(PublicKey::new(signer.public_key().clone(), format!("sshca {environment} {} CA", kind.as_str())))
+    }
+
+    /// Keeps a user's public key so later requests may leave it out; `environment: None` stores the
+    /// key for every environment.
+    pub async fn cache_public_key(
+        &self,
+        environment: Option<&str>,
+        username: &str,
+        public_key: &str,
+    ) -> Result<PublicKey, IssueError> {
+        request::check_username(username)?;
+        if let Some(environment) = environment {
+            request::check_environment(environment)?;
+        }
+        let key = parse_public_key(public_key)?;
+        self.store_public_key(environment, username, &key).await?;
+        Ok(key)
+    }
+
+    async fn store_public_key(&self, environment: Option<&str>, username: &str, key: &PublicKey) -> Result<(), IssueError> {
+        let line = key.to_openssh().map_err(|err| IssueError::InvalidPublicKey(err.to_string()))?;
+        let object = layout::cached_public_key(environment, username);
+        self.store.put(&object, format!("{line}\n").into_bytes(), Condition::Always).await?;
+        Ok(())
+    }
+
+    /// Signs a certificate as the request asks and the policy allows. The audit record is durable
+    /// before the certificate object and the URL exist; a serial that is taken but not handed out is
+    /// recorded as void.
+    pub async fn issue(&self, request: &SignRequest, caller: &Caller) -> Result<SignResponse, IssueError> {
+        request::check_environment(&request.environment)?;
+        request::check_username(&request.username)?;
+        request::check_reason(&request.reason)?;
+        if let Some(requested_by) = &request.requested_by {
+            check_requested_by(requested_by)?;
+        }
+        let policy = self.policy(&request.environment).await?;
+        let public_key = match &request.public_key {
+            Some(text) => parse_public_key(text)?,
+            None => self.cached_public_key(&request.environment, &request.username).await?,
+        };
+        policy.check_public_key(&public_key)?;
+        let now = unix_now();
+        let plan = policy.plan(request, now)?;
+        let ca = self.ca_keys.load(&request.environment, policy.ca(request.cert_type)?).await?;
+        if request.public_key.is_some() {
+            self.store_public_key(Some(&request.environment), &request.username, &public_key).await?;
+        }
+
+        let serial = serial::allocate(self.store.as_ref(), &request.environment).await?;
+        let key_id = format!("{}#{serial}", request.username);
+        let mut entry = AuditEntry {
+            event: Event::Issued,
+            environment: request.environment.clone(),
+            serial,
+            key_id: key_id.clone(),
+            username: request.username.clone(),
+            requested_by: request.requested_by.clone(),
+            caller_identity: caller.identity.clone(),
+            reason: request.reason.clone(),
+            principals: plan.principals.clone(),
+            cert_type: request.cert_type.as_str().to_owned(),
+            valid_after: plan.valid_after,
+            valid_before: plan.valid_before,
+            public_key_fingerprint: public_key.fingerprint(HashAlg::Sha256).to_string(),
+            ca_fingerprint: ca.public_key().fingerprint(HashAlg::Sha256).to_string(),
+            request_id: caller.request_id.clone(),
+            timestamp: String::new(),
+            certificate: None,
+            error: None,
+        };
+        let issued = self.sign_and_record(ca, &public_key, request.cert_type, &plan, &mut entry).await;
+        match issued {
+            Ok((certificate, download_url)) => {
+                info!(serial, key_id = %key_id, environment = %request.environment, outcome = "issued", "certificate issued");
+                Ok(SignResponse {
+                    serial,
+                    key_id,
+                    certificate,
+                    download_url,
+                    url_expires_at: plan.url_expires_at,
+                    valid_after: plan.valid_after,
+                    valid_before: plan.valid_before,
+                    ca_fingerprint: entry.ca_fingerprint,
+                })
+            }
+            Err(err) => {
+                self.void(entry, &err).await;
+                Err(err)
+            }
+        }
+    }
+
+    async fn sign_and_record(
+        &self,
+        ca: Arc<dyn Signer>,
+        subject: &PublicKey,
+        kind: CertKind,
+        plan: &Plan,
+        entry: &mut AuditEntry,
+    ) -> Result<(String, String), IssueError> {
+        let certificate = sign_certificate(ca, subject, kind, plan, entry.serial, &entry.key_id).await?;
+        let line = certificate.to_openssh().map_err(|err| IssueError::Unavailable(err.to_string()))?;
+        let now = OffsetDateTime::now_utc();
+        entry.timestamp = now.format(&Rfc3339).expect("UTC times format");
+        entry.certificate = Some(line.clone());
+        audit::record(self.store.as_ref(), entry, now).await?;
+
+        let object = layout::certificate(&entry.environment, &entry.username, entry.serial);
+        self.store.put(&object, format!("{line}\n").into_bytes(), Condition::IfAbsent).await?;
+        let expires_in = Duration::from_secs(plan.url_expires_at.saturating_sub(unix_now()).max(1));
+        let url = self.store.presign_get(&object, expires_in).await?;
+        Ok((line, url))
+    }
+
+    /// Records that `entry.serial` was not handed out. Best effort: when even this write fails, the
+    /// error is logged with everything the record would have held.
+    async fn void(&self, mut entry: AuditEntry, cause: &IssueError) {
+        let now = OffsetDateTime::now_utc();
+        entry.event = Event::Void;
+        entry.timestamp = now.format(&Rfc3339).expect("UTC times format");
+        entry.error = Some(cause.to_string());
+        match audit::record(self.store.as_ref(), &entry, now).await {
+            Ok(_) => info!(serial = entry.serial, outcome = "void", error = %cause, "serial voided"),
+            Err(err) => error!(
+                serial = entry.serial,
+                environment = %entry.environment,
+                key_id = %entry.key_id,
+                outcome = "void-unrecorded",
+                error = %cause,
+                record_error = %err,
+                "serial taken but neither a certificate nor a void record could be written"
+            ),
+        }
+    }
+
+    /// The cached key of the user in this environment, else the one kept for all environments.
+    async fn cached_public_key(&self, environment: &str, username: &str) -> Result<PublicKey, IssueError> {
+        for scope in [Some(environment), None] {
+            let object = layout::cached_public_key(scope, username);
+            if let Some(cached) = self.store.get(&object).await? {
+                let text = String::from_utf8_lossy(&cached.body);
+                return parse_public_key(&text).map_err(|err| {
+                    IssueError::InvalidPublicKey(format!("the cached key {object} is unusable ({err}): upload a new one with -p"))
+                });
+            }
+        }
+        Err(IssueError::NoCachedKey { user: username.to_owned(), environment: environment.to_owned() })
+    }
+}
+
+pub async fn read_policy(store: &dyn Store, environment: &str) -> Result<Policy, IssueError> {
+    let object = store
+        .get(&layout::policy(environment))
+        .await?
+        .ok_or_else(|| IssueError::UnknownEnvironment(environment.to_owned()))?;
+    serde_json::from_slice(&object.body).map_err(|err| {
+        IssueError::Configuration(format!(
+            "the policy of environment {environment:?} ({}) is not valid: {err}; fix it or write it again with `sshca init`",
+            layout::policy(environment)
+        ))
+    })
+}
+
+fn check_requested_by(requested_by: &str) -> Result<(), IssueError> {
+    if requested_by.chars().count() > request::MAX_REASON_CHARS || requested_by.chars().any(char::is_control) {
+        return Err(IssueError::InvalidRequest(format!(
+            "requested_by must be one line of at most {} characters",
+            request::MAX_REASON_CHARS
+        )));
+    }
+    Ok(())
+}
+
+/// Parses an OpenSSH one-line public key, telling apart the usual mistakes.
+pub fn parse_public_key(text: &str) -> Result<PublicKey, IssueError> {
+    let line = text.trim();
+    if line.contains('\n') || line.contains('\r') {
+        return Err(IssueError::InvalidPublicKey(
+            "the public key spans several lines: pass exactly one key, the one line of a .pub file".into(),
+        ));
+    }
+    if line.starts_with("-----BEGIN") {
+        return Err(IssueError::InvalidPublicKey(
+            "this is a private key, not a public key: pass the .pub file (e.g. ~/.ssh/id_ed25519.pub) and keep the private key secret".into(),
+        ));
+    }
+    if line.split_whitespace().next().is_some_and(|kind| kind.contains("-cert-v01@openssh.com")) {
+        return Err(IssueError::InvalidPublicKey(
+            "this is a certificate, not a public key: pass the key's .pub file (e.g. ~/.ssh/id_ed25519.pub)".into(),
+        ));
+    }
+    PublicKey::from_openssh(line).map_err(|err| {
+        IssueError::InvalidPublicKey(format!(
+            "not an OpenSSH public key ({err}): pass the contents of a .pub file such as ~/.ssh/id_ed25519.pub, e.g. \"ssh-ed25519 AAAA… user@host\""
+        ))
+    })
+}
+
+pub fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default()
+}
+
+/// Builds and signs the certificate. `ssh_key`'s builder wants a synchronous signer, and the CA
+/// signs asynchronously (a KMS call), so the builder runs on a blocking thread that waits for it.
+async fn sign_certificate(
+    ca: Arc<dyn Signer>,
+    subject: &PublicKey,
+    kind: CertKind,
+    plan: &Plan,
+    serial: u64,
+    key_id: &str,
+) -> Result<Certificate, IssueError> {
+    let invalid = |err: ssh_key::Error| IssueError::InvalidRequest(format!("cannot build the certificate: {err}"));
+    let mut builder =
+        Builder::new_with_random_nonce(&mut OsRng, subject.key_data().clone(), plan.valid_after, plan.valid_before)
+            .map_err(invalid)?;
+    builder
+        .serial(serial)
+        .and_then(|b| b.key_id(key_id))
+        .and_then(|b| b.comment(key_id))
+        .and_then(|b| {
+            b.cert_type(match kind {
+                CertKind::User => CertType::User,
+                CertKind::Host => CertType::Host,
+            })
+        })
+        .map_err(invalid)?;
+    for principal in &plan.principals {
+        builder.valid_principal(principal).map_err(invalid)?;
+    }
+    for (name, value) in &plan.extensions {
+        builder.extension(name, value).map_err(invalid)?;
+    }
+    for (name, value) in &plan.critical_options {
+        builder.critical_option(name, value).map_err(invalid)?;
+    }
+    let signer = BlockingSigner { ca, runtime: tokio::runtime::Handle::current(), failure: StdMutex::new(None) };
+    tokio::task::spawn_blocking(move || {
+        let signed = builder.sign(&signer);
+        match (signed, signer.failure.into_inner().unwrap_or(None)) {
+            (Ok(certificate), _) => Ok(certificate),
+            (Err(_), Some(ca_error)) => Err(IssueError::from(ca_error)),
+            (Err(err), None) => Err(IssueError::Unavailable(format!("signing failed: {err}"))),
+        }
+    })
+    .await
+    .map_err(|err| IssueError::Unavailable(format!("the signing task failed: {err}")))?
+}
+
+/// Adapts an async [`Signer`] to the synchronous `signature::Signer` that `ssh_key` calls, keeping
+/// the CA's own error (which `signature::Error` would erase) for the caller.
+struct BlockingSigner {
+    ca: Arc<dyn Signer>,
+    runtime: tokio::runtime::Handle,
+    failure: StdMutex<Option<CaError>>,
+}
+
+impl signature::Signer<Signature> for BlockingSigner {
+    fn try_sign(&self, message: &[u8]) -> Result<Signature, signature::Error> {
+        self.runtime.block_on(self.ca.sign(message)).map_err(|err| {
+            *self.failure.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(err);
+            signature::Error::new()
+        })
+    }
+}
+
+impl From<&BlockingSigner> for KeyData {
+    fn from(signer: &BlockingSigner) -> KeyData {
+        signer.ca.public_key().clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use async_trait::async_trait;
+    use ssh_key::{Algorithm, PrivateKey};
+
+    use super::*;
+    use crate::ca::LocalSigner;
+    use crate::policy::CaKeyRef;
+    use crate::store::memory::MemoryStore;
+
+    /// CA keys generated in memory; `fail` makes signing fail like an unreachable KMS.
+    struct TestKeys {
+        key: Arc<LocalSigner>,
+        fail: AtomicBool,
+    }
+
+    struct FailingSigner(KeyData);
+
+    #[async_trait]
+    impl Signer for FailingSigner {
+        fn public_key(&self) -> &KeyData {
+            &self.0
+        }
+        async fn sign(&self, _: &[u8]) -> Result<Signature, CaError> {
+            Err(CaError::Kms("connection refused".into()))
+        }
+    }
+
+    #[async_trait]
+    impl CaKeys for TestKeys {
+        async fn load(&self, _: &str, _: &CaKeyRef) -> Result<Arc<dyn Signer>, CaError> {
+            if self.fail.load(Ordering::SeqCst) {
+                return Ok(Arc::new(FailingSigner(self.key.public_key().clone())));
+            }
+            Ok(self.key.clone())
+        }
+    }
+
+    async fn setup() -> (Arc<MemoryStore>, Arc<TestKeys>, Issuer) {
+        let store = Arc::new(MemoryStore::default());
+        let mut policy = Policy::new("staging");
+        policy.user_ca = Some(CaKeyRef::Kms { key_id: "test".into() });
+        policy.default_principals = vec!["deploy".into()];
+        policy.allowed_principals = vec!["deploy".into()];
+        store
+            .put(&layout::policy("staging"), serde_json::to_vec(&policy).unwrap(), Condition::Always)
+            .await
+            .unwrap();
+        let key = PrivateKey::random(&mut OsRng, Algorithm::Ed25519).unwrap();
+        let keys = Arc::new(TestKeys { key: Arc::new(LocalSigner::new(key)), fail: AtomicBool::new(false) });
+        let issuer = Issuer::new(store.clone(), keys.clone());
+        (store, keys, issuer)
+    }
+
+    fn request(public_key: &str) -> SignRequest {
+        SignRequest {
+            environment: "staging".into(),
+            username: "jane@example.com".into(),
+            public_key: Some(public_key.into()),
+            reason: "unit test".into(),
+            ..Default::default()
+        }
+    }
+
+    fn user_key() -> String {
+        PrivateKey::random(&mut OsRng, Algorithm::Ed25519).unwrap().public_key().to_openssh().unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn issues_a_verifiable_certificate_with_audit_and_cached_key() {
+        let (store, keys, issuer) = setup().await;
+        let response = issuer.issue(&request(&user_key()), &Caller::default()).await.unwrap();
+        assert_eq!(response.serial, 1);
+        assert_eq!(response.key_id, "jane@example.com#1");
+        let certificate = Certificate::from_openssh(&response.certificate).unwrap();
+        let ca_fingerprint = keys.key.public_key().fingerprint(HashAlg::Sha256);
+        certificate.validate([&ca_fingerprint]).unwrap();
+        assert_eq!(certificate.valid_principals(), ["deploy"]);
+        let objects = store.keys();
+        assert!(objects.iter().any(|k| k.starts_with("audit/staging/") && k.ends_with("00000000000000000001-issued.json")), "{objects:?}");
+        assert!(objects.contains(&"certs/staging/jane@example.com/00000000000000000001-cert.pub".to_owned()));
+        assert!(objects.contains(&"keys/staging/jane@example.com.pub".to_owned()));
+        // the cached key serves the next request
+        let again = issuer.issue(&SignRequest { public_key: None, ..request("") }, &Caller::default()).await.unwrap();
+        assert_eq!(again.serial, 2);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_failed_signature_voids_the_serial_and_writes_no_certificate() {
+        let (store, keys, issuer) = setup().await;
+        keys.fail.store(true, Ordering::SeqCst);
+        let err = issuer.issue(&request(&user_key()), &Caller::default()).await.unwrap_err();
+        assert_eq!(err.error_type(), "Unavailable", "{err}");
+        let objects = store.keys();
+        assert!(objects.iter().any(|k| k.ends_with("00000000000000000001-void.json")), "{objects:?}");
+        assert!(!objects.iter().any(|k| k.starts_with("certs/")), "{objects:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn bad_input_burns_no_serial() {
+        let (store, _, issuer) = setup().await;
+        let bad = [
+            SignRequest { username: "../x".into(), ..request(&user_key()) },
+            SignRequest { reason: String::new(), ..request(&user_key()) },
+            SignRequest { principals: Some(vec!["root".into()]), ..request(&user_key()) },
+            SignRequest { environment: "nope".into(), ..request(&user_key()) },
+            request("ssh-ed25519 AAAAgarbage"),
+            request(include_str!("../testdata/rsa1024.pub")),
+        ];
+        for case in bad {
+            assert!(issuer.issue(&case, &Caller::default()).await.is_err(), "{case:?} accepted");
+        }
+        assert_eq!(store.keys(), [layout::policy("staging")], "bad input wrote something");
+    }
+
+    #[test]
+    fn public_key_mistakes_are_named() {
+        let cert_line = "ssh-ed25519-cert-v01@openssh.com AAAA";
+        assert!(parse_public_key(cert_line).unwrap_err().to_string().contains("certificate"));
+        assert!(parse_public_key("-----BEGIN OPENSSH PRIVATE KEY-----").unwrap_err().to_string().contains("private key"));
+        let two_lines = format!("{}\n{}", user_key(), user_key());
+        assert!(parse_public_key(&two_lines).unwrap_err().to_string().contains("several lines"));
+    }
+}

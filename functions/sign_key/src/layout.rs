@@ -1,0 +1,36 @@
+//! Where everything lives in the bucket. Environment and user names are validated before they
+//! get here (see [`crate::request`]), so they cannot escape their prefix.
+
+/// The environment's policy, written by `sshca init`.
+pub fn policy(environment: &str) -> String {
+    format!("config/{environment}.json")
+}
+
+/// The environment's serial counter (compare-and-swap on its entity tag).
+pub fn serial_counter(environment: &str) -> String {
+    format!("serial/{environment}.json")
+}
+
+/// A sealed (KMS-encrypted) Ed25519 CA private key.
+pub fn sealed_ca_key(environment: &str, role: &str) -> String {
+    format!("ca/{environment}/{role}-ed25519.sealed")
+}
+
+/// One audit record. Serials are zero-padded so that a day's records list in issuance order;
+/// the date prefix lets a reader list only the days it wants.
+pub fn audit_entry(environment: &str, date: (i32, u8, u8), serial: u64, event: &str) -> String {
+    let (year, month, day) = date;
+    format!("audit/{environment}/{year:04}/{month:02}/{day:02}/{serial:020}-{event}.json")
+}
+
+pub fn certificate(environment: &str, username: &str, serial: u64) -> String {
+    format!("certs/{environment}/{username}/{serial:020}-cert.pub")
+}
+
+/// The public key cache: per environment, or for every environment when `environment` is `None`.
+pub fn cached_public_key(environment: Option<&str>, username: &str) -> String {
+    match environment {
+        Some(environment) => format!("keys/{environment}/{username}.pub"),
+        None => format!("keys/_all/{username}.pub"),
+    }
+}

@@ -1,0 +1,30 @@
+//! `sign_key`: the issuing core of sshca, a serverless SSH certificate authority.
+//!
+//! A [`SignRequest`] is checked against the environment's [`Policy`] (stored in S3), given a
+//! serial from the environment's counter (S3 conditional writes), signed by the environment's CA
+//! key (held in KMS, never exported), recorded in the audit trail, stored, and answered with a
+//! presigned download link ([`SignResponse`]). The Lambda function (`main.rs`) and `sshca sign
+//! --local` run the very same [`Issuer::issue`].
+//!
+//! Storage and signing sit behind the [`Store`] and [`Signer`] traits; [`aws::Aws`] builds the
+//! real S3 and KMS implementations.
+
+pub mod admin;
+pub mod audit;
+pub mod aws;
+pub mod ca;
+pub mod error;
+pub mod issuer;
+pub mod lambda;
+pub mod layout;
+pub mod policy;
+pub mod request;
+pub mod serial;
+pub mod store;
+
+pub use ca::{CaKeys, Signer};
+pub use error::IssueError;
+pub use issuer::{Caller, Issuer};
+pub use policy::{CaKeyRef, Policy};
+pub use request::{CertKind, SignRequest, SignResponse};
+pub use store::{S3Store, Store};

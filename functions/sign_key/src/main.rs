@@ -1,0 +1,20 @@
+//! The `sign_key` Lambda function: builds the AWS clients once per container and serves
+//! invocations with [`sign_key::lambda::handle`].
+
+use std::sync::Arc;
+
+use lambda_runtime::service_fn;
+use sign_key::aws::Aws;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    sign_key::lambda::init_logging();
+    let bucket = std::env::var("SSHCA_BUCKET")
+        .map_err(|_| "SSHCA_BUCKET is not set: set it to the bucket that holds the CA's policy, serials and audit trail")?;
+    let issuer = Arc::new(Aws::from_env().await.issuer(&bucket));
+    lambda_runtime::run(service_fn(move |event| {
+        let issuer = issuer.clone();
+        async move { sign_key::lambda::handle(&issuer, event).await }
+    }))
+    .await
+}

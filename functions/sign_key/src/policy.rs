@@ -1,0 +1,508 @@
+//! The per-environment policy (`config/<env>.json`) and its judgement of a request: which
+//! principals, validity, extensions and critical options a certificate gets, or why not.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use ssh_key::public::KeyData;
+use ssh_key::{Algorithm, PublicKey};
+
+use crate::error::IssueError;
+use crate::request::{self, CertKind, SignRequest};
+
+/// How to reach a CA private key. It never leaves KMS, or leaves S3 only sealed by KMS.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum CaKeyRef {
+    /// An asymmetric SIGN_VERIFY key in KMS (ECC_NIST_P256, ECC_NIST_P384, RSA_3072/4096,
+    /// ECC_NIST_EDWARDS25519 where KMS offers it).
+    Kms { key_id: String },
+    /// An Ed25519 private key encrypted with KMS `Encrypt`, stored at `object` in the bucket
+    /// (for KMS deployments without Ed25519 keys, as Netflix BLESS does).
+    SealedEd25519 { object: String },
+}
+
+fn default_extensions() -> BTreeMap<String, String> {
+    ["permit-X11-forwarding", "permit-agent-forwarding", "permit-port-forwarding", "permit-pty", "permit-user-rc"]
+        .into_iter()
+        .map(|name| (name.to_owned(), String::new()))
+        .collect()
+}
+
+fn default_allowed_extensions() -> Vec<String> {
+    default_extensions().into_keys().collect()
+}
+
+fn default_key_types() -> Vec<String> {
+    ["ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521", "ssh-rsa"]
+        .into_iter()
+        .map(str::to_owned)
+        .collect()
+}
+
+const fn default_min_rsa_bits() -> u32 {
+    ABSOLUTE_MIN_RSA_BITS
+}
+const fn default_ttl() -> u64 {
+    2 * 3600
+}
+const fn default_max_ttl() -> u64 {
+    24 * 3600
+}
+const fn default_host_max_ttl() -> u64 {
+    90 * 24 * 3600
+}
+const fn default_backdate() -> u64 {
+    30
+}
+const fn default_url_ttl() -> u64 {
+    2 * 3600
+}
+
+/// RSA keys below this size are refused whatever the policy says.
+pub const ABSOLUTE_MIN_RSA_BITS: u32 = 2048;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    pub environment: String,
+    pub user_ca: Option<CaKeyRef>,
+    pub host_ca: Option<CaKeyRef>,
+    /// Principals of a user certificate when the request names none.
+    #[serde(default)]
+    pub default_principals: Vec<String>,
+    /// Patterns (`*` and `?` wildcards) a user certificate's principals must match.
+    #[serde(default)]
+    pub allowed_principals: Vec<String>,
+    /// Patterns a host certificate's principals (host names, addresses) must match.
+    #[serde(default)]
+    pub allowed_host_principals: Vec<String>,
+    #[serde(default = "default_ttl")]
+    pub default_ttl: u64,
+    #[serde(default = "default_max_ttl")]
+    pub max_ttl: u64,
+    #[serde(default = "default_host_max_ttl")]
+    pub host_max_ttl: u64,
+    #[serde(default = "default_extensions")]
+    pub default_extensions: BTreeMap<String, String>,
+    #[serde(default = "default_allowed_extensions")]
+    pub allowed_extensions: Vec<String>,
+    #[serde(default)]
+    pub allowed_critical_options: Vec<String>,
+    /// Public key types that may be certified (`ssh-rsa` means RSA keys, signed with SHA-512).
+    #[serde(default = "default_key_types")]
+    pub allowed_key_types: Vec<String>,
+    #[serde(default = "default_min_rsa_bits")]
+    pub min_rsa_bits: u32,
+    /// `valid_after` is set this many seconds in the past, for servers whose clocks run behind.
+    #[serde(default = "default_backdate")]
+    pub backdate_seconds: u64,
+    /// Lifetime of the download link; never longer than the certificate.
+    #[serde(default = "default_url_ttl")]
+    pub url_ttl: u64,
+}
+
+impl Policy {
+    /// A policy with the defaults and no CA keys yet.
+    pub fn new(environment: &str) -> Self {
+        Self {
+            environment: environment.to_owned(),
+            user_ca: None,
+            host_ca: None,
+            default_principals: Vec::new(),
+            allowed_principals: Vec::new(),
+            allowed_host_principals: Vec::new(),
+            default_ttl: default_ttl(),
+            max_ttl: default_max_ttl(),
+            host_max_ttl: default_host_max_ttl(),
+            default_extensions: default_extensions(),
+            allowed_extensions: default_allowed_extensions(),
+            allowed_critical_options: Vec::new(),
+            allowed_key_types: default_key_types(),
+            min_rsa_bits: default_min_rsa_bits(),
+            backdate_seconds: default_backdate(),
+            url_ttl: default_url_ttl(),
+        }
+    }
+
+    /// Checks that the policy itself makes sense, so that a bad `sshca init` fails at once.
+    pub fn validate(&self) -> Result<(), IssueError> {
+        request::check_environment(&self.environment)?;
+        let problem = |message: String| Err(IssueError::Configuration(message));
+        if self.default_ttl == 0 || self.default_ttl > self.max_ttl {
+            return problem(format!(
+                "default TTL {}s must be above 0 and at most the max TTL {}s",
+                self.default_ttl, self.max_ttl
+            ));
+        }
+        if self.min_rsa_bits < ABSOLUTE_MIN_RSA_BITS {
+            return problem(format!("min_rsa_bits {} is below {ABSOLUTE_MIN_RSA_BITS}: RSA keys that small are refused anyway", self.min_rsa_bits));
+        }
+        for principal in &self.default_principals {
+            request::check_principal(principal)?;
+            if !matches_any(&self.allowed_principals, principal) {
+                return problem(format!("default principal {principal:?} is not among the allowed principals"));
+            }
+        }
+        for name in self.default_extensions.keys() {
+            if !self.allowed_extensions.contains(name) {
+                return problem(format!("default extension {name:?} is not among the allowed extensions"));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn ca(&self, kind: CertKind) -> Result<&CaKeyRef, IssueError> {
+        let (ca, flag) = match kind {
+            CertKind::User => (&self.user_ca, "--user-ca-key"),
+            CertKind::Host => (&self.host_ca, "--host-ca-key"),
+        };
+        ca.as_ref().ok_or_else(|| {
+            IssueError::Configuration(format!(
+                "environment {:?} has no {} CA: set one with `sshca init {} {flag} KMS_KEY_ID` (or --create-keys)",
+                self.environment,
+                kind.as_str(),
+                self.environment
+            ))
+        })
+    }
+
+    /// Refuses public keys the environment does not accept: DSA always, RSA below the minimum size,
+    /// and any type not in `allowed_key_types`.
+    pub fn check_public_key(&self, key: &PublicKey) -> Result<(), IssueError> {
+        let algorithm = key.algorithm();
+        if algorithm == Algorithm::Dsa {
+            return Err(IssueError::InvalidPublicKey(
+                "DSA keys are insecure and refused: generate a new key with `ssh-keygen -t ed25519`".into(),
+            ));
+        }
+        if let KeyData::Rsa(rsa) = key.key_data() {
+            let bits = mpint_bits(rsa.n.as_positive_bytes().unwrap_or_default());
+            let minimum = self.min_rsa_bits.max(ABSOLUTE_MIN_RSA_BITS);
+            if bits < minimum {
+                return Err(IssueError::InvalidPublicKey(format!(
+                    "this RSA key has {bits} bits; at least {minimum} are required: generate a new key with `ssh-keygen -t ed25519` (or `-t rsa -b 3072`)"
+                )));
+            }
+        }
+        let name = algorithm.as_str();
+        if !self.allowed_key_types.iter().any(|allowed| allowed == name) {
+            return Err(IssueError::PolicyViolation(format!(
+                "key type {name} is not allowed in environment {:?} (allowed: {}): use one of those",
+                self.environment,
+                self.allowed_key_types.join(", ")
+            )));
+        }
+        Ok(())
+    }
+
+    /// Decides what the certificate will say, or why the request is refused.
+    pub fn plan(&self, request: &SignRequest, now: u64) -> Result<Plan, IssueError> {
+        let principals = self.principals(request)?;
+        let (valid_after, valid_before) = self.validity(request, now)?;
+        let (extensions, critical_options) = self.options(request)?;
+        let url_expires_at = valid_before.min(now + self.url_ttl);
+        Ok(Plan { principals, valid_after, valid_before, extensions, critical_options, url_expires_at })
+    }
+
+    fn principals(&self, request: &SignRequest) -> Result<Vec<String>, IssueError> {
+        let (requested, allowed, what) = match request.cert_type {
+            CertKind::User => (
+                request.principals.clone().unwrap_or_else(|| self.default_principals.clone()),
+                &self.allowed_principals,
+                "allowed_principals",
+            ),
+            CertKind::Host => (
+                request.principals.clone().unwrap_or_default(),
+                &self.allowed_host_principals,
+                "allowed_host_principals",
+            ),
+        };
+        if requested.is_empty() {
+            return Err(IssueError::InvalidRequest(match request.cert_type {
+                CertKind::User => format!(
+                    "no principals: name them with --principal, or give environment {:?} default principals (`sshca init {} --principals …`)",
+                    self.environment, self.environment
+                ),
+                CertKind::Host => "a host certificate needs the host's names as principals (-n web1.example.com,10.0.0.5)".into(),
+            }));
+        }
+        if requested.len() > request::MAX_PRINCIPALS {
+            return Err(IssueError::InvalidRequest(format!(
+                "{} principals requested; at most {} fit in one certificate",
+                requested.len(),
+                request::MAX_PRINCIPALS
+            )));
+        }
+        for principal in &requested {
+            request::check_principal(principal)?;
+            if !matches_any(allowed, principal) {
+                return Err(IssueError::PolicyViolation(format!(
+                    "principal {principal:?} is not allowed in environment {:?} (allowed: {}): ask for an allowed one, or add it to {what} with `sshca init`",
+                    self.environment,
+                    if allowed.is_empty() { "none".to_owned() } else { allowed.join(", ") }
+                )));
+            }
+        }
+        let mut principals = requested;
+        principals.dedup();
+        Ok(principals)
+    }
+
+    fn validity(&self, request: &SignRequest, now: u64) -> Result<(u64, u64), IssueError> {
+        let max_ttl = match request.cert_type {
+            CertKind::User => self.max_ttl,
+            CertKind::Host => self.host_max_ttl,
+        };
+        let invalid = |message: String| Err(IssueError::InvalidRequest(message));
+        if request.ttl == Some(0) {
+            return invalid("ttl must be above 0 seconds (e.g. -t +2h)".into());
+        }
+        if request.ttl.is_some() && request.valid_before.is_some() {
+            return invalid("give either ttl or valid_before, not both".into());
+        }
+        let valid_after = match request.valid_after {
+            Some(after) => after,
+            None => now.saturating_sub(self.backdate_seconds),
+        };
+        let start = request.valid_after.unwrap_or(now);
+        let valid_before = match (request.valid_before, request.ttl) {
+            (Some(before), _) => before,
+            (None, ttl) => start.checked_add(ttl.unwrap_or(self.default_ttl)).ok_or_else(|| {
+                IssueError::InvalidRequest("ttl is too large: it overflows the clock".into())
+            })?,
+        };
+        if valid_after >= valid_before {
+            return invalid(format!(
+                "valid_after ({valid_after}) must be before valid_before ({valid_before})"
+            ));
+        }
+        if valid_before <= now {
+            return invalid(format!(
+                "the certificate would already have expired (valid_before {valid_before} is not after now, {now}): ask for a time in the future"
+            ));
+        }
+        // The backdate is slack for clock skew, not lifetime the requester asked for.
+        let lifetime = valid_before - valid_after.max(now.saturating_sub(self.backdate_seconds));
+        if lifetime > max_ttl + self.backdate_seconds {
+            return Err(IssueError::PolicyViolation(format!(
+                "a validity of {} is longer than the {} allowed for {} certificates in environment {:?}: ask for a shorter one",
+                human_duration(lifetime - self.backdate_seconds.min(lifetime)),
+                human_duration(max_ttl),
+                request.cert_type.as_str(),
+                self.environment
+            )));
+        }
+        Ok((valid_after, valid_before))
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn options(
+        &self,
+        request: &SignRequest,
+    ) -> Result<(BTreeMap<String, String>, BTreeMap<String, String>), IssueError> {
+        let extensions = match (&request.extensions, request.cert_type) {
+            (Some(requested), _) => requested.clone(),
+            (None, CertKind::User) => self.default_extensions.clone(),
+            (None, CertKind::Host) => BTreeMap::new(),
+        };
+        if request.cert_type == CertKind::Host && !extensions.is_empty() {
+            return Err(IssueError::InvalidRequest(
+                "host certificates carry no extensions: drop them from the request".into(),
+            ));
+        }
+        for (name, value) in &extensions {
+            request::check_option("extension", name, value)?;
+            if !self.allowed_extensions.contains(name) {
+                return Err(IssueError::PolicyViolation(format!(
+                    "extension {name:?} is not allowed in environment {:?} (allowed: {})",
+                    self.environment,
+                    self.allowed_extensions.join(", ")
+                )));
+            }
+        }
+        let critical_options = request.critical_options.clone().unwrap_or_default();
+        if request.cert_type == CertKind::Host && !critical_options.is_empty() {
+            return Err(IssueError::InvalidRequest(
+                "host certificates carry no critical options: drop them from the request".into(),
+            ));
+        }
+        for (name, value) in &critical_options {
+            request::check_option("critical option", name, value)?;
+            if !self.allowed_critical_options.contains(name) {
+                return Err(IssueError::PolicyViolation(format!(
+                    "critical option {name:?} is not allowed in environment {:?} (allowed: {})",
+                    self.environment,
+                    if self.allowed_critical_options.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        self.allowed_critical_options.join(", ")
+                    }
+                )));
+            }
+        }
+        Ok((extensions, critical_options))
+    }
+}
+
+/// What the policy decided a certificate says.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub principals: Vec<String>,
+    pub valid_after: u64,
+    pub valid_before: u64,
+    pub extensions: BTreeMap<String, String>,
+    pub critical_options: BTreeMap<String, String>,
+    pub url_expires_at: u64,
+}
+
+fn matches_any(patterns: &[String], name: &str) -> bool {
+    patterns.iter().any(|pattern| wildcard_match(pattern.as_bytes(), name.as_bytes()))
+}
+
+/// OpenSSH-style pattern: `*` matches any run of characters, `?` exactly one. Written by hand
+/// because the only rule needed is this one, and a glob crate would add path semantics
+/// (`/` handling, character classes) that principals must not have.
+fn wildcard_match(pattern: &[u8], name: &[u8]) -> bool {
+    let (mut p, mut n) = (0, 0);
+    let mut backtrack: Option<(usize, usize)> = None;
+    while n < name.len() {
+        match pattern.get(p) {
+            Some(b'*') => {
+                backtrack = Some((p, n));
+                p += 1;
+            }
+            Some(&c) if c == b'?' || c == name[n] => {
+                p += 1;
+                n += 1;
+            }
+            _ => match backtrack {
+                Some((star, matched)) => {
+                    p = star + 1;
+                    n = matched + 1;
+                    backtrack = Some((star, matched + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    pattern[p..].iter().all(|&c| c == b'*')
+}
+
+fn mpint_bits(bytes: &[u8]) -> u32 {
+    match bytes.iter().position(|&b| b != 0) {
+        Some(first) => (bytes.len() - first) as u32 * 8 - bytes[first].leading_zeros(),
+        None => 0,
+    }
+}
+
+pub fn human_duration(seconds: u64) -> String {
+    match seconds {
+        s if s % 86_400 == 0 && s >= 86_400 => format!("{}d", s / 86_400),
+        s if s % 3600 == 0 && s >= 3600 => format!("{}h", s / 3600),
+        s if s % 60 == 0 && s >= 60 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> Policy {
+        let mut policy = Policy::new("staging");
+        policy.default_principals = vec!["deploy".into()];
+        policy.allowed_principals = vec!["deploy".into(), "web-*".into()];
+        policy
+    }
+
+    fn request() -> SignRequest {
+        SignRequest {
+            environment: "staging".into(),
+            username: "jane".into(),
+            reason: "testing".into(),
+            ..Default::default()
+        }
+    }
+
+    const NOW: u64 = 1_800_000_000;
+
+    #[test]
+    fn wildcards_follow_openssh() {
+        assert!(wildcard_match(b"web-*", b"web-1"));
+        assert!(wildcard_match(b"*", b"anything"));
+        assert!(wildcard_match(b"a?c", b"abc"));
+        assert!(wildcard_match(b"*.example.com", b"a.b.example.com"));
+        assert!(!wildcard_match(b"web-*", b"db-1"));
+        assert!(!wildcard_match(b"deploy", b"deployer"));
+        assert!(!wildcard_match(b"*.example.com", b"example.com"));
+    }
+
+    #[test]
+    fn defaults_fill_in_principals_validity_and_extensions() {
+        let plan = policy().plan(&request(), NOW).unwrap();
+        assert_eq!(plan.principals, ["deploy"]);
+        assert_eq!(plan.valid_after, NOW - 30);
+        assert_eq!(plan.valid_before, NOW + 2 * 3600);
+        assert!(plan.extensions.contains_key("permit-pty"));
+        assert_eq!(plan.url_expires_at, NOW + 2 * 3600);
+    }
+
+    #[test]
+    fn url_never_outlives_the_certificate() {
+        let plan = policy().plan(&SignRequest { ttl: Some(600), ..request() }, NOW).unwrap();
+        assert_eq!(plan.url_expires_at, NOW + 600);
+    }
+
+    #[test]
+    fn principals_outside_policy_are_refused() {
+        let err = policy()
+            .plan(&SignRequest { principals: Some(vec!["root".into()]), ..request() }, NOW)
+            .unwrap_err();
+        assert_eq!(err.error_type(), "PolicyViolation");
+        assert!(err.to_string().contains("\"root\""), "{err}");
+    }
+
+    #[test]
+    fn bad_validity_is_refused() {
+        let p = policy();
+        let cases = [
+            SignRequest { ttl: Some(0), ..request() },
+            SignRequest { ttl: Some(25 * 3600), ..request() },
+            SignRequest { ttl: Some(100 * 365 * 86_400), ..request() },
+            SignRequest { ttl: Some(u64::MAX), ..request() },
+            SignRequest { valid_after: Some(NOW + 100), valid_before: Some(NOW + 50), ..request() },
+            SignRequest { valid_before: Some(NOW - 1), ..request() },
+            SignRequest { valid_before: Some(NOW + 10), ttl: Some(10), ..request() },
+        ];
+        for case in cases {
+            assert!(p.plan(&case, NOW).is_err(), "{case:?} accepted");
+        }
+        // exactly the maximum is fine
+        p.plan(&SignRequest { ttl: Some(24 * 3600), ..request() }, NOW).unwrap();
+    }
+
+    #[test]
+    fn options_must_be_allowed() {
+        let mut force = BTreeMap::new();
+        force.insert("force-command".to_owned(), "/bin/sh".to_owned());
+        let err = policy()
+            .plan(&SignRequest { critical_options: Some(force.clone()), ..request() }, NOW)
+            .unwrap_err();
+        assert_eq!(err.error_type(), "PolicyViolation");
+        let mut allowing = policy();
+        allowing.allowed_critical_options.push("force-command".into());
+        let plan = allowing.plan(&SignRequest { critical_options: Some(force), ..request() }, NOW).unwrap();
+        assert_eq!(plan.critical_options["force-command"], "/bin/sh");
+    }
+
+    #[test]
+    fn dsa_and_small_rsa_keys_are_refused() {
+        let p = policy();
+        let small_rsa = PublicKey::from_openssh(include_str!("../testdata/rsa1024.pub")).unwrap();
+        let err = p.check_public_key(&small_rsa).unwrap_err();
+        assert!(err.to_string().contains("1024 bits"), "{err}");
+        let dsa = PublicKey::from_openssh(include_str!("../testdata/dsa.pub")).unwrap();
+        assert!(p.check_public_key(&dsa).unwrap_err().to_string().contains("DSA"));
+    }
+}

@@ -1,0 +1,223 @@
+//! The signing request and response (the JSON contract of `sign_key`), and the syntax checks
+//! that do not need the environment's policy.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::IssueError;
+
+pub const MAX_REASON_CHARS: usize = 256;
+const MAX_USERNAME_CHARS: usize = 128;
+const MAX_ENVIRONMENT_CHARS: usize = 63;
+const MAX_PRINCIPAL_CHARS: usize = 255;
+pub const MAX_PRINCIPALS: usize = 256;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CertKind {
+    #[default]
+    User,
+    Host,
+}
+
+impl CertKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CertKind::User => "user",
+            CertKind::Host => "host",
+        }
+    }
+}
+
+/// A request to certify a public key. Times are Unix seconds; `ttl` is seconds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignRequest {
+    pub environment: String,
+    pub username: String,
+    /// OpenSSH one-line public key; when absent the cached key of the user is used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<String>,
+    /// When absent, the environment's default principals (user certificates).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principals: Option<Vec<String>>,
+    #[serde(default)]
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_after: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_before: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<u64>,
+    #[serde(default)]
+    pub cert_type: CertKind,
+    /// When absent, the environment's default extensions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extensions: Option<BTreeMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub critical_options: Option<BTreeMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_by: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SignResponse {
+    pub serial: u64,
+    pub key_id: String,
+    /// The certificate in OpenSSH one-line format.
+    pub certificate: String,
+    pub download_url: String,
+    pub url_expires_at: u64,
+    pub valid_after: u64,
+    pub valid_before: u64,
+    pub ca_fingerprint: String,
+}
+
+/// Environment names become S3 prefixes: lower-case letters, digits, `-` and `_`.
+pub fn check_environment(environment: &str) -> Result<(), IssueError> {
+    let ok = !environment.is_empty()
+        && environment.len() <= MAX_ENVIRONMENT_CHARS
+        && environment.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && environment
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(IssueError::InvalidRequest(format!(
+            "environment {environment:?} is not a valid name: use 1-{MAX_ENVIRONMENT_CHARS} lower-case letters, digits, '-' or '_', starting with a letter or digit (e.g. staging)"
+        )))
+    }
+}
+
+/// User names become part of S3 keys and of the certificate's key id.
+pub fn check_username(username: &str) -> Result<(), IssueError> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@' | '+');
+    let ok = !username.is_empty()
+        && username.chars().count() <= MAX_USERNAME_CHARS
+        && username.chars().all(allowed)
+        && !username.starts_with('.')
+        && !username.contains("..");
+    if ok {
+        Ok(())
+    } else {
+        Err(IssueError::InvalidRequest(format!(
+            "user name {:?} is not valid: use 1-{MAX_USERNAME_CHARS} characters from letters, digits, '.', '_', '-', '@', '+' (no '/', no '..', not starting with '.'), e.g. jane@example.com",
+            truncate_for_message(username)
+        )))
+    }
+}
+
+pub fn check_reason(reason: &str) -> Result<(), IssueError> {
+    if reason.trim().is_empty() {
+        return Err(IssueError::InvalidRequest(
+            "a reason is required: say why this certificate is needed (-r 'deploy hotfix #123')".into(),
+        ));
+    }
+    if reason.chars().count() > MAX_REASON_CHARS {
+        return Err(IssueError::InvalidRequest(format!(
+            "the reason is {} characters long; keep it to {MAX_REASON_CHARS}",
+            reason.chars().count()
+        )));
+    }
+    if reason.chars().any(char::is_control) {
+        return Err(IssueError::InvalidRequest(
+            "the reason contains control characters (newline, tab, NUL…): write it on one line".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Principals are user or host names as OpenSSH compares them: printable ASCII, no list
+/// separators or pattern characters (patterns belong in the policy, not in a certificate).
+pub fn check_principal(principal: &str) -> Result<(), IssueError> {
+    let bad = principal
+        .chars()
+        .find(|&c| !c.is_ascii_graphic() || matches!(c, ',' | '*' | '?' | '!'));
+    if principal.is_empty() || principal.len() > MAX_PRINCIPAL_CHARS || bad.is_some() {
+        return Err(IssueError::InvalidRequest(format!(
+            "principal {:?} is not valid: a principal is 1-{MAX_PRINCIPAL_CHARS} printable ASCII characters without whitespace, ',', '*', '?' or '!'{}",
+            truncate_for_message(principal),
+            bad.map(|c| format!(" (found {c:?})")).unwrap_or_default()
+        )));
+    }
+    Ok(())
+}
+
+/// Names and values of extensions and critical options go into the certificate verbatim.
+pub fn check_option(kind: &str, name: &str, value: &str) -> Result<(), IssueError> {
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_graphic()) {
+        return Err(IssueError::InvalidRequest(format!(
+            "{kind} name {:?} is not valid: use printable ASCII without whitespace",
+            truncate_for_message(name)
+        )));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(IssueError::InvalidRequest(format!(
+            "the value of {kind} {name:?} contains control characters: remove them"
+        )));
+    }
+    Ok(())
+}
+
+/// Keeps error messages readable when the offending input is huge.
+pub(crate) fn truncate_for_message(text: &str) -> String {
+    const MAX: usize = 64;
+    if text.chars().count() <= MAX {
+        text.to_owned()
+    } else {
+        format!("{}…", text.chars().take(MAX).collect::<String>())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames_cannot_escape_their_prefix() {
+        for bad in ["", "a/b", "..", "a..b", ".hidden", "a%2Fb", "tab\tx", "nul\0", "é", &"x".repeat(10_000)] {
+            assert!(check_username(bad).is_err(), "{bad:?} accepted");
+        }
+        for good in ["jane", "jane@example.com", "ci-bot_2", "a.b+c"] {
+            check_username(good).unwrap();
+        }
+    }
+
+    #[test]
+    fn environment_names_are_plain() {
+        for bad in ["", "Prod", "../x", "a/b", "_all", "-x", "a b"] {
+            assert!(check_environment(bad).is_err(), "{bad:?} accepted");
+        }
+        check_environment("staging").unwrap();
+        check_environment("prod-eu_1").unwrap();
+    }
+
+    #[test]
+    fn principals_reject_separators_patterns_and_lookalikes() {
+        for bad in ["", "a,b", "a b", "a\nb", "nul\0", "*", "web?", "rооt", &"x".repeat(300)] {
+            assert!(check_principal(bad).is_err(), "{bad:?} accepted");
+        }
+        check_principal("deploy").unwrap();
+        check_principal("web1.example.com").unwrap();
+    }
+
+    #[test]
+    fn reasons_are_required_short_and_one_line() {
+        assert!(check_reason("").is_err());
+        assert!(check_reason("   ").is_err());
+        assert!(check_reason(&"x".repeat(257)).is_err());
+        assert!(check_reason("a\nb").is_err());
+        check_reason(&"x".repeat(256)).unwrap();
+    }
+
+    #[test]
+    fn request_json_rejects_unknown_fields() {
+        let err = serde_json::from_str::<SignRequest>(
+            r#"{"environment":"e","username":"u","reason":"r","principal":["x"]}"#,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("unknown field `principal`"), "{err}");
+    }
+}

