@@ -13,8 +13,9 @@ SW_PORT=${SW_PORT:-8333}
 LS_PORT=4566
 # One credential pair for both servers: the CLI builds its S3 and KMS clients from one AWS config,
 # as it does against real AWS. SeaweedFS must have credentials, or it lets anyone read and write.
-ACCESS_KEY=sshcatest
-SECRET_KEY=sshcatestsecret
+# LocalStack checks presigned URLs against the secret "test" whatever the access key, so test/test.
+ACCESS_KEY=test
+SECRET_KEY=test
 
 log() { printf 'servers: %s\n' "$*" >&2; }
 
