@@ -1,1 +1,302 @@
+//! The test rig of sshca's integration tests: the real S3 servers (LocalStack, SeaweedFS) and
+//! KMS (LocalStack) that `scripts/servers.sh start` runs, a real `sshd` per test, the real
+//! `sshca` / `get_key` binaries, and OpenSSH's own tools to judge the results.
+//!
+//! A test that needs a server it cannot reach fails with a message saying how to start it: it
+//! never passes by skipping.
 
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub use tempfile::TempDir;
+
+pub const KMS_ENDPOINT_DEFAULT: &str = "http://127.0.0.1:4566";
+
+/// The S3 implementations every storage test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum S3Server {
+    LocalStack,
+    SeaweedFs,
+}
+
+impl S3Server {
+    pub const ALL: [S3Server; 2] = [S3Server::LocalStack, S3Server::SeaweedFs];
+
+    pub fn endpoint(self) -> String {
+        let (var, default) = match self {
+            S3Server::LocalStack => ("SSHCA_TEST_LOCALSTACK", "http://127.0.0.1:4566"),
+            S3Server::SeaweedFs => ("SSHCA_TEST_SEAWEEDFS", "http://127.0.0.1:8333"),
+        };
+        std::env::var(var).unwrap_or_else(|_| default.to_owned())
+    }
+}
+
+fn kms_endpoint() -> String {
+    std::env::var("SSHCA_TEST_LOCALSTACK").unwrap_or_else(|_| KMS_ENDPOINT_DEFAULT.to_owned())
+}
+
+/// Panics unless something listens at `endpoint` (an `http://host:port` URL).
+pub fn require_server(endpoint: &str) {
+    let address = endpoint.trim_start_matches("http://").trim_end_matches('/');
+    let address: SocketAddr = address.parse().unwrap_or_else(|_| panic!("bad endpoint {endpoint}"));
+    if TcpStream::connect_timeout(&address, Duration::from_secs(2)).is_err() {
+        panic!(
+            "no server at {endpoint}: start the test servers with `scripts/servers.sh start` (scripts/test.sh does it for you)"
+        );
+    }
+}
+
+/// Path of a binary of this workspace, built next to the test executable.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps");
+    let path = dir.join(name);
+    assert!(path.exists(), "{} is missing: run `cargo build --workspace` first (scripts/test.sh does)", path.display());
+    path
+}
+
+/// One test's world: a fresh bucket name on one S3 server, KMS, and a scratch directory.
+pub struct World {
+    pub server: S3Server,
+    pub bucket: String,
+    pub dir: TempDir,
+}
+
+impl World {
+    pub fn new(server: S3Server) -> Self {
+        require_server(&server.endpoint());
+        require_server(&kms_endpoint());
+        let bucket = format!("sshca-test-{}", uuid::Uuid::new_v4().simple());
+        Self { server, bucket, dir: tempfile::tempdir().expect("temp dir") }
+    }
+
+    /// The AWS environment the binaries run with: LocalStack's KMS, this world's S3 server.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ACCESS_KEY_ID", "test".into()),
+            ("AWS_SECRET_ACCESS_KEY", "test".into()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_ENDPOINT_URL_KMS", kms_endpoint()),
+            ("AWS_ENDPOINT_URL_S3", self.server.endpoint()),
+            ("SSHCA_BUCKET", self.bucket.clone()),
+        ]
+    }
+
+    /// A `sshca`/`get_key` command with this world's environment and nothing from the caller's AWS setup.
+    pub fn command(&self, binary: &str) -> Command {
+        let mut command = Command::new(bin(binary));
+        for var in ["AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN", "SSH_AUTH_SOCK"] {
+            command.env_remove(var);
+        }
+        command.envs(self.env()).env("AWS_CONFIG_FILE", "/dev/null").env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null");
+        command
+    }
+
+    /// Runs `sshca ARGS…` and returns its output.
+    pub fn sshca(&self, args: &[&str]) -> Output {
+        self.command("sshca").args(args).output().expect("run sshca")
+    }
+
+    /// Runs `sshca ARGS…`, panicking with its stderr unless it succeeds; returns its stdout.
+    pub fn sshca_ok(&self, args: &[&str]) -> String {
+        let output = self.sshca(args);
+        assert!(output.status.success(), "sshca {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).expect("utf-8 output")
+    }
+
+    /// `sshca init ENV --create-bucket --create-keys …` with the given extra flags; returns the
+    /// user CA's public key line.
+    pub fn init(&self, environment: &str, extra: &[&str]) -> String {
+        let mut args = vec!["init", environment, "--create-bucket", "--create-keys"];
+        args.extend_from_slice(extra);
+        let out = self.sshca_ok(&args);
+        out.lines().next().expect("init prints the user CA key").to_owned()
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// AWS SDK configuration for direct checks of what landed in the bucket.
+    pub async fn sdk_config(&self) -> aws_config::SdkConfig {
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_s3::config::Credentials::new("test", "test", None, None, "sshca-tests"))
+            .endpoint_url(self.server.endpoint())
+            .load()
+            .await
+    }
+
+    pub async fn s3(&self) -> aws_sdk_s3::Client {
+        let config = aws_sdk_s3::config::Builder::from(&self.sdk_config().await).force_path_style(true).build();
+        aws_sdk_s3::Client::from_conf(config)
+    }
+
+    pub async fn kms(&self) -> aws_sdk_kms::Client {
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_kms::config::Credentials::new("test", "test", None, None, "sshca-tests"))
+            .endpoint_url(kms_endpoint())
+            .load()
+            .await;
+        aws_sdk_kms::Client::new(&config)
+    }
+
+    /// Every object key in the bucket (empty when the bucket does not exist).
+    pub async fn objects(&self) -> Vec<String> {
+        let s3 = self.s3().await;
+        let mut keys = Vec::new();
+        let mut pages = s3.list_objects_v2().bucket(&self.bucket).into_paginator().send();
+        while let Some(page) = pages.next().await {
+            match page {
+                Ok(page) => keys.extend(page.contents().iter().filter_map(|o| o.key().map(str::to_owned))),
+                Err(_) => break,
+            }
+        }
+        keys
+    }
+}
+
+/// Creates a key pair with `ssh-keygen` (`kind`: ed25519, ecdsa, rsa); returns the private key path.
+pub fn keygen(dir: &Path, name: &str, kind: &str, bits: Option<u32>, passphrase: &str) -> PathBuf {
+    let path = dir.join(name);
+    let mut command = Command::new("ssh-keygen");
+    command.args(["-q", "-t", kind, "-N", passphrase, "-C", name, "-f"]).arg(&path);
+    if let Some(bits) = bits {
+        command.args(["-b", &bits.to_string()]);
+    }
+    let output = command.output().expect("ssh-keygen is installed (scripts/servers.sh installs openssh-client)");
+    assert!(output.status.success(), "ssh-keygen failed: {}", String::from_utf8_lossy(&output.stderr));
+    path
+}
+
+pub fn pub_path(key: &Path) -> PathBuf {
+    PathBuf::from(format!("{}.pub", key.display()))
+}
+
+pub fn cert_path(key: &Path) -> PathBuf {
+    PathBuf::from(format!("{}-cert.pub", key.display()))
+}
+
+/// `ssh-keygen -L -f CERT`: OpenSSH's own reading of a certificate.
+pub fn ssh_keygen_list(cert: &Path) -> String {
+    let output = Command::new("ssh-keygen").arg("-L").arg("-f").arg(cert).output().expect("ssh-keygen");
+    assert!(output.status.success(), "ssh-keygen -L refused {}: {}", cert.display(), String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).expect("utf-8")
+}
+
+/// The name of the account the tests log in as (the current user).
+pub fn current_user() -> String {
+    let output = Command::new("id").arg("-un").output().expect("id -un");
+    String::from_utf8(output.stdout).expect("utf-8").trim().to_owned()
+}
+
+/// A real OpenSSH server on a loopback port, trusting the given user CA keys; stopped on drop.
+pub struct Sshd {
+    pub port: u16,
+    pub dir: TempDir,
+    child: Child,
+}
+
+impl Sshd {
+    /// `principals`: what `AuthorizedPrincipalsFile` lists for the current user.
+    pub fn start(trusted_ca_keys: &str, principals: &[&str], extra_config: &str) -> Self {
+        let sshd = Path::new("/usr/sbin/sshd");
+        assert!(sshd.exists(), "/usr/sbin/sshd is missing: install openssh-server (scripts/servers.sh start does)");
+        std::fs::create_dir_all("/run/sshd").expect("create /run/sshd");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let host_key = keygen(dir.path(), "host_ed25519", "ed25519", None, "");
+        std::fs::write(dir.path().join("trusted_ca.pub"), trusted_ca_keys).expect("write CA keys");
+        std::fs::create_dir(dir.path().join("principals")).expect("principals dir");
+        std::fs::write(dir.path().join("principals").join(current_user()), principals.join("\n") + "\n")
+            .expect("write principals");
+        let port = free_port();
+        let config = format!(
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {host_key}\nPidFile {d}/sshd.pid\n\
+             TrustedUserCAKeys {d}/trusted_ca.pub\nAuthorizedPrincipalsFile {d}/principals/%u\n\
+             AuthorizedKeysFile none\nUsePAM no\nStrictModes no\nPasswordAuthentication no\n\
+             KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nLogLevel VERBOSE\n{extra_config}\n",
+            host_key = host_key.display(),
+            d = dir.path().display(),
+        );
+        let config_path = dir.path().join("sshd_config");
+        std::fs::write(&config_path, config).expect("write sshd_config");
+        let child = Command::new(sshd)
+            .arg("-D")
+            .arg("-f")
+            .arg(&config_path)
+            .arg("-E")
+            .arg(dir.path().join("sshd.log"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start sshd");
+        let mut sshd = Sshd { port, dir, child };
+        sshd.wait_until_listening();
+        sshd
+    }
+
+    fn wait_until_listening(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("sshd exited ({status}): {}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("sshd did not listen on port {} in 10 s: {}", self.port, self.log());
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("sshd.log")).unwrap_or_default()
+    }
+
+    /// Base `ssh` command to this server as the current user: no prompts, no host key checks, no
+    /// configuration or agent of the caller's.
+    pub fn ssh(&self) -> Command {
+        let mut command = Command::new("ssh");
+        command
+            .args(["-F", "/dev/null", "-p", &self.port.to_string()])
+            .args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"])
+            .args(["-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR"])
+            .env_remove("SSH_AUTH_SOCK");
+        command
+    }
+
+    /// Logs in with `key` (OpenSSH picks up `<key>-cert.pub` itself) and runs `echo`; true when
+    /// the command ran.
+    pub fn login_with(&self, key: &Path) -> bool {
+        let output = self
+            .ssh()
+            .args(["-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none", "-i"])
+            .arg(key)
+            .arg(format!("{}@127.0.0.1", current_user()))
+            .arg("echo sshca-login-ok")
+            .output()
+            .expect("run ssh");
+        String::from_utf8_lossy(&output.stdout).contains("sshca-login-ok")
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    listener.local_addr().expect("local addr").port()
+}
+
+/// Downloads a presigned URL with the same client `get_key` uses.
+pub fn download(url: &str) -> Result<Vec<u8>, get_key::download::DownloadError> {
+    get_key::download::fetch(url)
+}

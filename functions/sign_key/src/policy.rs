@@ -272,14 +272,14 @@ impl Policy {
                 IssueError::InvalidRequest("ttl is too large: it overflows the clock".into())
             })?,
         };
-        if valid_after >= valid_before {
-            return invalid(format!(
-                "valid_after ({valid_after}) must be before valid_before ({valid_before})"
-            ));
-        }
         if valid_before <= now {
             return invalid(format!(
                 "the certificate would already have expired (valid_before {valid_before} is not after now, {now}): ask for a time in the future"
+            ));
+        }
+        if valid_after >= valid_before {
+            return invalid(format!(
+                "valid_after ({valid_after}) must be before valid_before ({valid_before})"
             ));
         }
         // The backdate is slack for clock skew, not lifetime the requester asked for.
@@ -396,12 +396,14 @@ fn mpint_bits(bytes: &[u8]) -> u32 {
     }
 }
 
+/// `90d`, `2h30m`, `45s`: the largest units first, zero parts left out.
 pub fn human_duration(seconds: u64) -> String {
-    match seconds {
-        s if s % 86_400 == 0 && s >= 86_400 => format!("{}d", s / 86_400),
-        s if s % 3600 == 0 && s >= 3600 => format!("{}h", s / 3600),
-        s if s % 60 == 0 && s >= 60 => format!("{}m", s / 60),
-        s => format!("{s}s"),
+    let parts = [(seconds / 86_400, "d"), (seconds / 3600 % 24, "h"), (seconds / 60 % 60, "m"), (seconds % 60, "s")];
+    let text: String = parts.iter().filter(|(n, _)| *n > 0).map(|(n, unit)| format!("{n}{unit}")).collect();
+    if text.is_empty() {
+        "0s".to_owned()
+    } else {
+        text
     }
 }
 
@@ -426,6 +428,14 @@ mod tests {
     }
 
     const NOW: u64 = 1_800_000_000;
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(human_duration(8 * 3600), "8h");
+        assert_eq!(human_duration(90 * 86_400), "90d");
+        assert_eq!(human_duration(9000), "2h30m");
+        assert_eq!(human_duration(0), "0s");
+    }
 
     #[test]
     fn wildcards_follow_openssh() {

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The test command: installs and starts the real servers the tests need (LocalStack, SeaweedFS,
+# OpenSSH), builds everything, and runs every test. `.ci/run` calls exactly this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/servers.sh start
+eval "$(scripts/servers.sh env)"
+cargo build --workspace --all-targets --locked
+cargo test --workspace --locked -- --test-threads "${SSHCA_TEST_THREADS:-4}"
