@@ -300,3 +300,21 @@ fn free_port() -> u16 {
 pub fn download(url: &str) -> Result<Vec<u8>, get_key::download::DownloadError> {
     get_key::download::fetch(url)
 }
+
+/// Runs each named `fn(S3Server)` as two tests, `NAME::localstack` and `NAME::seaweedfs`:
+/// every storage test runs against both S3 implementations.
+#[macro_export]
+macro_rules! on_both_s3_servers {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn localstack() {
+                super::$name($crate::S3Server::LocalStack);
+            }
+            #[test]
+            fn seaweedfs() {
+                super::$name($crate::S3Server::SeaweedFs);
+            }
+        }
+    )*};
+}

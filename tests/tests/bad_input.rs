@@ -70,12 +70,4 @@ fn bad_input(server: S3Server) {
     assert!(!after.iter().any(|k| k.contains("broken")), "a refused init wrote {after:?}");
 }
 
-#[test]
-fn bad_input_localstack() {
-    bad_input(S3Server::LocalStack);
-}
-
-#[test]
-fn bad_input_seaweedfs() {
-    bad_input(S3Server::SeaweedFs);
-}
+on_both_s3_servers!(bad_input);

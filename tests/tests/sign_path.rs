@@ -59,16 +59,6 @@ fn end_to_end_login(server: S3Server) {
     assert!(sshd.log().contains("expired") || sshd.log().contains("Certificate invalid"), "{}", sshd.log());
 }
 
-#[test]
-fn end_to_end_login_localstack() {
-    end_to_end_login(S3Server::LocalStack);
-}
-
-#[test]
-fn end_to_end_login_seaweedfs() {
-    end_to_end_login(S3Server::SeaweedFs);
-}
-
 /// Every CA key type signs every user key type; `ssh-keygen -L` shows what was asked for and
 /// sshd accepts it.
 fn key_types(server: S3Server) {
@@ -107,16 +97,6 @@ fn key_types(server: S3Server) {
             assert!(sshd.login_with(key), "{spec} CA, {}: refused: {}", key.display(), sshd.log());
         }
     }
-}
-
-#[test]
-fn every_ca_and_user_key_type_localstack() {
-    key_types(S3Server::LocalStack);
-}
-
-#[test]
-fn every_ca_and_user_key_type_seaweedfs() {
-    key_types(S3Server::SeaweedFs);
 }
 
 /// 16 signers (each its own `Issuer`, as separate Lambda containers are) × 25 certificates:
@@ -175,16 +155,6 @@ fn concurrent_signers(server: S3Server) {
     });
 }
 
-#[test]
-fn concurrent_signers_localstack() {
-    concurrent_signers(S3Server::LocalStack);
-}
-
-#[test]
-fn concurrent_signers_seaweedfs() {
-    concurrent_signers(S3Server::SeaweedFs);
-}
-
 /// A key uploaded once is used when a request names none: the environment's first, then the one
 /// kept for all environments.
 fn public_key_cache(server: S3Server) {
@@ -214,12 +184,4 @@ fn public_key_cache(server: S3Server) {
     assert!(String::from_utf8_lossy(&output.stderr).contains("no public key for user \"nobody\""));
 }
 
-#[test]
-fn public_key_cache_localstack() {
-    public_key_cache(S3Server::LocalStack);
-}
-
-#[test]
-fn public_key_cache_seaweedfs() {
-    public_key_cache(S3Server::SeaweedFs);
-}
+on_both_s3_servers!(end_to_end_login, key_types, concurrent_signers, public_key_cache);

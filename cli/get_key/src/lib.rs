@@ -1,4 +1,202 @@
 //! `get_key`: installs an SSH certificate from its sshca download link next to the private key
-//! it certifies, after checking it.
+//! it certifies, after checking it, and hands it to the running ssh-agent.
+//!
+//! Order matters: download → parse → verify (signature, pinned CA, validity) → find the key →
+//! install atomically → agent. Nothing in the ssh directory changes before every check passed.
 
+pub mod agent;
 pub mod download;
+pub mod install;
+pub mod keys;
+pub mod verify;
+
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use ssh_key::certificate::CertType;
+use ssh_key::{Certificate, HashAlg};
+use thiserror::Error;
+
+use crate::agent::AgentOutcome;
+use crate::install::Installed;
+use crate::verify::Validity;
+
+#[derive(Debug, Error)]
+pub enum GetKeyError {
+    #[error(transparent)]
+    Download(#[from] download::DownloadError),
+    #[error(transparent)]
+    Verify(#[from] verify::VerifyError),
+    #[error("no private key in {dir} matches the certificate's key ({fingerprint}): put the key there, or name it with --key PATH{skipped}")]
+    NoMatchingKey { dir: String, fingerprint: String, skipped: String },
+    #[error("{path} is not the key this certificate certifies ({fingerprint}): name the right one with --key, or leave --key out to search {dir}")]
+    KeyMismatch { path: String, fingerprint: String, dir: String },
+    #[error("cannot read the key {path}: {message}")]
+    UnreadableKey { path: String, message: String },
+    #[error("cannot read the ssh directory {dir}: {source}; pass the right one with --ssh-dir")]
+    SshDir { dir: String, source: std::io::Error },
+    #[error(transparent)]
+    Install(#[from] install::InstallError),
+}
+
+/// What to do.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub url: String,
+    pub ssh_dir: PathBuf,
+    /// The private key to install next to; searched for in `ssh_dir` when `None`.
+    pub key: Option<PathBuf>,
+    /// Pinned CA keys (lines or files) and fingerprints; `pin_file` is read too when it exists.
+    pub ca_keys: Vec<String>,
+    pub ca_fingerprints: Vec<String>,
+    pub pin_file: Option<PathBuf>,
+    /// The ssh-agent socket to add the certificate to, if any.
+    pub agent_socket: Option<PathBuf>,
+    pub force: bool,
+}
+
+/// What was done, for people (`Display`) and programs (`--json`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub certificate_path: PathBuf,
+    pub key_path: PathBuf,
+    /// "installed" or "unchanged".
+    pub action: &'static str,
+    pub backup: Option<PathBuf>,
+    pub key_id: String,
+    pub serial: u64,
+    pub cert_type: &'static str,
+    pub principals: Vec<String>,
+    pub valid_after: u64,
+    pub valid_before: u64,
+    /// "now", or when the certificate becomes valid.
+    pub valid_from: String,
+    pub ca_fingerprint: String,
+    /// What happened with ssh-agent.
+    pub agent: String,
+    /// Files of the ssh directory that could not be read while searching, with why.
+    pub skipped: Vec<String>,
+}
+
+pub fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default()
+}
+
+pub fn run(options: &Options) -> Result<Report, GetKeyError> {
+    let trusted = verify::trusted_fingerprints(&options.ca_keys, &options.ca_fingerprints, options.pin_file.as_deref())?;
+    let body = download::fetch(&options.url)?;
+    let certificate = verify::parse(&body)?;
+    let now = unix_now();
+    let validity = verify::check(&certificate, &trusted, now)?;
+    let (key_path, skipped) = find_key(options, &certificate)?;
+
+    let certificate_path = PathBuf::from(format!("{}-cert.pub", key_path.display()));
+    let installed = install::install(&certificate_path, &certificate, options.force, now)?;
+    let lifetime = u32::try_from(certificate.valid_before().saturating_sub(now)).unwrap_or(u32::MAX);
+    let agent = match &options.agent_socket {
+        None => "not used (no SSH_AUTH_SOCK, or --no-agent)".to_owned(),
+        Some(socket) => match agent::add(socket, &key_path, &certificate, lifetime) {
+            Ok(AgentOutcome::Added { lifetime, replaced }) => format!(
+                "added to ssh-agent for {}{}",
+                human(u64::from(lifetime)),
+                if replaced > 0 { format!(", replacing {replaced} older certificate(s) of this key") } else { String::new() }
+            ),
+            Ok(AgentOutcome::AddedWithSshAdd { lifetime }) => format!("added to ssh-agent with ssh-add for {}", human(u64::from(lifetime))),
+            Err(why) => format!("not added to ssh-agent: {why}"),
+        },
+    };
+    let (action, backup) = match installed {
+        Installed::Written { backup } => ("installed", backup),
+        Installed::Unchanged => ("unchanged", None),
+    };
+    Ok(Report {
+        certificate_path,
+        key_path,
+        action,
+        backup,
+        key_id: certificate.key_id().to_owned(),
+        serial: certificate.serial(),
+        cert_type: match certificate.cert_type() {
+            CertType::User => "user",
+            CertType::Host => "host",
+        },
+        principals: certificate.valid_principals().to_vec(),
+        valid_after: certificate.valid_after(),
+        valid_before: certificate.valid_before(),
+        valid_from: match validity {
+            Validity::Now => "now".to_owned(),
+            Validity::Soon { in_seconds } | Validity::Later { in_seconds } => {
+                format!("{} (in {})", verify::rfc3339(certificate.valid_after()), human(in_seconds))
+            }
+        },
+        ca_fingerprint: certificate.signature_key().fingerprint(HashAlg::Sha256).to_string(),
+        agent,
+        skipped,
+    })
+}
+
+fn find_key(options: &Options, certificate: &Certificate) -> Result<(PathBuf, Vec<String>), GetKeyError> {
+    let fingerprint = certificate.public_key().fingerprint(HashAlg::Sha256).to_string();
+    if let Some(path) = &options.key {
+        let key = keys::public_key_of(path)
+            .map_err(|message| GetKeyError::UnreadableKey { path: path.display().to_string(), message })?;
+        if key.as_ref() != Some(certificate.public_key()) {
+            return Err(GetKeyError::KeyMismatch {
+                path: path.display().to_string(),
+                fingerprint,
+                dir: options.ssh_dir.display().to_string(),
+            });
+        }
+        return Ok((path.clone(), Vec::new()));
+    }
+    let dir = &options.ssh_dir;
+    let scan = keys::scan(dir, certificate.public_key())
+        .map_err(|source| GetKeyError::SshDir { dir: dir.display().to_string(), source })?;
+    let skipped: Vec<String> = scan.skipped.iter().map(|(path, why)| format!("{}: {why}", path.display())).collect();
+    match scan.matches.into_iter().next() {
+        Some(found) => Ok((found.path, skipped)),
+        None => Err(GetKeyError::NoMatchingKey {
+            dir: dir.display().to_string(),
+            fingerprint,
+            skipped: if skipped.is_empty() { String::new() } else { format!(" (could not read: {})", skipped.join("; ")) },
+        }),
+    }
+}
+
+/// `2h30m`-style durations.
+pub fn human(seconds: u64) -> String {
+    let parts = [(seconds / 86_400, "d"), (seconds / 3600 % 24, "h"), (seconds / 60 % 60, "m"), (seconds % 60, "s")];
+    let text: String = parts.iter().filter(|(n, _)| *n > 0).take(2).map(|(n, unit)| format!("{n}{unit}")).collect();
+    if text.is_empty() {
+        "0s".to_owned()
+    } else {
+        text
+    }
+}
+
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.action {
+            "unchanged" => writeln!(f, "{} already holds this certificate; nothing changed", self.certificate_path.display())?,
+            _ => writeln!(f, "installed {} (for {})", self.certificate_path.display(), self.key_path.display())?,
+        }
+        if let Some(backup) = &self.backup {
+            writeln!(f, "  the previous certificate is kept in {}", backup.display())?;
+        }
+        writeln!(f, "  key id:     {}", self.key_id)?;
+        writeln!(f, "  serial:     {}", self.serial)?;
+        writeln!(f, "  type:       {} certificate", self.cert_type)?;
+        writeln!(f, "  principals: {}", self.principals.join(", "))?;
+        writeln!(f, "  valid from: {}", self.valid_from)?;
+        let remaining = self.valid_before.saturating_sub(unix_now());
+        writeln!(f, "  expires:    {} (in {})", verify::rfc3339(self.valid_before), human(remaining))?;
+        writeln!(f, "  CA:         {}", self.ca_fingerprint)?;
+        write!(f, "  agent:      {}", self.agent)
+    }
+}
+
+/// The default ssh directory, `~/.ssh`.
+pub fn default_ssh_dir() -> PathBuf {
+    std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| Path::new(".").to_owned()).join(".ssh")
+}
