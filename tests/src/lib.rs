@@ -180,9 +180,9 @@ pub fn cert_path(key: &Path) -> PathBuf {
     PathBuf::from(format!("{}-cert.pub", key.display()))
 }
 
-/// `ssh-keygen -L -f CERT`: OpenSSH's own reading of a certificate.
+/// `ssh-keygen -L -f CERT`: OpenSSH's own reading of a certificate (times in UTC).
 pub fn ssh_keygen_list(cert: &Path) -> String {
-    let output = Command::new("ssh-keygen").arg("-L").arg("-f").arg(cert).output().expect("ssh-keygen");
+    let output = Command::new("ssh-keygen").env("TZ", "UTC").arg("-L").arg("-f").arg(cert).output().expect("ssh-keygen");
     assert!(output.status.success(), "ssh-keygen -L refused {}: {}", cert.display(), String::from_utf8_lossy(&output.stderr));
     String::from_utf8(output.stdout).expect("utf-8")
 }

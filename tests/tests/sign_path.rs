@@ -80,7 +80,12 @@ fn key_types(server: S3Server) {
         let sshd = Sshd::start(&ca, &["ops"], "");
         for key in &user_keys {
             let _ = std::fs::remove_file(cert_path(key));
-            sign_and_install(&world, environment, key, &["-t", "+3h", "--principal", "deploy,ops"]);
+            // an absolute expiry, so that ssh-keygen's reading can be compared to the second
+            let expires = time::OffsetDateTime::now_utc() + time::Duration::hours(3);
+            let (date, clock) = (expires.date(), expires.time());
+            let (y, mo, d, h, mi, s) = (date.year(), u8::from(date.month()), date.day(), clock.hour(), clock.minute(), clock.second());
+            let stamp = format!("{y:04}{mo:02}{d:02}{h:02}{mi:02}{s:02}");
+            sign_and_install(&world, environment, key, &["-t", &stamp, "--principal", "deploy,ops"]);
             let listing = ssh_keygen_list(&cert_path(key));
             assert!(listing.contains("Type: ") && listing.contains("user certificate"), "{listing}");
             assert!(listing.contains(&format!("Signing CA: {ca_type} SHA256:")), "{spec}: {listing}");
@@ -88,12 +93,13 @@ fn key_types(server: S3Server) {
                 assert!(listing.contains("(using rsa-sha2-512)"), "{listing}");
             }
             assert!(listing.contains("Key ID: \"jane@example.com#"), "{listing}");
-            assert!(listing.contains("Serial: "), "{listing}");
+            let serial = listing.lines().find_map(|l| l.trim().strip_prefix("Serial: ")).unwrap();
+            assert!(listing.contains(&format!("Key ID: \"jane@example.com#{serial}\"")), "{listing}");
             let principals = listing.split("Principals:").nth(1).unwrap().split("Critical Options:").next().unwrap();
             assert_eq!(principals.split_whitespace().collect::<Vec<_>>(), ["deploy", "ops"], "{listing}");
             assert!(listing.contains("permit-pty"), "{listing}");
             let valid = listing.lines().find(|l| l.trim_start().starts_with("Valid:")).unwrap();
-            assert!(valid.contains("from ") && valid.contains(" to "), "{listing}");
+            assert!(valid.trim_end().ends_with(&format!(" to {y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}")), "{listing}");
             assert!(sshd.login_with(key), "{spec} CA, {}: refused: {}", key.display(), sshd.log());
         }
     }
