@@ -120,7 +120,7 @@ fn concurrent_signers(server: S3Server) {
         let public_key = Arc::new(public_key);
         let signers: Vec<_> = (0..16)
             .map(|signer| {
-                let issuer = aws.issuer(&world.bucket);
+                let issuer = aws.issuer(&world.bucket, None);
                 let public_key = public_key.clone();
                 tokio::spawn(async move {
                     let mut serials = Vec::new();

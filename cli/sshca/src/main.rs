@@ -1,6 +1,7 @@
 //! `sshca`: the admin command line of sshca. Sets up an environment's CA, signs keys, prints
 //! the CA keys servers and clients must trust.
 
+mod invoke;
 mod when;
 
 use std::io::Read;
@@ -13,7 +14,7 @@ use sign_key::aws::Aws;
 use sign_key::ca::{CaKeys, KmsCaKeys};
 use sign_key::issuer::{read_policy, unix_now};
 use sign_key::policy::human_duration;
-use sign_key::{Caller, CertKind, IssueError, Policy, S3Store, SignRequest, SignResponse};
+use sign_key::{Caller, CertKind, IssueError, Issuer, Policy, S3Store, SignRequest, SignResponse};
 
 use crate::when::When;
 
@@ -23,6 +24,9 @@ struct Cli {
     /// The bucket that holds policies, serials, certificates and the audit trail.
     #[arg(long, env = "SSHCA_BUCKET", global = true)]
     bucket: Option<String>,
+    /// A separate bucket for the audit trail (e.g. one with S3 Object Lock); default: --bucket.
+    #[arg(long, env = "SSHCA_AUDIT_BUCKET", global = true)]
+    audit_bucket: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -113,6 +117,9 @@ struct SignArgs {
     /// Run the issuing logic here with your AWS credentials instead of invoking the Lambda.
     #[arg(long)]
     local: bool,
+    /// The deployed sign_key function to invoke (name or ARN).
+    #[arg(long, env = "SSHCA_FUNCTION", default_value = "sign_key")]
+    function: String,
     /// Who asks (recorded in the audit trail); default: $USER.
     #[arg(long)]
     requested_by: Option<String>,
@@ -150,16 +157,18 @@ async fn main() {
 }
 
 async fn run(cli: Cli) -> Result<()> {
-    let bucket = cli
-        .bucket
-        .context("no bucket: pass --bucket NAME or set SSHCA_BUCKET")?;
-    let aws = Aws::from_env().await;
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+    let aws = Aws::from_config(&config);
+    let bucket = || cli.bucket.clone().context("no bucket: pass --bucket NAME or set SSHCA_BUCKET");
+    let audit_bucket = cli.audit_bucket.as_deref();
     match cli.command {
-        Command::Init(args) => init(&aws, &bucket, args).await,
-        Command::Sign(args) => sign(&aws, &bucket, args).await,
+        Command::Init(args) => init(&aws, &bucket()?, args).await,
+        Command::Sign(args) if args.upload => upload(&aws.issuer(&bucket()?, audit_bucket), args).await,
+        Command::Sign(args) if args.local => sign(&Signer::Local(aws.issuer(&bucket()?, audit_bucket)), args).await,
+        Command::Sign(args) => sign(&Signer::Lambda(invoke::Lambda::new(&config, &args.function)), args).await,
         Command::CaKey(args) => {
             let kind = if args.host { CertKind::Host } else { CertKind::User };
-            let key = aws.issuer(&bucket).ca_public_key(&args.environment, kind).await?;
+            let key = aws.issuer(&bucket()?, audit_bucket).ca_public_key(&args.environment, kind).await?;
             let line = key.to_openssh()?;
             match args.known_hosts {
                 Some(pattern) => println!("@cert-authority {pattern} {line}"),
@@ -267,20 +276,36 @@ fn read_public_key(source: &str) -> Result<String> {
     String::from_utf8(bytes).with_context(|| format!("{source} is not text: pass an OpenSSH .pub file"))
 }
 
-async fn sign(aws: &Aws, bucket: &str, args: SignArgs) -> Result<()> {
-    let issuer = aws.issuer(bucket);
+/// Keeps a user's public key in the bucket (with the caller's own credentials).
+async fn upload(issuer: &Issuer, args: SignArgs) -> Result<()> {
+    let key = read_public_key(args.public_key.as_deref().context("--upload needs the key: -p KEY.pub")?)?;
+    let key = issuer.cache_public_key(args.environment.as_deref(), &args.username, &key).await?;
+    let scope = args.environment.map(|e| format!("environment {e:?}")).unwrap_or_else(|| "all environments".into());
+    eprintln!("kept {} key {} of {} for {scope}", key.algorithm(), key.fingerprint(Default::default()), args.username);
+    Ok(())
+}
+
+/// Where a signing request goes: the issuing logic in this process, or the deployed function.
+enum Signer {
+    Local(Issuer),
+    Lambda(invoke::Lambda),
+}
+
+impl Signer {
+    async fn sign(&self, request: &SignRequest) -> Result<SignResponse> {
+        match self {
+            Signer::Local(issuer) => {
+                let caller = Caller { request_id: uuid::Uuid::new_v4().to_string(), identity: None };
+                Ok(issuer.issue(request, &caller).await?)
+            }
+            Signer::Lambda(lambda) => lambda.sign(request).await,
+        }
+    }
+}
+
+async fn sign(signer: &Signer, args: SignArgs) -> Result<()> {
     let public_key = args.public_key.as_deref().map(read_public_key).transpose()?;
-    if args.upload {
-        let key = public_key.context("--upload needs the key: -p KEY.pub")?;
-        let key = issuer.cache_public_key(args.environment.as_deref(), &args.username, &key).await?;
-        let scope = args.environment.map(|e| format!("environment {e:?}")).unwrap_or_else(|| "all environments".into());
-        eprintln!("kept {} key {} of {} for {scope}", key.algorithm(), key.fingerprint(Default::default()), args.username);
-        return Ok(());
-    }
     let environment = args.environment.context("which environment? pass -e ENV")?;
-    if !args.local {
-        bail!("invoking the deployed sign_key function is not available in this version: run with --local to sign with your own AWS credentials");
-    }
     let now = unix_now();
     let (ttl, valid_before) = match args.expires {
         Some(When::Relative(seconds)) if seconds <= 0 => bail!("-t must lie in the future (e.g. +2h)"),
@@ -302,8 +327,7 @@ async fn sign(aws: &Aws, bucket: &str, args: SignArgs) -> Result<()> {
         critical_options: None,
         requested_by: args.requested_by.or_else(|| std::env::var("USER").ok()),
     };
-    let caller = Caller { request_id: uuid::Uuid::new_v4().to_string(), identity: None };
-    let response = issuer.issue(&request, &caller).await?;
+    let response = signer.sign(&request).await?;
     print_response(&response, args.json)
 }
 

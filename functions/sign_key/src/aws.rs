@@ -32,10 +32,12 @@ impl Aws {
         Self { s3: aws_sdk_s3::Client::from_conf(s3_config), kms: aws_sdk_kms::Client::new(config) }
     }
 
-    /// The issuer over this account's bucket and KMS keys.
-    pub fn issuer(&self, bucket: &str) -> Issuer {
+    /// The issuer over this account's bucket(s) and KMS keys. Audit records go to `audit_bucket`
+    /// when given (e.g. a bucket with S3 Object Lock), else to `bucket`.
+    pub fn issuer(&self, bucket: &str, audit_bucket: Option<&str>) -> Issuer {
         let store = Arc::new(S3Store::new(self.s3.clone(), bucket));
+        let audit = Arc::new(S3Store::new(self.s3.clone(), audit_bucket.unwrap_or(bucket)));
         let ca_keys = Arc::new(KmsCaKeys::new(self.kms.clone(), store.clone()));
-        Issuer::new(store, ca_keys)
+        Issuer::new(store, audit, ca_keys)
     }
 }

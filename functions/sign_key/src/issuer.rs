@@ -37,13 +37,15 @@ pub struct Caller {
 /// Holds the clients and per-container caches; build it once and share it between requests.
 pub struct Issuer {
     store: Arc<dyn Store>,
+    /// Where audit records go: the same bucket, or a separate one (e.g. with S3 Object Lock).
+    audit: Arc<dyn Store>,
     ca_keys: Arc<dyn CaKeys>,
     policies: Mutex<HashMap<String, (Instant, Arc<Policy>)>>,
 }
 
 impl Issuer {
-    pub fn new(store: Arc<dyn Store>, ca_keys: Arc<dyn CaKeys>) -> Self {
-        Self { store, ca_keys, policies: Mutex::new(HashMap::new()) }
+    pub fn new(store: Arc<dyn Store>, audit: Arc<dyn Store>, ca_keys: Arc<dyn CaKeys>) -> Self {
+        Self { store, audit, ca_keys, policies: Mutex::new(HashMap::new()) }
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -174,7 +176,7 @@ impl Issuer {
         let now = OffsetDateTime::now_utc();
         entry.timestamp = now.format(&Rfc3339).expect("UTC times format");
         entry.certificate = Some(line.clone());
-        audit::record(self.store.as_ref(), entry, now).await?;
+        audit::record(self.audit.as_ref(), entry, now).await?;
 
         let object = layout::certificate(&entry.environment, &entry.username, entry.serial);
         self.store.put(&object, format!("{line}\n").into_bytes(), Condition::IfAbsent).await?;
@@ -190,7 +192,7 @@ impl Issuer {
         entry.event = Event::Void;
         entry.timestamp = now.format(&Rfc3339).expect("UTC times format");
         entry.error = Some(cause.to_string());
-        match audit::record(self.store.as_ref(), &entry, now).await {
+        match audit::record(self.audit.as_ref(), &entry, now).await {
             Ok(_) => info!(serial = entry.serial, outcome = "void", error = %cause, "serial voided"),
             Err(err) => error!(
                 serial = entry.serial,
@@ -393,7 +395,7 @@ mod tests {
             .unwrap();
         let key = PrivateKey::random(&mut OsRng, Algorithm::Ed25519).unwrap();
         let keys = Arc::new(TestKeys { key: Arc::new(LocalSigner::new(key)), fail: AtomicBool::new(false) });
-        let issuer = Issuer::new(store.clone(), keys.clone());
+        let issuer = Issuer::new(store.clone(), store.clone(), keys.clone());
         (store, keys, issuer)
     }
 

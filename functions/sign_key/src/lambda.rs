@@ -1,12 +1,22 @@
-//! The Lambda face of the issuer: event in, response or a function error with a stable
-//! `errorType` out. `main.rs` only wires this to `lambda_runtime`.
+//! The Lambda face of the issuer. `main.rs` only wires [`handle`] to `lambda_runtime`.
+//!
+//! Two event shapes are accepted: the request JSON itself (the Invoke API, as `sshca sign`
+//! sends it), and a Lambda Function URL / API Gateway HTTP API (v2) event whose body is the
+//! request JSON. For the latter the caller's IAM identity comes from the event
+//! (`requestContext.authorizer.iam.userArn`), and the answer is an HTTP response; for the former
+//! a refused request is a function error with a stable `errorType`.
 
+use base64::Engine;
 use lambda_runtime::{Diagnostic, LambdaEvent};
-use serde_json::Value;
+use serde_json::{json, Value};
+use tracing::{info, Instrument};
 
 use crate::error::IssueError;
 use crate::issuer::{Caller, Issuer};
-use crate::request::{SignRequest, SignResponse};
+use crate::request::SignRequest;
+
+/// A request is a few KiB at most; anything much larger is refused before it is parsed.
+pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
 
 impl From<IssueError> for Diagnostic {
     fn from(err: IssueError) -> Self {
@@ -14,12 +24,135 @@ impl From<IssueError> for Diagnostic {
     }
 }
 
-/// Handles one invocation whose payload is the request JSON.
-pub async fn handle(issuer: &Issuer, event: LambdaEvent<Value>) -> Result<SignResponse, Diagnostic> {
-    let caller = Caller { request_id: event.context.request_id.clone(), identity: None };
-    let request: SignRequest = serde_json::from_value(event.payload)
-        .map_err(|err| IssueError::InvalidRequest(format!("the request JSON does not fit the documented shape: {err}")))?;
-    Ok(issuer.issue(&request, &caller).await?)
+/// Handles one invocation.
+pub async fn handle(issuer: &Issuer, event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
+    let request_id = event.context.request_id.clone();
+    let span = tracing::info_span!("sign_key", request_id = %request_id);
+    async move {
+        match http_body(&event.payload) {
+            Some(body) => {
+                let identity = event.payload.pointer("/requestContext/authorizer/iam/userArn").and_then(Value::as_str);
+                let caller = Caller { request_id, identity: identity.map(str::to_owned) };
+                let outcome = match body {
+                    Ok(body) => sign(issuer, parse_request_bytes(&body), &caller).await,
+                    Err(err) => Err(err),
+                };
+                Ok(http_response(outcome))
+            }
+            None => {
+                let caller = Caller { request_id, identity: None };
+                let size = serde_json::to_vec(&event.payload).map(|b| b.len()).unwrap_or(0);
+                let request = if size > MAX_REQUEST_BYTES {
+                    Err(too_large(size))
+                } else {
+                    serde_json::from_value::<SignRequest>(event.payload).map_err(bad_json)
+                };
+                Ok(sign(issuer, request, &caller).await?)
+            }
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+async fn sign(issuer: &Issuer, request: Result<SignRequest, IssueError>, caller: &Caller) -> Result<Value, IssueError> {
+    let environment = request.as_ref().map(|r| r.environment.clone()).unwrap_or_default();
+    let outcome = match request {
+        Ok(request) => issuer.issue(&request, caller).await,
+        Err(err) => Err(err),
+    };
+    match &outcome {
+        Ok(response) => {
+            emit_metric(&environment, "issued");
+            info!(serial = response.serial, key_id = %response.key_id, outcome = "issued", "request done");
+        }
+        Err(err) => {
+            emit_metric(&environment, err.error_type());
+            info!(outcome = err.error_type(), error = %err, "request refused");
+        }
+    }
+    outcome.map(|response| serde_json::to_value(response).expect("a response serializes"))
+}
+
+/// The body of a Function URL / HTTP API event, or `None` for a direct invocation.
+fn http_body(payload: &Value) -> Option<Result<Vec<u8>, IssueError>> {
+    let context = payload.get("requestContext")?;
+    context.get("http")?;
+    let body = payload.get("body").and_then(Value::as_str).unwrap_or_default();
+    let bytes = if payload.get("isBase64Encoded").and_then(Value::as_bool).unwrap_or(false) {
+        match base64::engine::general_purpose::STANDARD.decode(body) {
+            Ok(bytes) => bytes,
+            Err(err) => return Some(Err(IssueError::InvalidRequest(format!("the body is not valid base64: {err}")))),
+        }
+    } else {
+        body.as_bytes().to_vec()
+    };
+    Some(Ok(bytes))
+}
+
+/// Parses a request body, refusing oversized ones first.
+pub fn parse_request_bytes(body: &[u8]) -> Result<SignRequest, IssueError> {
+    if body.len() > MAX_REQUEST_BYTES {
+        return Err(too_large(body.len()));
+    }
+    serde_json::from_slice(body).map_err(bad_json)
+}
+
+fn too_large(size: usize) -> IssueError {
+    IssueError::InvalidRequest(format!(
+        "the request is {size} bytes; at most {MAX_REQUEST_BYTES} are accepted: send one public key and a short reason"
+    ))
+}
+
+fn bad_json(err: serde_json::Error) -> IssueError {
+    IssueError::InvalidRequest(format!(
+        "the request JSON does not fit the documented shape ({err}): see the README's request format"
+    ))
+}
+
+fn http_response(outcome: Result<Value, IssueError>) -> Value {
+    let (status, body) = match outcome {
+        Ok(response) => (200, response),
+        Err(err) => {
+            let status = match err {
+                IssueError::InvalidRequest(_) | IssueError::InvalidPublicKey(_) | IssueError::NoCachedKey { .. } => 400,
+                IssueError::PolicyViolation(_) => 403,
+                IssueError::UnknownEnvironment(_) => 404,
+                IssueError::Configuration(_) => 500,
+                IssueError::Unavailable(_) => 503,
+            };
+            (status, json!({"errorType": err.error_type(), "errorMessage": err.to_string()}))
+        }
+    };
+    json!({
+        "statusCode": status,
+        "headers": {"content-type": "application/json"},
+        "body": body.to_string(),
+    })
+}
+
+/// One CloudWatch Embedded Metric Format line per request: certificates issued, or failures by
+/// reason, per environment.
+fn emit_metric(environment: &str, outcome: &str) {
+    let timestamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default();
+    let (metric, dimension) = if outcome == "issued" { ("CertificatesIssued", "Outcome") } else { ("Failures", "Reason") };
+    let line = json!({
+        "_aws": {
+            "Timestamp": timestamp,
+            "CloudWatchMetrics": [{
+                "Namespace": "sshca",
+                "Dimensions": [["Environment", dimension]],
+                "Metrics": [{"Name": metric, "Unit": "Count"}],
+            }],
+        },
+        "Environment": environment,
+        dimension: outcome,
+        metric: 1,
+    });
+    println!("{line}");
 }
 
 /// JSON logs on stderr, as CloudWatch expects them; `RUST_LOG` overrides the level.
@@ -29,8 +162,40 @@ pub fn init_logging() {
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
-        .with_current_span(false)
+        .with_current_span(true)
+        .with_span_list(false)
         .without_time()
         .with_writer(std::io::stderr)
         .init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_events_are_recognised_and_decoded() {
+        let event = json!({
+            "requestContext": {"http": {"method": "POST"}, "authorizer": {"iam": {"userArn": "arn:aws:iam::1:user/alice"}}},
+            "body": base64::engine::general_purpose::STANDARD.encode(br#"{"environment":"e"}"#),
+            "isBase64Encoded": true,
+        });
+        assert_eq!(http_body(&event).unwrap().unwrap(), br#"{"environment":"e"}"#);
+        assert!(http_body(&json!({"environment": "e", "username": "u"})).is_none());
+    }
+
+    #[test]
+    fn oversized_and_malformed_bodies_are_refused() {
+        let huge = vec![b' '; MAX_REQUEST_BYTES + 1];
+        assert!(parse_request_bytes(&huge).unwrap_err().to_string().contains("at most"));
+        assert!(parse_request_bytes(b"{not json").unwrap_err().to_string().contains("does not fit"));
+    }
+
+    #[test]
+    fn http_errors_carry_the_error_type() {
+        let response = http_response(Err(IssueError::PolicyViolation("no".into())));
+        assert_eq!(response["statusCode"], 403);
+        let body: Value = serde_json::from_str(response["body"].as_str().unwrap()).unwrap();
+        assert_eq!(body["errorType"], "PolicyViolation");
+    }
 }

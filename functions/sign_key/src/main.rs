@@ -11,7 +11,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     sign_key::lambda::init_logging();
     let bucket = std::env::var("SSHCA_BUCKET")
         .map_err(|_| "SSHCA_BUCKET is not set: set it to the bucket that holds the CA's policy, serials and audit trail")?;
-    let issuer = Arc::new(Aws::from_env().await.issuer(&bucket));
+    let audit_bucket = std::env::var("SSHCA_AUDIT_BUCKET").ok().filter(|b| !b.is_empty());
+    let issuer = Arc::new(Aws::from_env().await.issuer(&bucket, audit_bucket.as_deref()));
     lambda_runtime::run(service_fn(move |event| {
         let issuer = issuer.clone();
         async move { sign_key::lambda::handle(&issuer, event).await }

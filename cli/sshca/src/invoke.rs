@@ -1,0 +1,66 @@
+//! Invoking the deployed `sign_key` function through the Lambda Invoke API.
+
+use anyhow::{anyhow, Context, Result};
+use aws_sdk_lambda::primitives::Blob;
+use serde::Deserialize;
+use sign_key::{SignRequest, SignResponse};
+
+/// A function error as Lambda reports it (and as cargo-lambda's emulator does, with HTTP 500).
+#[derive(Deserialize)]
+struct FunctionError {
+    #[serde(rename = "errorType")]
+    error_type: String,
+    #[serde(rename = "errorMessage")]
+    error_message: String,
+}
+
+pub struct Lambda {
+    client: aws_sdk_lambda::Client,
+    function: String,
+}
+
+impl Lambda {
+    pub fn new(config: &aws_config::SdkConfig, function: &str) -> Self {
+        // A retried Invoke re-runs the handler, which would take a second serial: one attempt only.
+        let lambda_config = aws_sdk_lambda::config::Builder::from(config)
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .build();
+        Self { client: aws_sdk_lambda::Client::from_conf(lambda_config), function: function.to_owned() }
+    }
+
+    pub async fn sign(&self, request: &SignRequest) -> Result<SignResponse> {
+        let payload = serde_json::to_vec(request)?;
+        let result = self.client.invoke().function_name(&self.function).payload(Blob::new(payload)).send().await;
+        let output = match result {
+            Ok(output) => output,
+            Err(err) => {
+                // cargo-lambda's emulator answers a handler error with HTTP 500 and the error as body.
+                let body = err.raw_response().and_then(|r| r.body().bytes()).unwrap_or_default();
+                if let Ok(error) = serde_json::from_slice::<FunctionError>(body) {
+                    return Err(function_error(error));
+                }
+                return Err(anyhow!(
+                    "could not invoke {:?}: {} (deployed? pass --function NAME or set SSHCA_FUNCTION; --local signs without the function)",
+                    self.function,
+                    aws_sdk_lambda::error::DisplayErrorContext(err)
+                ));
+            }
+        };
+        let payload = output.payload().map(|p| p.as_ref()).unwrap_or_default();
+        if output.function_error().is_some() {
+            let error: FunctionError = serde_json::from_slice(payload)
+                .with_context(|| format!("{:?} failed: {}", self.function, String::from_utf8_lossy(payload)))?;
+            return Err(function_error(error));
+        }
+        serde_json::from_slice(payload)
+            .with_context(|| format!("{:?} answered something that is not a signing response", self.function))
+    }
+}
+
+fn function_error(error: FunctionError) -> anyhow::Error {
+    match error.error_type.as_str() {
+        // lambda_runtime's own errors (bad payload shape, panics) carry a Rust type name
+        t if t.contains("::") => anyhow!("the function failed: {}", error.error_message),
+        t => anyhow!("{t}: {}", error.error_message),
+    }
+}
