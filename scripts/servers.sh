@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs and starts, on 127.0.0.1 and without Docker, the real servers sshca's demo and tests use:
 #   LocalStack (S3 + KMS + CloudFormation) on :4566, SeaweedFS (S3, the MinIO stand-in) on :8333,
-#   and Debian's openssh-server/openssh-client (the tests start their own sshd per test).
+#   Debian's openssh-server/openssh-client (the tests start their own sshd per test), and
+#   cargo-lambda's Lambda emulator; the AWS CLI and cfn-lint come with LocalStack.
 # Usage: scripts/servers.sh start|stop|env
 #   `env` prints the variables that point the AWS SDK and the tests at these servers.
 set -euo pipefail
@@ -96,6 +97,16 @@ start_seaweedfs() {
   log "seaweedfs not up in 60 s"; tail -40 "$SW_HOME/weed.log" >&2; exit 1
 }
 
+# cargo-lambda's Lambda emulator serves the Invoke API for the real function binary (LocalStack
+# cannot run Lambdas without Docker). Its PyPI wheel is a prebuilt binary; --no-deps skips ziglang,
+# which only cross-compiling needs.
+install_cargo_lambda() {
+  if [ -x "$STATE/cargo-lambda/bin/cargo-lambda" ]; then return; fi
+  log "installing cargo-lambda 1.9.2"
+  python3 -m venv "$STATE/cargo-lambda"
+  "$STATE/cargo-lambda/bin/pip" install -q --no-deps cargo-lambda==1.9.2
+}
+
 stop_pidfile() {
   local pid
   pid=$(cat "$1" 2>/dev/null) || return 0
@@ -109,16 +120,21 @@ print_env() {
 export AWS_ACCESS_KEY_ID=$ACCESS_KEY
 export AWS_SECRET_ACCESS_KEY=$SECRET_KEY
 export AWS_REGION=us-east-1
+export AWS_DEFAULT_REGION=us-east-1
 export AWS_ENDPOINT_URL_KMS=http://127.0.0.1:$LS_PORT
 export AWS_ENDPOINT_URL_S3=http://127.0.0.1:$LS_PORT
 export SSHCA_TEST_LOCALSTACK=http://127.0.0.1:$LS_PORT
 export SSHCA_TEST_SEAWEEDFS=http://127.0.0.1:$SW_PORT
+export SSHCA_CARGO_LAMBDA=$STATE/cargo-lambda/bin/cargo-lambda
+export SSHCA_AWS_CLI=$LS_HOME/venv/bin/aws
+export SSHCA_CFN_LINT=$LS_HOME/venv/bin/cfn-lint
 EOF
 }
 
 case "${1:-}" in
   start)
     install_openssh
+    install_cargo_lambda
     # the two S3 servers start side by side: LocalStack's install dominates
     start_seaweedfs &
     sw=$!

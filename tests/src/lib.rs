@@ -296,6 +296,73 @@ fn free_port() -> u16 {
     listener.local_addr().expect("local addr").port()
 }
 
+/// A tool the test servers script installs, named by the variable `scripts/servers.sh env` sets.
+pub fn tool(var: &str) -> PathBuf {
+    let path = std::env::var_os(var).map(PathBuf::from).unwrap_or_else(|| {
+        panic!("{var} is not set: run `eval \"$(scripts/servers.sh env)\"` after `scripts/servers.sh start` (scripts/test.sh does both)")
+    });
+    assert!(path.exists(), "{} ({var}) is missing: run `scripts/servers.sh start`", path.display());
+    path
+}
+
+/// The workspace root (where `cargo lambda` finds the function's manifest).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ is in the workspace").to_owned()
+}
+
+/// The real `sign_key` binary behind cargo-lambda's emulator of the Lambda Invoke API; stopped on drop.
+pub struct LambdaEmulator {
+    pub port: u16,
+    emulator: Child,
+    function: Child,
+}
+
+impl LambdaEmulator {
+    /// Starts the emulator and the function with `env` (bucket, AWS endpoints…).
+    pub fn start(env: &[(&'static str, String)]) -> Self {
+        let port = free_port();
+        let emulator = Command::new(tool("SSHCA_CARGO_LAMBDA"))
+            .args(["lambda", "watch", "--only-lambda-apis", "--invoke-address", "127.0.0.1", "--invoke-port"])
+            .arg(port.to_string())
+            .current_dir(workspace_root())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start cargo lambda watch");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "cargo lambda watch did not listen on {port}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let function = Command::new(bin("sign_key"))
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .env("AWS_LAMBDA_RUNTIME_API", format!("http://127.0.0.1:{port}/.rt/sign_key"))
+            .env("AWS_LAMBDA_FUNCTION_NAME", "sign_key")
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the sign_key function");
+        LambdaEmulator { port, emulator, function }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for LambdaEmulator {
+    fn drop(&mut self) {
+        for child in [&mut self.function, &mut self.emulator] {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 /// Downloads a presigned URL with the same client `get_key` uses.
 pub fn download(url: &str) -> Result<Vec<u8>, get_key::download::DownloadError> {
     get_key::download::fetch(url)

@@ -1,0 +1,116 @@
+//! Deploy and invoke: the CloudFormation template deploys on LocalStack, and the real `sign_key`
+//! binary, behind cargo-lambda's Invoke API emulator, signs for `sshca sign --function`.
+
+use std::process::Command;
+
+use sshca_tests::*;
+
+fn stderr(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn template_passes_cfn_lint() {
+    let output = Command::new(tool("SSHCA_CFN_LINT")).arg(workspace_root().join("infra/template.yaml")).output().unwrap();
+    assert!(output.status.success(), "cfn-lint: {}{}", String::from_utf8_lossy(&output.stdout), stderr(&output));
+}
+
+/// Signs through the function with `sshca sign` (no --local), installs with get_key, logs in;
+/// a request the policy forbids comes back as a function error the CLI prints with its type.
+fn sign_through_function(world: &World, environment: &str, function_env: Vec<(&'static str, String)>, ca: &str) {
+    let lambda = LambdaEmulator::start(&function_env);
+    let key = keygen(world.dir.path(), &format!("id_{environment}"), "ed25519", None, "");
+    let sshd = Sshd::start(ca, &["deploy"], "");
+    let sign = |extra: &[&str]| {
+        world
+            .command("sshca")
+            .env("AWS_ENDPOINT_URL_LAMBDA", lambda.endpoint())
+            .args(["sign", "-e", environment, "-u", "jane", "-r", "through the function", "--function", "sign_key", "-p"])
+            .arg(pub_path(&key))
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let output = sign(&[]);
+    assert!(output.status.success(), "sign through the function: {}", stderr(&output));
+    let url = String::from_utf8(output.stdout).unwrap();
+    let installed = world.command("get_key").arg(url.trim()).arg("--ssh-dir").arg(world.dir.path()).arg("--no-agent").output().unwrap();
+    assert!(installed.status.success(), "{}", stderr(&installed));
+    assert!(sshd.login_with(&key), "refused: {}", sshd.log());
+
+    let refused = sign(&["--principal", "root"]);
+    assert!(!refused.status.success());
+    assert!(stderr(&refused).contains("PolicyViolation: not allowed by policy: principal \"root\""), "{}", stderr(&refused));
+
+    // cargo lambda's own client drives the same function
+    let invoke = |payload: String| {
+        Command::new(tool("SSHCA_CARGO_LAMBDA"))
+            .args(["lambda", "invoke", "sign_key", "--invoke-address", "127.0.0.1", "--invoke-port"])
+            .arg(lambda.port.to_string())
+            .args(["--data-ascii", &payload])
+            .output()
+            .unwrap()
+    };
+    let output = invoke(format!(r#"{{"environment":"{environment}","username":"jane","reason":"cargo lambda invoke"}}"#));
+    let response: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|_| panic!("{}", stderr(&output)));
+    assert_eq!(response["key_id"], format!("jane#{}", response["serial"]));
+    let output = invoke(format!(r#"{{"environment":"{environment}","username":"jane","reason":"x","ttl":999999999}}"#));
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stdout).contains("PolicyViolation") || stderr(&output).contains("PolicyViolation"), "{}", stderr(&output));
+}
+
+fn function_signs_through_invoke_api(server: S3Server) {
+    let world = World::new(server);
+    let ca = world.init("staging", &["--principals", "deploy"]);
+    sign_through_function(&world, "staging", world.env(), &ca);
+}
+
+#[test]
+fn stack_deploys_on_localstack_and_the_function_signs_with_its_keys() {
+    let world = World::new(S3Server::LocalStack);
+    let environment = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+    let output = Command::new(workspace_root().join("infra/deploy.sh"))
+        .arg(&environment)
+        .envs(world.env())
+        .env("AWS_ENDPOINT_URL", S3Server::LocalStack.endpoint())
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_CLI", tool("SSHCA_AWS_CLI"))
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "deploy: {}", stderr(&output));
+    let outputs: std::collections::HashMap<String, String> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|line| line.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())))
+        .collect();
+    let state_bucket = outputs["StateBucketName"].clone();
+    let audit_bucket = outputs["AuditBucketName"].clone();
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let kms = runtime.block_on(world.kms());
+    for key in ["UserCaKeyId", "HostCaKeyId"] {
+        let described = runtime.block_on(kms.describe_key().key_id(&outputs[key]).send()).unwrap();
+        let metadata = described.key_metadata().unwrap();
+        assert_eq!(metadata.key_usage().unwrap().as_str(), "SIGN_VERIFY", "{key}");
+        assert_eq!(metadata.key_spec().unwrap().as_str(), "ECC_NIST_P256", "{key}");
+    }
+
+    let world = World { bucket: state_bucket.clone(), ..world };
+    let out = world.sshca_ok(&[
+        "init", &environment, "--user-ca-key", &outputs["UserCaKeyId"], "--host-ca-key", &outputs["HostCaKeyId"],
+        "--principals", "deploy",
+    ]);
+    let ca = out.lines().next().unwrap().to_owned();
+    let mut function_env = world.env();
+    function_env.push(("SSHCA_AUDIT_BUCKET", audit_bucket.clone()));
+    sign_through_function(&world, &environment, function_env, &ca);
+
+    let s3 = runtime.block_on(world.s3());
+    let audit = runtime.block_on(s3.list_objects_v2().bucket(&audit_bucket).prefix(format!("audit/{environment}/")).send()).unwrap();
+    let records: Vec<_> = audit.contents().iter().filter_map(|o| o.key()).collect();
+    assert_eq!(records.len(), 2, "the two issued certificates are in the audit bucket: {records:?}");
+    let state = runtime.block_on(world.objects());
+    assert!(!state.iter().any(|k| k.starts_with("audit/")), "audit records leaked into the state bucket: {state:?}");
+}
+
+on_both_s3_servers!(function_signs_through_invoke_api);
