@@ -17,7 +17,7 @@ fn template_passes_cfn_lint() {
 
 /// Signs through the function with `sshca sign` (no --local), installs with get_key, logs in;
 /// a request the policy forbids comes back as a function error the CLI prints with its type.
-fn sign_through_function(world: &World, environment: &str, function_env: Vec<(&'static str, String)>, ca: &str) {
+fn sign_through_function(world: &World, environment: &str, function_env: Vec<(&'static str, String)>, ca: &str, audit_bucket: &str) {
     let lambda = LambdaEmulator::start(&function_env);
     let key = keygen(world.dir.path(), &format!("id_{environment}"), "ed25519", None, "");
     let sshd = Sshd::start(ca, &["deploy"], "");
@@ -57,12 +57,49 @@ fn sign_through_function(world: &World, environment: &str, function_env: Vec<(&'
     let output = invoke(format!(r#"{{"environment":"{environment}","username":"jane","reason":"x","ttl":999999999}}"#));
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stdout).contains("PolicyViolation") || stderr(&output).contains("PolicyViolation"), "{}", stderr(&output));
+
+    // a Function URL event: the caller's IAM identity from the event goes into the audit record,
+    // apart from the payload's own requested_by
+    let alice = "arn:aws:iam::000000000000:user/alice";
+    let body = serde_json::json!({"environment": environment, "username": "jane", "reason": "function url", "requested_by": "mallory"});
+    let event = serde_json::json!({
+        "version": "2.0",
+        "requestContext": {"http": {"method": "POST", "path": "/"}, "authorizer": {"iam": {"userArn": alice}}},
+        "body": body.to_string(),
+        "isBase64Encoded": false,
+    });
+    let output = invoke(event.to_string());
+    let http: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|_| panic!("{}", stderr(&output)));
+    assert_eq!(http["statusCode"], 200, "{http}");
+    let response: serde_json::Value = serde_json::from_str(http["body"].as_str().unwrap()).unwrap();
+    let serial = response["serial"].as_u64().unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let record = runtime.block_on(async {
+        let s3 = world.s3().await;
+        let listed = s3.list_objects_v2().bucket(audit_bucket).prefix(format!("audit/{environment}/")).send().await.unwrap();
+        let key = listed
+            .contents()
+            .iter()
+            .filter_map(|o| o.key())
+            .find(|k| k.ends_with(&format!("{serial:020}-issued.json")))
+            .expect("an audit record for the Function URL issuance")
+            .to_owned();
+        let object = s3.get_object().bucket(audit_bucket).key(key).send().await.unwrap();
+        let bytes = object.body.collect().await.unwrap().into_bytes();
+        serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()
+    });
+    assert_eq!(record["caller_identity"], alice, "{record}");
+    assert_eq!(record["requested_by"], "mallory", "{record}");
+    let refused = invoke(serde_json::json!({"requestContext": {"http": {"method": "POST"}}, "body": "{\"environment\": 1}"}).to_string());
+    let http: serde_json::Value = serde_json::from_slice(&refused.stdout).unwrap_or_else(|_| panic!("{}", stderr(&refused)));
+    assert_eq!(http["statusCode"], 400, "{http}");
+    assert!(http["body"].as_str().unwrap().contains("InvalidRequest"), "{http}");
 }
 
 fn function_signs_through_invoke_api(server: S3Server) {
     let world = World::new(server);
     let ca = world.init("staging", &["--principals", "deploy"]);
-    sign_through_function(&world, "staging", world.env(), &ca);
+    sign_through_function(&world, "staging", world.env(), &ca, &world.bucket);
 }
 
 #[test]
@@ -103,12 +140,12 @@ fn stack_deploys_on_localstack_and_the_function_signs_with_its_keys() {
     let ca = out.lines().next().unwrap().to_owned();
     let mut function_env = world.env();
     function_env.push(("SSHCA_AUDIT_BUCKET", audit_bucket.clone()));
-    sign_through_function(&world, &environment, function_env, &ca);
+    sign_through_function(&world, &environment, function_env, &ca, &audit_bucket);
 
     let s3 = runtime.block_on(world.s3());
     let audit = runtime.block_on(s3.list_objects_v2().bucket(&audit_bucket).prefix(format!("audit/{environment}/")).send()).unwrap();
     let records: Vec<_> = audit.contents().iter().filter_map(|o| o.key()).collect();
-    assert_eq!(records.len(), 2, "the two issued certificates are in the audit bucket: {records:?}");
+    assert_eq!(records.len(), 3, "the three issued certificates are in the audit bucket: {records:?}");
     let state = runtime.block_on(world.objects());
     assert!(!state.iter().any(|k| k.starts_with("audit/")), "audit records leaked into the state bucket: {state:?}");
 }
