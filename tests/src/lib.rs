@@ -203,11 +203,23 @@ pub struct Sshd {
 impl Sshd {
     /// `principals`: what `AuthorizedPrincipalsFile` lists for the current user.
     pub fn start(trusted_ca_keys: &str, principals: &[&str], extra_config: &str) -> Self {
+        Self::launch(trusted_ca_keys, principals, None, extra_config)
+    }
+
+    /// Like [`Sshd::start`], presenting `host_key` with its certificate `<host_key>-cert.pub`.
+    pub fn start_with_host_certificate(trusted_ca_keys: &str, principals: &[&str], host_key: &Path) -> Self {
+        Self::launch(trusted_ca_keys, principals, Some(host_key), "")
+    }
+
+    fn launch(trusted_ca_keys: &str, principals: &[&str], host_key: Option<&Path>, extra_config: &str) -> Self {
         let sshd = Path::new("/usr/sbin/sshd");
         assert!(sshd.exists(), "/usr/sbin/sshd is missing: install openssh-server (scripts/servers.sh start does)");
         std::fs::create_dir_all("/run/sshd").expect("create /run/sshd");
         let dir = tempfile::tempdir().expect("temp dir");
-        let host_key = keygen(dir.path(), "host_ed25519", "ed25519", None, "");
+        let (host_key, extra_config) = match host_key {
+            Some(key) => (key.to_owned(), format!("HostCertificate {}\n{extra_config}", cert_path(key).display())),
+            None => (keygen(dir.path(), "host_ed25519", "ed25519", None, ""), extra_config.to_owned()),
+        };
         std::fs::write(dir.path().join("trusted_ca.pub"), trusted_ca_keys).expect("write CA keys");
         std::fs::create_dir(dir.path().join("principals")).expect("principals dir");
         std::fs::write(dir.path().join("principals").join(current_user()), principals.join("\n") + "\n")
@@ -265,6 +277,20 @@ impl Sshd {
             .args(["-F", "/dev/null", "-p", &self.port.to_string()])
             .args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"])
             .args(["-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR"])
+            .env_remove("SSH_AUTH_SOCK");
+        command
+    }
+
+    /// `ssh` to this server that checks the host key against `known_hosts` only (no prompts), as
+    /// if the server were called `host_name`.
+    pub fn ssh_checking_host(&self, known_hosts: &Path, host_name: &str) -> Command {
+        let mut command = Command::new("ssh");
+        command
+            .args(["-F", "/dev/null", "-p", &self.port.to_string()])
+            .args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", "ConnectTimeout=10"])
+            .arg("-o")
+            .arg(format!("UserKnownHostsFile={}", known_hosts.display()))
+            .args(["-o", &format!("HostKeyAlias={host_name}"), "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none"])
             .env_remove("SSH_AUTH_SOCK");
         command
     }

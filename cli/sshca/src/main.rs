@@ -1,7 +1,9 @@
 //! `sshca`: the admin command line of sshca. Sets up an environment's CA, signs keys, prints
 //! the CA keys servers and clients must trust.
 
+mod hosts;
 mod invoke;
+mod rotate;
 mod when;
 
 use std::io::Read;
@@ -39,6 +41,12 @@ enum Command {
     Sign(SignArgs),
     /// Print an environment's CA public key (for TrustedUserCAKeys or known_hosts).
     CaKey(CaKeyArgs),
+    /// Print what servers and clients must be configured with (sshd_config, CA keys, known_hosts).
+    Config(hosts::ConfigArgs),
+    /// Renew a host's certificate when it is due (for a systemd timer).
+    RenewHost(hosts::RenewHostArgs),
+    /// Rotate CA keys with overlap: --create-next, then --promote, then --retire.
+    Rotate(rotate::RotateArgs),
 }
 
 #[derive(Args)]
@@ -90,8 +98,9 @@ struct InitArgs {
 struct SignArgs {
     #[arg(short, long)]
     environment: Option<String>,
-    #[arg(short, long)]
-    username: String,
+    /// The user (for --host: the host, default its first name); it becomes the key id with the serial.
+    #[arg(short, long, required_unless_present = "host")]
+    username: Option<String>,
     /// Public key to sign: a file, an http(s) URL, or - for standard input. Kept for next time;
     /// without it, the key kept from an earlier request is used.
     #[arg(short = 'p', long)]
@@ -139,7 +148,7 @@ struct CaKeyArgs {
     known_hosts: Option<String>,
 }
 
-fn parse_duration(text: &str) -> Result<u64> {
+pub(crate) fn parse_duration(text: &str) -> Result<u64> {
     let relative = if text.starts_with('+') { text.to_owned() } else { format!("+{text}") };
     match When::parse(&relative)? {
         When::Relative(seconds) if seconds > 0 => Ok(seconds as u64),
@@ -166,6 +175,13 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Sign(args) if args.upload => upload(&aws.issuer(&bucket()?, audit_bucket), args).await,
         Command::Sign(args) if args.local => sign(&Signer::Local(aws.issuer(&bucket()?, audit_bucket)), args).await,
         Command::Sign(args) => sign(&Signer::Lambda(invoke::Lambda::new(&config, &args.function)), args).await,
+        Command::Config(args) => hosts::config(&aws.issuer(&bucket()?, audit_bucket), args).await,
+        Command::RenewHost(args) if args.local() => hosts::renew_host(&Signer::Local(aws.issuer(&bucket()?, audit_bucket)), args).await,
+        Command::RenewHost(args) => {
+            let lambda = invoke::Lambda::new(&config, args.function());
+            hosts::renew_host(&Signer::Lambda(lambda), args).await
+        }
+        Command::Rotate(args) => rotate::rotate(&aws, &bucket()?, args).await,
         Command::CaKey(args) => {
             let kind = if args.host { CertKind::Host } else { CertKind::User };
             let key = aws.issuer(&bucket()?, audit_bucket).ca_public_key(&args.environment, kind).await?;
@@ -279,20 +295,21 @@ fn read_public_key(source: &str) -> Result<String> {
 /// Keeps a user's public key in the bucket (with the caller's own credentials).
 async fn upload(issuer: &Issuer, args: SignArgs) -> Result<()> {
     let key = read_public_key(args.public_key.as_deref().context("--upload needs the key: -p KEY.pub")?)?;
-    let key = issuer.cache_public_key(args.environment.as_deref(), &args.username, &key).await?;
+    let username = args.username.context("whose key? pass -u USER")?;
+    let key = issuer.cache_public_key(args.environment.as_deref(), &username, &key).await?;
     let scope = args.environment.map(|e| format!("environment {e:?}")).unwrap_or_else(|| "all environments".into());
-    eprintln!("kept {} key {} of {} for {scope}", key.algorithm(), key.fingerprint(Default::default()), args.username);
+    eprintln!("kept {} key {} of {username} for {scope}", key.algorithm(), key.fingerprint(Default::default()));
     Ok(())
 }
 
 /// Where a signing request goes: the issuing logic in this process, or the deployed function.
-enum Signer {
+pub(crate) enum Signer {
     Local(Issuer),
     Lambda(invoke::Lambda),
 }
 
 impl Signer {
-    async fn sign(&self, request: &SignRequest) -> Result<SignResponse> {
+    pub(crate) async fn sign(&self, request: &SignRequest) -> Result<SignResponse> {
         match self {
             Signer::Local(issuer) => {
                 let caller = Caller { request_id: uuid::Uuid::new_v4().to_string(), identity: None };
@@ -315,7 +332,10 @@ async fn sign(signer: &Signer, args: SignArgs) -> Result<()> {
     };
     let request = SignRequest {
         environment,
-        username: args.username,
+        username: match args.username {
+            Some(username) => username,
+            None => args.principals.first().cloned().context("a host certificate needs the host's names: -n web1.example.com")?,
+        },
         public_key,
         principals: (!args.principals.is_empty()).then_some(args.principals),
         reason: args.reason.unwrap_or_default(),

@@ -72,6 +72,21 @@ impl Issuer {
         Ok(PublicKey::new(signer.public_key().clone(), format!("sshca {environment} {} CA", kind.as_str())))
     }
 
+    /// Every CA public key of `kind` that servers and clients must trust (current, next, previous).
+    pub async fn trusted_ca_keys(&self, environment: &str, kind: CertKind) -> Result<Vec<PublicKey>, IssueError> {
+        let policy = self.policy(environment).await?;
+        let mut keys = Vec::new();
+        for (role, key) in policy.trusted_cas(kind) {
+            let signer = self.ca_keys.load(environment, key).await?;
+            let role = if role == "current" { String::new() } else { format!(" ({role})") };
+            keys.push(PublicKey::new(signer.public_key().clone(), format!("sshca {environment} {} CA{role}", kind.as_str())));
+        }
+        if keys.is_empty() {
+            policy.ca(kind)?;
+        }
+        Ok(keys)
+    }
+
     /// Keeps a user's public key so later requests may leave it out; `environment: None` stores the
     /// key for every environment.
     pub async fn cache_public_key(

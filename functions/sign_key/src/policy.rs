@@ -68,6 +68,18 @@ pub struct Policy {
     pub environment: String,
     pub user_ca: Option<CaKeyRef>,
     pub host_ca: Option<CaKeyRef>,
+    /// CA rotation: the key that becomes current at `sshca rotate --promote`. Servers and clients
+    /// are told about it (`sshca config`) before it signs anything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_user_ca: Option<CaKeyRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_host_ca: Option<CaKeyRef>,
+    /// The key replaced by the last promotion: still trusted (its certificates are still valid)
+    /// until `sshca rotate --retire`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_user_ca: Option<CaKeyRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_host_ca: Option<CaKeyRef>,
     /// Principals of a user certificate when the request names none.
     #[serde(default)]
     pub default_principals: Vec<String>,
@@ -109,6 +121,10 @@ impl Policy {
             environment: environment.to_owned(),
             user_ca: None,
             host_ca: None,
+            next_user_ca: None,
+            next_host_ca: None,
+            previous_user_ca: None,
+            previous_host_ca: None,
             default_principals: Vec::new(),
             allowed_principals: Vec::new(),
             allowed_host_principals: Vec::new(),
@@ -165,6 +181,25 @@ impl Policy {
                 self.environment
             ))
         })
+    }
+
+    /// The CA slots of one kind: (current, next, previous).
+    pub fn ca_slots(&mut self, kind: CertKind) -> [&mut Option<CaKeyRef>; 3] {
+        match kind {
+            CertKind::User => [&mut self.user_ca, &mut self.next_user_ca, &mut self.previous_user_ca],
+            CertKind::Host => [&mut self.host_ca, &mut self.next_host_ca, &mut self.previous_host_ca],
+        }
+    }
+
+    /// Every CA key servers or clients must trust for `kind`: the current one, the next one during
+    /// a rotation, and the previous one until it is retired.
+    /// Each comes with its role: "current", "next" or "previous".
+    pub fn trusted_cas(&self, kind: CertKind) -> Vec<(&'static str, &CaKeyRef)> {
+        let slots = match kind {
+            CertKind::User => [&self.user_ca, &self.next_user_ca, &self.previous_user_ca],
+            CertKind::Host => [&self.host_ca, &self.next_host_ca, &self.previous_host_ca],
+        };
+        ["current", "next", "previous"].into_iter().zip(slots).filter_map(|(role, slot)| Some((role, slot.as_ref()?))).collect()
     }
 
     /// Refuses public keys the environment does not accept: DSA always, RSA below the minimum size,

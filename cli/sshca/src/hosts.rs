@@ -1,0 +1,177 @@
+//! Hosts: what servers and clients must be configured with (`sshca config`), and keeping a
+//! host's certificate fresh (`sshca renew-host`, run by a systemd timer).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, ValueEnum};
+use sign_key::issuer::unix_now;
+use sign_key::policy::human_duration;
+use sign_key::{CertKind, Issuer, SignRequest};
+
+use crate::{parse_duration, Signer};
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Part {
+    /// The lines for sshd_config.
+    SshdConfig,
+    /// The user CA keys, for the file TrustedUserCAKeys names.
+    UserCaKeys,
+    /// The `@cert-authority` lines for clients' known_hosts.
+    KnownHosts,
+}
+
+#[derive(Args)]
+pub struct ConfigArgs {
+    environment: String,
+    /// Host names the host CA vouches for, in known_hosts pattern syntax.
+    #[arg(long, default_value = "*")]
+    host_pattern: String,
+    /// Print only this part, ready to redirect to its file.
+    #[arg(long, value_enum)]
+    only: Option<Part>,
+}
+
+pub const USER_CA_FILE: &str = "/etc/ssh/sshca_user_ca.pub";
+
+pub async fn config(issuer: &Issuer, args: ConfigArgs) -> Result<()> {
+    let environment = &args.environment;
+    let user_keys = issuer.trusted_ca_keys(environment, CertKind::User).await?;
+    // An environment may have no host CA yet: then there is nothing for known_hosts.
+    let host_keys = issuer.trusted_ca_keys(environment, CertKind::Host).await.unwrap_or_default();
+    let sshd_config = format!(
+        "TrustedUserCAKeys {USER_CA_FILE}\n\
+         AuthorizedPrincipalsFile /etc/ssh/auth_principals/%u\n\
+         HostKey /etc/ssh/ssh_host_ed25519_key\n\
+         HostCertificate /etc/ssh/ssh_host_ed25519_key-cert.pub\n\
+         RevokedKeys /etc/ssh/sshca_revoked.krl\n"
+    );
+    let user_ca_keys: String = user_keys.iter().map(|k| k.to_openssh().map(|l| l + "\n")).collect::<Result<_, _>>()?;
+    let known_hosts: String = host_keys
+        .iter()
+        .map(|k| k.to_openssh().map(|l| format!("@cert-authority {} {l}\n", args.host_pattern)))
+        .collect::<Result<_, _>>()?;
+    match args.only {
+        Some(Part::SshdConfig) => print!("{sshd_config}"),
+        Some(Part::UserCaKeys) => print!("{user_ca_keys}"),
+        Some(Part::KnownHosts) => print!("{known_hosts}"),
+        None => {
+            let pattern = &args.host_pattern;
+            print!(
+                "# sshca environment {environment:?}. During a CA rotation both keys are listed: keep them all.\n\
+                 #\n\
+                 # 1. Every server: sshca config {environment} --only sshd-config > /etc/ssh/sshd_config.d/sshca.conf\n\
+                 #    (each user's allowed principals go in /etc/ssh/auth_principals/<user>, one per line;\n\
+                 #    the revocation list: sshca krl {environment} -o /etc/ssh/sshca_revoked.krl)\n\
+                 {sshd_config}\
+                 #\n\
+                 # 2. Every server: sshca config {environment} --only user-ca-keys > {USER_CA_FILE}\n\
+                 {user_ca_keys}\
+                 #\n\
+                 # 3. Every client: sshca config {environment} --only known-hosts --host-pattern '{pattern}' >> ~/.ssh/known_hosts\n\
+                 {known_hosts}"
+            );
+        }
+    }
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct RenewHostArgs {
+    #[arg(short, long)]
+    environment: String,
+    /// The host's names (the certificate's principals), e.g. web1.example.com,10.0.0.5.
+    #[arg(short = 'n', long = "principal", value_delimiter = ',', required = true)]
+    names: Vec<String>,
+    /// The host's private key; its certificate is `<key>-cert.pub` next to it.
+    #[arg(short, long, default_value = "/etc/ssh/ssh_host_ed25519_key")]
+    key: PathBuf,
+    /// Renew when the current certificate expires within this time (e.g. 7d).
+    #[arg(long, value_parser = parse_duration, default_value = "7d")]
+    within: u64,
+    /// Lifetime of the new certificate (default: the environment's maximum for hosts).
+    #[arg(short = 't', long, value_parser = parse_duration)]
+    ttl: Option<u64>,
+    #[arg(short, long, default_value = "scheduled host certificate renewal")]
+    reason: String,
+    /// Run after a renewal (e.g. 'systemctl reload ssh'), through `sh -c`.
+    #[arg(long)]
+    reload_command: Option<String>,
+    /// Renew even when the certificate is not due.
+    #[arg(long)]
+    force: bool,
+    #[arg(long)]
+    local: bool,
+    #[arg(long, env = "SSHCA_FUNCTION", default_value = "sign_key")]
+    function: String,
+}
+
+impl RenewHostArgs {
+    pub fn local(&self) -> bool {
+        self.local
+    }
+    pub fn function(&self) -> &str {
+        &self.function
+    }
+}
+
+/// Why the current certificate needs renewing, or `None` when it does not.
+fn renewal_due(certificate: &Path, names: &[String], within: u64, now: u64) -> Option<String> {
+    let Ok(text) = std::fs::read_to_string(certificate) else {
+        return Some("there is no certificate yet".into());
+    };
+    let Ok(current) = ssh_key::Certificate::from_openssh(text.trim()) else {
+        return Some("the current certificate cannot be read".into());
+    };
+    if current.valid_principals() != names {
+        return Some(format!("its names {:?} differ from {names:?}", current.valid_principals()));
+    }
+    let left = current.valid_before().saturating_sub(now);
+    (left <= within).then(|| format!("it expires in {}", human_duration(left)))
+}
+
+pub async fn renew_host(signer: &Signer, args: RenewHostArgs) -> Result<()> {
+    let certificate_path = PathBuf::from(format!("{}-cert.pub", args.key.display()));
+    let now = unix_now();
+    let reason = match renewal_due(&certificate_path, &args.names, args.within, now) {
+        Some(reason) => reason,
+        None if args.force => "--force".into(),
+        None => {
+            eprintln!("{} is not due for renewal (it expires in more than {})", certificate_path.display(), human_duration(args.within));
+            return Ok(());
+        }
+    };
+    let public_key_path = PathBuf::from(format!("{}.pub", args.key.display()));
+    let public_key = std::fs::read_to_string(&public_key_path)
+        .with_context(|| format!("reading the host's public key {}", public_key_path.display()))?;
+    let request = SignRequest {
+        environment: args.environment.clone(),
+        username: args.names[0].clone(),
+        public_key: Some(public_key),
+        principals: Some(args.names.clone()),
+        reason: args.reason.clone(),
+        ttl: args.ttl,
+        cert_type: CertKind::Host,
+        requested_by: Some(format!("renew-host on {}", args.names[0])),
+        ..Default::default()
+    };
+    let response = signer.sign(&request).await?;
+    // The certificate came from our own signer; check it all the same before it replaces a working one.
+    let certificate = get_key::verify::parse(response.certificate.as_bytes())?;
+    let pinned = [response.ca_fingerprint.parse().context("the CA fingerprint of the response")?];
+    get_key::verify::check(&certificate, &pinned, unix_now())?;
+    get_key::install::install(&certificate_path, &certificate, true, now)?;
+    eprintln!(
+        "renewed {} ({reason}): serial {}, valid until {}",
+        certificate_path.display(),
+        response.serial,
+        get_key::verify::rfc3339(response.valid_before)
+    );
+    if let Some(command) = &args.reload_command {
+        let status = std::process::Command::new("sh").arg("-c").arg(command).status()?;
+        if !status.success() {
+            bail!("the certificate was renewed, but {command:?} failed ({status})");
+        }
+    }
+    Ok(())
+}
