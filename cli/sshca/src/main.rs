@@ -3,6 +3,7 @@
 
 mod hosts;
 mod invoke;
+mod revocation;
 mod rotate;
 mod when;
 
@@ -47,6 +48,14 @@ enum Command {
     RenewHost(hosts::RenewHostArgs),
     /// Rotate CA keys with overlap: --create-next, then --promote, then --retire.
     Rotate(rotate::RotateArgs),
+    /// Revoke certificates by serial, key id, user or public key; republishes the KRL.
+    Revoke(revocation::RevokeArgs),
+    /// Fetch the environment's OpenSSH KRL (for sshd's RevokedKeys), or a link to it.
+    Krl(revocation::KrlArgs),
+    /// List issuances and revocations from the audit trail, newest first.
+    Audit(revocation::AuditArgs),
+    /// Print a certificate and its audit records.
+    Show(revocation::ShowArgs),
 }
 
 #[derive(Args)]
@@ -182,6 +191,10 @@ async fn run(cli: Cli) -> Result<()> {
             hosts::renew_host(&Signer::Lambda(lambda), args).await
         }
         Command::Rotate(args) => rotate::rotate(&aws, &bucket()?, args).await,
+        Command::Revoke(args) => revocation::revoke(&aws.issuer(&bucket()?, audit_bucket), args).await,
+        Command::Krl(args) => revocation::krl(&aws.issuer(&bucket()?, audit_bucket), args).await,
+        Command::Audit(args) => revocation::audit(&aws.issuer(&bucket()?, audit_bucket), args).await,
+        Command::Show(args) => revocation::show(&aws.issuer(&bucket()?, audit_bucket), args).await,
         Command::CaKey(args) => {
             let kind = if args.host { CertKind::Host } else { CertKind::User };
             let key = aws.issuer(&bucket()?, audit_bucket).ca_public_key(&args.environment, kind).await?;
@@ -279,7 +292,7 @@ async fn create_bucket(aws: &Aws, bucket: &str) -> Result<()> {
     }
 }
 
-fn read_public_key(source: &str) -> Result<String> {
+pub(crate) fn read_public_key(source: &str) -> Result<String> {
     let bytes = if source == "-" {
         let mut text = Vec::new();
         std::io::stdin().read_to_end(&mut text).context("reading the public key from standard input")?;
@@ -368,7 +381,7 @@ fn print_response(response: &SignResponse, json: bool) -> Result<()> {
     Ok(())
 }
 
-fn rfc3339(unix: u64) -> String {
+pub(crate) fn rfc3339(unix: u64) -> String {
     time::OffsetDateTime::from_unix_timestamp(unix as i64)
         .ok()
         .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())

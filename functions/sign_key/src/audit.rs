@@ -68,3 +68,34 @@ pub async fn record(store: &dyn Store, entry: &AuditEntry, at: OffsetDateTime) -
     })?;
     Ok(key)
 }
+
+/// The issuance records (`issued` and `void`) of `environment` from the day of `since` (Unix
+/// seconds) to today, oldest first: only those days' prefixes are listed.
+pub async fn entries_since(store: &dyn Store, environment: &str, since: u64) -> Result<Vec<AuditEntry>, IssueError> {
+    let until = OffsetDateTime::now_utc().unix_timestamp().max(0) as u64;
+    entries_between(store, environment, since, until).await
+}
+
+/// The issuance records between two Unix times (by day prefix, then by timestamp), oldest first.
+pub async fn entries_between(store: &dyn Store, environment: &str, since: u64, until: u64) -> Result<Vec<AuditEntry>, IssueError> {
+    let day = |unix: u64| {
+        OffsetDateTime::from_unix_timestamp(unix.min(253_402_300_799) as i64).map(|t| t.date()).unwrap_or(time::Date::MIN)
+    };
+    let (mut date, last) = (day(since), day(until));
+    let mut entries = Vec::new();
+    while date <= last {
+        let prefix = format!("audit/{environment}/{:04}/{:02}/{:02}/", date.year(), u8::from(date.month()), date.day());
+        for key in store.list(&prefix).await? {
+            if let Some(object) = store.get(&key).await? {
+                if let Ok(entry) = serde_json::from_slice::<AuditEntry>(&object.body) {
+                    entries.push(entry);
+                }
+            }
+        }
+        match date.next_day() {
+            Some(next) => date = next,
+            None => break,
+        }
+    }
+    Ok(entries)
+}

@@ -52,6 +52,10 @@ impl Issuer {
         &self.store
     }
 
+    pub fn audit_store(&self) -> &Arc<dyn Store> {
+        &self.audit
+    }
+
     /// The environment's policy, from the per-container cache when fresh.
     pub async fn policy(&self, environment: &str) -> Result<Arc<Policy>, IssueError> {
         request::check_environment(environment)?;

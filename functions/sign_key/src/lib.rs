@@ -15,10 +15,12 @@ pub mod aws;
 pub mod ca;
 pub mod error;
 pub mod issuer;
+pub mod krl;
 pub mod lambda;
 pub mod layout;
 pub mod policy;
 pub mod request;
+pub mod revoke;
 pub mod serial;
 pub mod store;
 
