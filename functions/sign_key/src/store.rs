@@ -52,10 +52,6 @@ impl S3Store {
         Self { client, bucket: bucket.into() }
     }
 
-    pub fn bucket(&self) -> &str {
-        &self.bucket
-    }
-
     fn classify<E, R>(&self, key: &str, err: SdkError<E, R>) -> StoreError
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
