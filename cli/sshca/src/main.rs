@@ -14,7 +14,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use sign_key::admin::{self, CaKeySpec};
 use sign_key::aws::Aws;
-use sign_key::ca::{CaKeys, KmsCaKeys};
+use sign_key::ca::KmsCaKeys;
 use sign_key::issuer::{read_policy, unix_now};
 use sign_key::policy::human_duration;
 use sign_key::{Caller, CertKind, IssueError, Issuer, Policy, S3Store, SignRequest, SignResponse};
@@ -257,18 +257,7 @@ async fn init(aws: &Aws, bucket: &str, args: InitArgs) -> Result<()> {
         }
     }
     let ca_keys = KmsCaKeys::new(aws.kms.clone(), store.clone());
-    let mut lines = Vec::new();
-    for (kind, slot) in [(CertKind::User, &policy.user_ca), (CertKind::Host, &policy.host_ca)] {
-        if let Some(key) = slot {
-            let signer = ca_keys.load(&args.environment, key).await.map_err(IssueError::from)?;
-            let public = ssh_key::PublicKey::new(signer.public_key().clone(), format!("sshca {} {} CA", args.environment, kind.as_str()));
-            lines.push(public.to_openssh()?);
-        }
-    }
-    if lines.is_empty() {
-        bail!("environment {:?} has no CA key: pass --create-keys, or --user-ca-key / --host-ca-key KMS_KEY_ID", args.environment);
-    }
-    admin::write_policy(store.as_ref(), &policy).await?;
+    let ca_public_keys = admin::write_policy(store.as_ref(), &ca_keys, &policy).await?;
     eprintln!(
         "environment {:?} ready in s3://{bucket}: default principals {:?}, allowed {:?}, TTL {} (max {})",
         args.environment,
@@ -277,8 +266,8 @@ async fn init(aws: &Aws, bucket: &str, args: InitArgs) -> Result<()> {
         human_duration(policy.default_ttl),
         human_duration(policy.max_ttl)
     );
-    for line in lines {
-        println!("{line}");
+    for key in ca_public_keys {
+        println!("{}", key.to_openssh()?);
     }
     Ok(())
 }
@@ -373,17 +362,11 @@ fn print_response(response: &SignResponse, json: bool) -> Result<()> {
         "signed {} (serial {}), valid until {}; the link works until {}. Send the user:\n  get_key '{}'",
         response.key_id,
         response.serial,
-        rfc3339(response.valid_before),
-        rfc3339(response.url_expires_at),
+        get_key::verify::rfc3339(response.valid_before),
+        get_key::verify::rfc3339(response.url_expires_at),
         response.download_url
     );
     println!("{}", response.download_url);
     Ok(())
 }
 
-pub(crate) fn rfc3339(unix: u64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(unix as i64)
-        .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
-        .unwrap_or_else(|| unix.to_string())
-}

@@ -14,7 +14,9 @@ use sign_key::store::Condition;
 use sign_key::Issuer;
 
 use crate::when::When;
-use crate::{parse_duration, read_public_key, rfc3339};
+use get_key::verify::rfc3339;
+
+use crate::{parse_duration, read_public_key};
 
 #[derive(Args)]
 #[command(group(ArgGroup::new("what").required(true).multiple(true).args(["serial", "key_id", "user", "public_key"])))]

@@ -6,9 +6,9 @@ use anyhow::{bail, Result};
 use clap::{ArgGroup, Args, ValueEnum};
 use sign_key::admin::{self, CaKeySpec};
 use sign_key::aws::Aws;
-use sign_key::ca::{CaKeys, KmsCaKeys};
+use sign_key::ca::KmsCaKeys;
 use sign_key::issuer::read_policy;
-use sign_key::{CaKeyRef, CertKind, IssueError, S3Store};
+use sign_key::{CaKeyRef, CertKind, S3Store};
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Role {
@@ -82,13 +82,7 @@ pub async fn rotate(aws: &Aws, bucket: &str, args: RotateArgs) -> Result<()> {
             }
         }
     }
-    let ca_keys = KmsCaKeys::new(aws.kms.clone(), store.clone());
-    for kind in [CertKind::User, CertKind::Host] {
-        for (_, key) in policy.trusted_cas(kind) {
-            ca_keys.load(&args.environment, key).await.map_err(IssueError::from)?;
-        }
-    }
-    admin::write_policy(store.as_ref(), &policy).await?;
+    admin::write_policy(store.as_ref(), &KmsCaKeys::new(aws.kms.clone(), store.clone()), &policy).await?;
     eprintln!("now distribute the trusted keys: sshca config {}", args.environment);
     Ok(())
 }

@@ -6,10 +6,10 @@ use std::str::FromStr;
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::{KeySpec, KeyUsageType, Tag};
 use rand::rngs::OsRng;
-use ssh_key::{Algorithm, PrivateKey};
+use ssh_key::{Algorithm, PrivateKey, PublicKey};
 
 use crate::aws::Aws;
-use crate::ca::sealing_context;
+use crate::ca::{sealing_context, CaKeys};
 use crate::error::IssueError;
 use crate::layout;
 use crate::policy::{CaKeyRef, Policy};
@@ -125,10 +125,26 @@ pub async fn create_ca_key(
     }
 }
 
-/// Validates and stores the environment's policy.
-pub async fn write_policy(store: &dyn Store, policy: &Policy) -> Result<(), IssueError> {
+/// Validates and stores the environment's policy, after checking that every CA key it names
+/// (current, next, previous) can sign. Returns the public keys of the current user and host CAs.
+pub async fn write_policy(store: &dyn Store, ca_keys: &dyn CaKeys, policy: &Policy) -> Result<Vec<PublicKey>, IssueError> {
     policy.validate()?;
+    let environment = &policy.environment;
+    let mut current = Vec::new();
+    for kind in [CertKind::User, CertKind::Host] {
+        for (role, key) in policy.trusted_cas(kind) {
+            let signer = ca_keys.load(environment, key).await?;
+            if role == "current" {
+                current.push(PublicKey::new(signer.public_key().clone(), format!("sshca {environment} {} CA", kind.as_str())));
+            }
+        }
+    }
+    if current.is_empty() {
+        return Err(IssueError::Configuration(format!(
+            "environment {environment:?} has no CA key: pass --create-keys, or --user-ca-key / --host-ca-key KMS_KEY_ID"
+        )));
+    }
     let body = serde_json::to_vec_pretty(policy).expect("a policy serializes");
-    store.put(&layout::policy(&policy.environment), body, Condition::Always).await?;
-    Ok(())
+    store.put(&layout::policy(environment), body, Condition::Always).await?;
+    Ok(current)
 }

@@ -21,8 +21,8 @@ use crate::audit::{self, Event};
 use crate::error::{IssueError, StoreError};
 use crate::issuer::{parse_public_key, unix_now, Issuer};
 use crate::krl;
-use crate::layout;
 use crate::request::{self, CertKind};
+use crate::serial;
 use crate::store::{Condition, Store};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -119,13 +119,7 @@ pub async fn revoke(issuer: &Issuer, request: &RevokeRequest) -> Result<RevokeOu
 
     let mut wanted = RevocationState::default();
     if !request.serials.is_empty() {
-        let issued_below = match store.get(&layout::serial_counter(environment)).await? {
-            Some(counter) => serde_json::from_slice::<serde_json::Value>(&counter.body)
-                .ok()
-                .and_then(|c| c["next"].as_u64())
-                .unwrap_or(1),
-            None => 1,
-        };
+        let issued_below = serial::issued_below(store, environment).await?;
         for &serial in &request.serials {
             if serial == 0 || serial >= issued_below {
                 return Err(IssueError::InvalidRequest(format!(

@@ -57,6 +57,17 @@ pub async fn allocate(store: &dyn Store, environment: &str) -> Result<u64, Issue
     )))
 }
 
+/// Serials below this were handed out in `environment` (1 when none was).
+pub async fn issued_below(store: &dyn Store, environment: &str) -> Result<u64, IssueError> {
+    let key = layout::serial_counter(environment);
+    match store.get(&key).await? {
+        None => Ok(1),
+        Some(object) => serde_json::from_slice::<Counter>(&object.body)
+            .map(|counter| counter.next)
+            .map_err(|err| IssueError::Configuration(format!("the serial counter {key} is corrupt ({err})"))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
