@@ -48,10 +48,14 @@ pub fn require_server(endpoint: &str) {
     }
 }
 
-/// Path of a binary of this workspace, built next to the test executable.
+/// Path of a binary of this workspace, built next to the running test (`target/<profile>/deps/`)
+/// or binary (`target/<profile>/`).
 pub fn bin(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps");
+    let exe = std::env::current_exe().expect("executable path");
+    let mut dir = exe.parent().expect("target/<profile>");
+    if dir.ends_with("deps") {
+        dir = dir.parent().expect("target/<profile>");
+    }
     let path = dir.join(name);
     assert!(path.exists(), "{} is missing: run `cargo build --workspace` first (scripts/test.sh does)", path.display());
     path
@@ -121,7 +125,7 @@ impl World {
 
     /// AWS SDK configuration for direct checks of what landed in the bucket.
     pub async fn sdk_config(&self) -> aws_config::SdkConfig {
-        aws_config::defaults(aws_config::BehaviorVersion::latest())
+        sign_key::aws::config_loader()
             .region(aws_config::Region::new("us-east-1"))
             .credentials_provider(aws_sdk_s3::config::Credentials::new("test", "test", None, None, "sshca-tests"))
             .endpoint_url(self.server.endpoint())
@@ -135,7 +139,7 @@ impl World {
     }
 
     pub async fn kms(&self) -> aws_sdk_kms::Client {
-        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        let config = sign_key::aws::config_loader()
             .region(aws_config::Region::new("us-east-1"))
             .credentials_provider(aws_sdk_kms::config::Credentials::new("test", "test", None, None, "sshca-tests"))
             .endpoint_url(kms_endpoint())
@@ -341,11 +345,17 @@ pub struct LambdaEmulator {
     pub port: u16,
     emulator: Child,
     function: Child,
+    logs: TempDir,
 }
 
 impl LambdaEmulator {
     /// Starts the emulator and the function with `env` (bucket, AWS endpoints…).
     pub fn start(env: &[(&'static str, String)]) -> Self {
+        Self::start_binary(&bin("sign_key"), env)
+    }
+
+    /// Like [`LambdaEmulator::start`] with another build of the function (e.g. the release one).
+    pub fn start_binary(binary: &Path, env: &[(&'static str, String)]) -> Self {
         let port = free_port();
         let emulator = Command::new(tool("SSHCA_CARGO_LAMBDA"))
             .args(["lambda", "watch", "--only-lambda-apis", "--invoke-address", "127.0.0.1", "--invoke-port"])
@@ -361,22 +371,30 @@ impl LambdaEmulator {
             assert!(Instant::now() < deadline, "cargo lambda watch did not listen on {port}");
             std::thread::sleep(Duration::from_millis(50));
         }
-        let function = Command::new(bin("sign_key"))
+        let logs = tempfile::tempdir().expect("temp dir");
+        let log = |name: &str| std::fs::File::create(logs.path().join(name)).expect("create a log file");
+        let function = Command::new(binary)
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .env("AWS_LAMBDA_RUNTIME_API", format!("http://127.0.0.1:{port}/.rt/sign_key"))
             .env("AWS_LAMBDA_FUNCTION_NAME", "sign_key")
             .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdout(log("stdout"))
+            .stderr(log("stderr"))
             .spawn()
             .expect("start the sign_key function");
-        LambdaEmulator { port, emulator, function }
+        LambdaEmulator { port, emulator, function, logs }
     }
 
     pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Everything the function wrote so far: stdout (metrics) then stderr (logs), as CloudWatch
+    /// would keep it.
+    pub fn logs(&self) -> String {
+        ["stdout", "stderr"].iter().map(|name| std::fs::read_to_string(self.logs.path().join(name)).unwrap_or_default()).collect()
     }
 }
 

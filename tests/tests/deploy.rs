@@ -145,7 +145,10 @@ fn stack_deploys_on_localstack_and_the_function_signs_with_its_keys() {
     let s3 = runtime.block_on(world.s3());
     let audit = runtime.block_on(s3.list_objects_v2().bucket(&audit_bucket).prefix(format!("audit/{environment}/")).send()).unwrap();
     let records: Vec<_> = audit.contents().iter().filter_map(|o| o.key()).collect();
-    assert_eq!(records.len(), 3, "the three issued certificates are in the audit bucket: {records:?}");
+    let issued = records.iter().filter(|k| k.ends_with("-issued.json")).count();
+    assert_eq!(issued, 3, "the three issued certificates are in the audit bucket: {records:?}");
+    let leases = records.iter().filter(|k| k.starts_with(&format!("audit/{environment}/leases/"))).count();
+    assert_eq!((leases, records.len()), (1, 4), "one lease of serials, recorded in the audit bucket: {records:?}");
     let state = runtime.block_on(world.objects());
     assert!(!state.iter().any(|k| k.starts_with("audit/")), "audit records leaked into the state bucket: {state:?}");
 }

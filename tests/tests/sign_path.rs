@@ -105,8 +105,9 @@ fn key_types(server: S3Server) {
     }
 }
 
-/// 16 signers (each its own `Issuer`, as separate Lambda containers are) × 25 certificates:
-/// 400 distinct serials, each with exactly one audit record.
+/// 16 signers (each its own `Issuer`, as separate Lambda containers are, leasing serials 8 at a
+/// time) × 25 certificates: 400 distinct serials, each with exactly one audit record and inside a
+/// recorded lease of the signer that used it.
 fn concurrent_signers(server: S3Server) {
     let world = World::new(server);
     world.init("load", &["--principals", "deploy"]);
@@ -120,11 +121,11 @@ fn concurrent_signers(server: S3Server) {
         let public_key = Arc::new(public_key);
         let signers: Vec<_> = (0..16)
             .map(|signer| {
-                let issuer = aws.issuer(&world.bucket, None);
+                let issuer = aws.issuer(&world.bucket, None).with_serial_block(8, format!("signer-{signer}"));
                 let public_key = public_key.clone();
                 tokio::spawn(async move {
                     let mut serials = Vec::new();
-                    for n in 0..25 {
+                    for n in 0..25u64 {
                         let request = sign_key::SignRequest {
                             environment: "load".into(),
                             username: format!("user{signer}"),
@@ -133,22 +134,32 @@ fn concurrent_signers(server: S3Server) {
                             ..Default::default()
                         };
                         let caller = sign_key::Caller { request_id: format!("{signer}-{n}"), identity: None };
-                        serials.push(issuer.issue(&request, &caller).await.expect("issue").serial);
+                        serials.push((issuer.issue(&request, &caller).await.expect("issue").serial, signer));
                     }
                     serials
                 })
             })
             .collect();
-        let mut serials = BTreeSet::new();
+        let mut serials = BTreeMap::new();
         for signer in signers {
-            for serial in signer.await.unwrap() {
-                assert!(serials.insert(serial), "serial {serial} issued twice");
+            for (serial, signer) in signer.await.unwrap() {
+                assert!(serials.insert(serial, signer).is_none(), "serial {serial} issued twice");
             }
         }
         assert_eq!(serials.len(), 400);
 
+        let store = sign_key::store::S3Store::new(aws.s3.clone(), world.bucket.clone());
+        let leases = sign_key::serial::lease_records(&store, "load").await.unwrap();
+        assert_eq!(leases.iter().map(|l| l.last + 1 - l.first).sum::<u64>(), 8 * leases.len() as u64);
+        for (serial, signer) in &serials {
+            let lease = leases.iter().find(|l| (l.first..=l.last).contains(serial));
+            assert_eq!(lease.map(|l| l.holder.as_str()), Some(format!("signer-{signer}").as_str()), "serial {serial}");
+        }
+        let serials: BTreeSet<u64> = serials.into_keys().collect();
+
         let mut audit: BTreeMap<u64, Vec<String>> = BTreeMap::new();
-        for key in world.objects().await.into_iter().filter(|k| k.starts_with("audit/load/")) {
+        let issuance_records = world.objects().await.into_iter().filter(|k| k.starts_with("audit/load/2"));
+        for key in issuance_records {
             let name = key.rsplit('/').next().unwrap();
             let serial: u64 = name.split('-').next().unwrap().parse().unwrap();
             audit.entry(serial).or_default().push(key);

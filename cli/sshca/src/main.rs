@@ -175,17 +175,17 @@ async fn main() {
 }
 
 async fn run(cli: Cli) -> Result<()> {
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+    let config = sign_key::aws::config_loader().load().await;
     let aws = Aws::from_config(&config);
     let bucket = || cli.bucket.clone().context("no bucket: pass --bucket NAME or set SSHCA_BUCKET");
     let audit_bucket = cli.audit_bucket.as_deref();
     match cli.command {
         Command::Init(args) => init(&aws, &bucket()?, args).await,
         Command::Sign(args) if args.upload => upload(&aws.issuer(&bucket()?, audit_bucket), args).await,
-        Command::Sign(args) if args.local => sign(&Signer::Local(aws.issuer(&bucket()?, audit_bucket)), args).await,
+        Command::Sign(args) if args.local => sign(&Signer::Local(Box::new(aws.issuer(&bucket()?, audit_bucket))), args).await,
         Command::Sign(args) => sign(&Signer::Lambda(invoke::Lambda::new(&config, &args.function)), args).await,
         Command::Config(args) => hosts::config(&aws.issuer(&bucket()?, audit_bucket), args).await,
-        Command::RenewHost(args) if args.local() => hosts::renew_host(&Signer::Local(aws.issuer(&bucket()?, audit_bucket)), args).await,
+        Command::RenewHost(args) if args.local() => hosts::renew_host(&Signer::Local(Box::new(aws.issuer(&bucket()?, audit_bucket))), args).await,
         Command::RenewHost(args) => {
             let lambda = invoke::Lambda::new(&config, args.function());
             hosts::renew_host(&Signer::Lambda(lambda), args).await
@@ -306,7 +306,7 @@ async fn upload(issuer: &Issuer, args: SignArgs) -> Result<()> {
 
 /// Where a signing request goes: the issuing logic in this process, or the deployed function.
 pub(crate) enum Signer {
-    Local(Issuer),
+    Local(Box<Issuer>),
     Lambda(invoke::Lambda),
 }
 

@@ -2,11 +2,19 @@
 
 use std::sync::Arc;
 
-use aws_config::{BehaviorVersion, SdkConfig};
+use aws_config::{BehaviorVersion, ConfigLoader, SdkConfig};
+use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
 
 use crate::ca::KmsCaKeys;
 use crate::issuer::Issuer;
 use crate::store::S3Store;
+
+/// The standard configuration chain with sshca's HTTPS client (rustls on ring). Every AWS client of
+/// sshca's binaries starts here.
+pub fn config_loader() -> ConfigLoader {
+    let https = aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https();
+    aws_config::defaults(BehaviorVersion::latest()).http_client(https)
+}
 
 /// The S3 and KMS clients of one process.
 #[derive(Clone)]
@@ -20,7 +28,7 @@ impl Aws {
     /// the Lambda role; `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL_KMS` point it
     /// at S3-compatible servers and local KMS.
     pub async fn from_env() -> Self {
-        Self::from_config(&aws_config::defaults(BehaviorVersion::latest()).load().await)
+        Self::from_config(&config_loader().load().await)
     }
 
     pub fn from_config(config: &SdkConfig) -> Self {

@@ -5,21 +5,22 @@ use std::sync::{Arc, Mutex as StdMutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rand::rngs::OsRng;
+use rand::RngCore;
 use ssh_key::certificate::{Builder, CertType};
 use ssh_key::public::KeyData;
 use ssh_key::{Certificate, HashAlg, PublicKey, Signature};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
-use tokio::sync::Mutex;
-use tracing::{error, info};
+use tracing::{error, info, warn};
+use uuid::Uuid;
 
 use crate::audit::{self, AuditEntry, Event};
 use crate::ca::{CaKeys, Signer};
-use crate::error::{CaError, IssueError};
+use crate::error::IssueError;
 use crate::layout;
 use crate::policy::{Plan, Policy};
 use crate::request::{self, CertKind, SignRequest, SignResponse};
-use crate::serial;
+use crate::serial::SerialLeases;
 use crate::store::{Condition, Store};
 
 /// How long a policy read from the bucket is trusted before it is read again: an admin's change
@@ -40,12 +41,31 @@ pub struct Issuer {
     /// Where audit records go: the same bucket, or a separate one (e.g. with S3 Object Lock).
     audit: Arc<dyn Store>,
     ca_keys: Arc<dyn CaKeys>,
-    policies: Mutex<HashMap<String, (Instant, Arc<Policy>)>>,
+    serials: SerialLeases,
+    policies: Recent<Arc<Policy>>,
+    /// The public keys this container last wrote to the key cache, so an unchanged key is not
+    /// written again on every request.
+    cached_keys: Recent<String>,
 }
 
 impl Issuer {
+    /// An issuer that leases one serial at a time: right for a process that signs once.
     pub fn new(store: Arc<dyn Store>, audit: Arc<dyn Store>, ca_keys: Arc<dyn CaKeys>) -> Self {
-        Self { store, audit, ca_keys, policies: Mutex::new(HashMap::new()) }
+        Self {
+            store,
+            audit,
+            ca_keys,
+            serials: SerialLeases::new(1, Uuid::new_v4().to_string()),
+            policies: Recent::new(POLICY_TTL),
+            cached_keys: Recent::new(POLICY_TTL),
+        }
+    }
+
+    /// Leases serials `block` at a time, naming this signer `holder` in the lease records: one
+    /// counter write per block instead of per certificate, for long-lived signers.
+    pub fn with_serial_block(mut self, block: u64, holder: impl Into<String>) -> Self {
+        self.serials = SerialLeases::new(block, holder);
+        self
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -59,13 +79,11 @@ impl Issuer {
     /// The environment's policy, from the per-container cache when fresh.
     pub async fn policy(&self, environment: &str) -> Result<Arc<Policy>, IssueError> {
         request::check_environment(environment)?;
-        if let Some((read_at, policy)) = self.policies.lock().await.get(environment) {
-            if read_at.elapsed() < POLICY_TTL {
-                return Ok(policy.clone());
-            }
+        if let Some(policy) = self.policies.get(environment) {
+            return Ok(policy);
         }
         let policy = Arc::new(read_policy(self.store.as_ref(), environment).await?);
-        self.policies.lock().await.insert(environment.to_owned(), (Instant::now(), policy.clone()));
+        self.policies.insert(environment.to_owned(), policy.clone());
         Ok(policy)
     }
 
@@ -111,7 +129,11 @@ impl Issuer {
     async fn store_public_key(&self, environment: Option<&str>, username: &str, key: &PublicKey) -> Result<(), IssueError> {
         let line = key.to_openssh().map_err(|err| IssueError::InvalidPublicKey(err.to_string()))?;
         let object = layout::cached_public_key(environment, username);
+        if self.cached_keys.get(&object).as_deref() == Some(line.as_str()) {
+            return Ok(());
+        }
         self.store.put(&object, format!("{line}\n").into_bytes(), Condition::Always).await?;
+        self.cached_keys.insert(object, line);
         Ok(())
     }
 
@@ -134,11 +156,7 @@ impl Issuer {
         let now = unix_now();
         let plan = policy.plan(request, now)?;
         let ca = self.ca_keys.load(&request.environment, policy.ca(request.cert_type)?).await?;
-        if request.public_key.is_some() {
-            self.store_public_key(Some(&request.environment), &request.username, &public_key).await?;
-        }
-
-        let serial = serial::allocate(self.store.as_ref(), &request.environment).await?;
+        let serial = self.serials.next(self.store.as_ref(), self.audit.as_ref(), &request.environment, &caller.request_id).await?;
         let key_id = format!("{}#{serial}", request.username);
         let mut entry = AuditEntry {
             event: Event::Issued,
@@ -160,7 +178,18 @@ impl Issuer {
             certificate: None,
             error: None,
         };
-        let issued = self.sign_and_record(ca, &public_key, request.cert_type, &plan, &mut entry).await;
+        let issued = self.sign_and_record(ca, &public_key, request.cert_type, &plan, &mut entry);
+        let cache_key = async {
+            match request.public_key.is_some() {
+                true => self.store_public_key(Some(&request.environment), &request.username, &public_key).await,
+                false => Ok(()),
+            }
+        };
+        let (issued, cached) = tokio::join!(issued, cache_key);
+        if let Err(err) = cached {
+            // The certificate stands; only a later request that leaves out its key is affected.
+            warn!(serial, error = %err, "the public key could not be cached");
+        }
         match issued {
             Ok((certificate, download_url)) => {
                 info!(serial, key_id = %key_id, environment = %request.environment, outcome = "issued", "certificate issued");
@@ -190,15 +219,21 @@ impl Issuer {
         plan: &Plan,
         entry: &mut AuditEntry,
     ) -> Result<(String, String), IssueError> {
-        let certificate = sign_certificate(ca, subject, kind, plan, entry.serial, &entry.key_id).await?;
+        let certificate = sign_certificate(ca.as_ref(), subject, kind, plan, entry.serial, &entry.key_id).await?;
         let line = certificate.to_openssh().map_err(|err| IssueError::Unavailable(err.to_string()))?;
         let now = OffsetDateTime::now_utc();
         entry.timestamp = now.format(&Rfc3339).expect("UTC times format");
         entry.certificate = Some(line.clone());
-        audit::record(self.audit.as_ref(), entry, now).await?;
-
+        // The two writes do not depend on each other; what matters is that both are durable before
+        // the URL exists. If the audit write fails, the certificate object may exist, but no URL to
+        // it is handed out and the void record carries the certificate.
         let object = layout::certificate(&entry.environment, &entry.username, entry.serial);
-        self.store.put(&object, format!("{line}\n").into_bytes(), Condition::IfAbsent).await?;
+        let (audited, stored) = tokio::join!(
+            audit::record(self.audit.as_ref(), entry, now),
+            self.store.put(&object, format!("{line}\n").into_bytes(), Condition::IfAbsent),
+        );
+        audited?;
+        stored?;
         let expires_in = Duration::from_secs(plan.url_expires_at.saturating_sub(unix_now()).max(1));
         let url = self.store.presign_get(&object, expires_in).await?;
         Ok((line, url))
@@ -237,6 +272,28 @@ impl Issuer {
             }
         }
         Err(IssueError::NoCachedKey { user: username.to_owned(), environment: environment.to_owned() })
+    }
+}
+
+/// A per-container map whose entries are trusted for a short time.
+struct Recent<V> {
+    ttl: Duration,
+    entries: StdMutex<HashMap<String, (Instant, V)>>,
+}
+
+impl<V: Clone> Recent<V> {
+    fn new(ttl: Duration) -> Self {
+        Self { ttl, entries: StdMutex::new(HashMap::new()) }
+    }
+
+    fn get(&self, key: &str) -> Option<V> {
+        let entries = self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        entries.get(key).filter(|(at, _)| at.elapsed() < self.ttl).map(|(_, value)| value.clone())
+    }
+
+    fn insert(&self, key: String, value: V) {
+        let mut entries = self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        entries.insert(key, (Instant::now(), value));
     }
 }
 
@@ -292,73 +349,75 @@ pub fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default()
 }
 
-/// Builds and signs the certificate. `ssh_key`'s builder wants a synchronous signer, and the CA
-/// signs asynchronously (a KMS call), so the builder runs on a blocking thread that waits for it.
+/// Builds and signs the certificate. `ssh_key`'s builder wants a synchronous signer and the CA
+/// signs asynchronously (a KMS call), so the certificate is built twice with the same nonce: once
+/// to learn the bytes to sign, and once more with their signature. This keeps the request on its
+/// task (no blocking thread waiting on the runtime).
 async fn sign_certificate(
-    ca: Arc<dyn Signer>,
+    ca: &dyn Signer,
     subject: &PublicKey,
     kind: CertKind,
     plan: &Plan,
     serial: u64,
     key_id: &str,
 ) -> Result<Certificate, IssueError> {
-    let invalid = |err: ssh_key::Error| IssueError::InvalidRequest(format!("cannot build the certificate: {err}"));
-    let mut builder =
-        Builder::new_with_random_nonce(&mut OsRng, subject.key_data().clone(), plan.valid_after, plan.valid_before)
-            .map_err(invalid)?;
-    builder
-        .serial(serial)
-        .and_then(|b| b.key_id(key_id))
-        .and_then(|b| b.comment(key_id))
-        .and_then(|b| {
-            b.cert_type(match kind {
-                CertKind::User => CertType::User,
-                CertKind::Host => CertType::Host,
-            })
-        })
-        .map_err(invalid)?;
-    for principal in &plan.principals {
-        builder.valid_principal(principal).map_err(invalid)?;
-    }
-    for (name, value) in &plan.extensions {
-        builder.extension(name, value).map_err(invalid)?;
-    }
-    for (name, value) in &plan.critical_options {
-        builder.critical_option(name, value).map_err(invalid)?;
-    }
-    let signer = BlockingSigner { ca, runtime: tokio::runtime::Handle::current(), failure: StdMutex::new(None) };
-    tokio::task::spawn_blocking(move || {
-        let signed = builder.sign(&signer);
-        match (signed, signer.failure.into_inner().unwrap_or(None)) {
-            (Ok(certificate), _) => Ok(certificate),
-            (Err(_), Some(ca_error)) => Err(IssueError::from(ca_error)),
-            (Err(err), None) => Err(IssueError::Unavailable(format!("signing failed: {err}"))),
+    let mut nonce = [0u8; 32];
+    OsRng.fill_bytes(&mut nonce);
+    let build = |signer: &Presigned| -> ssh_key::Result<Certificate> {
+        let mut builder = Builder::new(nonce, subject.key_data().clone(), plan.valid_after, plan.valid_before)?;
+        builder.serial(serial)?.key_id(key_id)?.comment(key_id)?.cert_type(match kind {
+            CertKind::User => CertType::User,
+            CertKind::Host => CertType::Host,
+        })?;
+        for principal in &plan.principals {
+            builder.valid_principal(principal)?;
         }
-    })
-    .await
-    .map_err(|err| IssueError::Unavailable(format!("the signing task failed: {err}")))?
+        for (name, value) in &plan.extensions {
+            builder.extension(name, value)?;
+        }
+        for (name, value) in &plan.critical_options {
+            builder.critical_option(name, value)?;
+        }
+        builder.sign(signer)
+    };
+    let invalid = |err: ssh_key::Error| IssueError::InvalidRequest(format!("cannot build the certificate: {err}"));
+    let learn = Presigned { public_key: ca.public_key().clone(), message: StdMutex::new(None), signature: None };
+    let learned = build(&learn);
+    let message = match (learn.message.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner()), learned) {
+        (Some(message), _) => message,
+        (None, Err(err)) => return Err(invalid(err)),
+        (None, Ok(_)) => return Err(IssueError::Unavailable("the certificate was built without its signed bytes".into())),
+    };
+    let signature = ca.sign(&message).await?;
+    let sign = Presigned { public_key: ca.public_key().clone(), message: StdMutex::new(Some(message)), signature: Some(signature) };
+    build(&sign).map_err(|err| IssueError::Unavailable(format!("signing failed: {err}")))
 }
 
-/// Adapts an async [`Signer`] to the synchronous `signature::Signer` that `ssh_key` calls, keeping
-/// the CA's own error (which `signature::Error` would erase) for the caller.
-struct BlockingSigner {
-    ca: Arc<dyn Signer>,
-    runtime: tokio::runtime::Handle,
-    failure: StdMutex<Option<CaError>>,
+/// The `signature::Signer` that `ssh_key`'s builder calls: without a signature it keeps the bytes
+/// to sign and refuses; with one it hands it out for exactly those bytes.
+struct Presigned {
+    public_key: KeyData,
+    message: StdMutex<Option<Vec<u8>>>,
+    signature: Option<Signature>,
 }
 
-impl signature::Signer<Signature> for BlockingSigner {
+impl signature::Signer<Signature> for Presigned {
     fn try_sign(&self, message: &[u8]) -> Result<Signature, signature::Error> {
-        self.runtime.block_on(self.ca.sign(message)).map_err(|err| {
-            *self.failure.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(err);
-            signature::Error::new()
-        })
+        let mut expected = self.message.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        match &self.signature {
+            Some(signature) if expected.as_deref() == Some(message) => Ok(signature.clone()),
+            Some(_) => Err(signature::Error::new()),
+            None => {
+                *expected = Some(message.to_vec());
+                Err(signature::Error::new())
+            }
+        }
     }
 }
 
-impl From<&BlockingSigner> for KeyData {
-    fn from(signer: &BlockingSigner) -> KeyData {
-        signer.ca.public_key().clone()
+impl From<&Presigned> for KeyData {
+    fn from(signer: &Presigned) -> KeyData {
+        signer.public_key.clone()
     }
 }
 
@@ -371,6 +430,7 @@ mod tests {
 
     use super::*;
     use crate::ca::LocalSigner;
+    use crate::error::CaError;
     use crate::policy::CaKeyRef;
     use crate::store::memory::MemoryStore;
 

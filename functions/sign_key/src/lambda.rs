@@ -9,7 +9,10 @@
 use base64::Engine;
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde_json::{json, Value};
-use tracing::{info, Instrument};
+use tracing::{info, Instrument, Level};
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::error::IssueError;
 use crate::issuer::{Caller, Issuer};
@@ -17,6 +20,17 @@ use crate::request::SignRequest;
 
 /// A request is a few KiB at most; anything much larger is refused before it is parsed.
 pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
+
+/// Serials a container leases at a time. A container lives for many requests, so one counter write
+/// serves 64 certificates; a container that ends early leaves at most 63 unused serials, which its
+/// lease record accounts for.
+pub const SERIAL_BLOCK: u64 = 64;
+
+/// Names this container in serial lease records: its log stream (where its logs are), made unique.
+pub fn container_name() -> String {
+    let stream = std::env::var("AWS_LAMBDA_LOG_STREAM_NAME").unwrap_or_else(|_| "local".into());
+    format!("{stream}#{}", uuid::Uuid::new_v4())
+}
 
 impl From<IssueError> for Diagnostic {
     fn from(err: IssueError) -> Self {
@@ -157,15 +171,23 @@ fn emit_metric(environment: &str, outcome: &str) {
 
 /// JSON logs on stderr, as CloudWatch expects them; `RUST_LOG` overrides the level.
 pub fn init_logging() {
+    // `Targets` ("info", "sign_key=debug,warn") rather than `EnvFilter`, whose regex engine would
+    // add a megabyte to the binary for filters nobody writes here.
+    let filter = std::env::var("RUST_LOG")
+        .or_else(|_| std::env::var("AWS_LAMBDA_LOG_LEVEL"))
+        .ok()
+        .filter(|level| !level.is_empty())
+        .and_then(|level| level.to_lowercase().parse::<Targets>().ok())
+        .unwrap_or_else(|| Targets::new().with_default(Level::INFO));
     tracing_subscriber::fmt()
         .json()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
+        .with_max_level(Level::TRACE)
         .with_current_span(true)
         .with_span_list(false)
         .without_time()
         .with_writer(std::io::stderr)
+        .finish()
+        .with(filter)
         .init();
 }
 

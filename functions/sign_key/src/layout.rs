@@ -11,6 +11,15 @@ pub fn serial_counter(environment: &str) -> String {
     format!("serial/{environment}.json")
 }
 
+/// The audit record of a lease of serials starting at `first` (see [`crate::serial`]).
+pub fn serial_lease(environment: &str, first: u64) -> String {
+    format!("{}{first:020}.json", serial_leases(environment))
+}
+
+pub fn serial_leases(environment: &str) -> String {
+    format!("audit/{environment}/leases/")
+}
+
 /// A sealed (KMS-encrypted) Ed25519 CA private key.
 pub fn sealed_ca_key(environment: &str, role: &str) -> String {
     format!("ca/{environment}/{role}-ed25519.sealed")

@@ -1,7 +1,7 @@
 //! `sign_key`: the issuing core of sshca, a serverless SSH certificate authority.
 //!
 //! A [`SignRequest`] is checked against the environment's [`Policy`] (stored in S3), given a
-//! serial from the environment's counter (S3 conditional writes), signed by the environment's CA
+//! serial from the environment's counter (leased in blocks with S3 conditional writes), signed by the environment's CA
 //! key (held in KMS, never exported), recorded in the audit trail, stored, and answered with a
 //! presigned download link ([`SignResponse`]). The Lambda function (`main.rs`) and `sshca sign
 //! --local` run the very same [`Issuer::issue`].

@@ -1,10 +1,21 @@
 //! The environment's serial counter: one small object in the bucket, advanced with conditional
 //! writes so that concurrent signers (many Lambda containers) never hand out the same serial.
+//!
+//! A signer does not take serials one at a time: it leases a block with one conditional write and
+//! hands out the block's serials in increasing order, so the counter costs one round trip per
+//! block, not per certificate. Every lease is recorded in the audit trail before its first serial
+//! is used; serials of a lease that no `issued` or `void` record names were never handed out (the
+//! container ended first), which is how the audit trail accounts for the gaps.
 
+use std::collections::HashMap;
+use std::ops::Range;
 use std::time::Duration;
 
 use rand::Rng;
 use serde::{Deserialize, Serialize};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+use tokio::sync::Mutex;
 
 use crate::error::{IssueError, StoreError};
 use crate::layout;
@@ -16,18 +27,32 @@ struct Counter {
     next: u64,
 }
 
+/// The audit record of one lease: serials `first..=last` belong to `holder`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseRecord {
+    pub environment: String,
+    pub first: u64,
+    pub last: u64,
+    /// The signer (one Lambda container or CLI process) that leased the block.
+    pub holder: String,
+    /// The request that needed the block.
+    pub request_id: String,
+    /// RFC 3339, UTC.
+    pub leased_at: String,
+}
+
 const MAX_ATTEMPTS: u32 = 200;
 const FIRST_BACKOFF: Duration = Duration::from_millis(4);
 const MAX_BACKOFF: Duration = Duration::from_millis(250);
 
-/// Takes the next serial of `environment`: read the counter, then write `next + 1` only if nobody
-/// wrote in between (`If-Match` on its entity tag, or `If-None-Match: *` for the first). A lost
-/// race is retried after a jittered, growing pause.
-pub async fn allocate(store: &dyn Store, environment: &str) -> Result<u64, IssueError> {
+/// Takes `count` serials of `environment`: read the counter, then write `next + count` only if
+/// nobody wrote in between (`If-Match` on its entity tag, or `If-None-Match: *` for the first). A
+/// lost race is retried after a jittered, growing pause.
+pub async fn lease(store: &dyn Store, environment: &str, count: u64) -> Result<Range<u64>, IssueError> {
     let key = layout::serial_counter(environment);
     let mut backoff = FIRST_BACKOFF;
     for _ in 0..MAX_ATTEMPTS {
-        let (serial, condition) = match store.get(&key).await? {
+        let (first, condition) = match store.get(&key).await? {
             None => (1, Condition::IfAbsent),
             Some(object) => {
                 let counter: Counter = serde_json::from_slice(&object.body).map_err(|err| {
@@ -38,12 +63,12 @@ pub async fn allocate(store: &dyn Store, environment: &str) -> Result<u64, Issue
                 (counter.next, Condition::IfMatch(object.etag))
             }
         };
-        let next = serial.checked_add(1).ok_or_else(|| {
+        let next = first.checked_add(count).ok_or_else(|| {
             IssueError::Configuration(format!("the serial counter {key} is exhausted"))
         })?;
         let body = serde_json::to_vec(&Counter { next }).expect("a counter serializes");
         match store.put(&key, body, condition).await {
-            Ok(_) => return Ok(serial),
+            Ok(_) => return Ok(first..next),
             Err(StoreError::PreconditionFailed) => {
                 let pause = rand::thread_rng().gen_range(Duration::ZERO..=backoff);
                 tokio::time::sleep(pause).await;
@@ -68,6 +93,76 @@ pub async fn issued_below(store: &dyn Store, environment: &str) -> Result<u64, I
     }
 }
 
+/// One signer's leases, per environment. Share it between the requests of a process.
+pub struct SerialLeases {
+    block: u64,
+    holder: String,
+    leases: Mutex<HashMap<String, Lease>>,
+}
+
+struct Lease {
+    serials: Range<u64>,
+    /// Whether the lease's audit record is durable; no serial is handed out before it is.
+    recorded: Option<LeaseRecord>,
+}
+
+impl SerialLeases {
+    /// Leases `block` serials at a time (at least 1). `holder` names this signer in lease records.
+    pub fn new(block: u64, holder: impl Into<String>) -> Self {
+        Self { block: block.max(1), holder: holder.into(), leases: Mutex::new(HashMap::new()) }
+    }
+
+    /// The next serial of `environment`, leasing (and recording) a new block when this signer's
+    /// lease is used up. Concurrent callers wait for one lease rather than each taking one.
+    pub async fn next(&self, store: &dyn Store, audit: &dyn Store, environment: &str, request_id: &str) -> Result<u64, IssueError> {
+        let mut leases = self.leases.lock().await;
+        let lease = match leases.get_mut(environment) {
+            Some(lease) if !lease.serials.is_empty() => lease,
+            _ => {
+                let serials = lease(store, environment, self.block).await?;
+                let lease = Lease { serials, recorded: None };
+                leases.insert(environment.to_owned(), lease);
+                leases.get_mut(environment).expect("just inserted")
+            }
+        };
+        if lease.recorded.is_none() {
+            // A failed record keeps the lease unrecorded and unused: the next request retries it.
+            let record = LeaseRecord {
+                environment: environment.to_owned(),
+                first: lease.serials.start,
+                last: lease.serials.end - 1,
+                holder: self.holder.clone(),
+                request_id: request_id.to_owned(),
+                leased_at: OffsetDateTime::now_utc().format(&Rfc3339).expect("UTC times format"),
+            };
+            let body = serde_json::to_vec_pretty(&record).expect("a lease record serializes");
+            match audit.put(&layout::serial_lease(environment, record.first), body, Condition::IfAbsent).await {
+                Ok(_) | Err(StoreError::PreconditionFailed) => lease.recorded = Some(record),
+                Err(err) => {
+                    return Err(IssueError::Unavailable(format!(
+                        "the lease of serials {}..={} could not be recorded in the audit trail, so none is used: {err}",
+                        record.first, record.last
+                    )))
+                }
+            }
+        }
+        Ok(lease.serials.next().expect("a fresh or non-empty lease"))
+    }
+}
+
+/// The lease records of `environment`, oldest first.
+pub async fn lease_records(audit: &dyn Store, environment: &str) -> Result<Vec<LeaseRecord>, IssueError> {
+    let mut records = Vec::new();
+    for key in audit.list(&layout::serial_leases(environment)).await? {
+        if let Some(object) = audit.get(&key).await? {
+            let record = serde_json::from_slice(&object.body)
+                .map_err(|err| IssueError::Configuration(format!("the lease record {key} is corrupt ({err})")))?;
+            records.push(record);
+        }
+    }
+    Ok(records)
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
@@ -77,26 +172,47 @@ mod tests {
     use crate::store::memory::MemoryStore;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn concurrent_allocations_are_unique_and_dense() {
+    async fn concurrent_signers_get_unique_serials_and_every_lease_is_recorded() {
         let store = Arc::new(MemoryStore::default());
+        // four signers (containers), each with two concurrent requests in flight
+        let signers: Vec<_> = (0..4).map(|n| Arc::new(SerialLeases::new(7, format!("signer-{n}")))).collect();
         let tasks: Vec<_> = (0..8)
-            .map(|_| {
-                let store = store.clone();
+            .map(|task| {
+                let (store, signer) = (store.clone(), signers[task % 4].clone());
                 tokio::spawn(async move {
                     let mut serials = Vec::new();
                     for _ in 0..20 {
-                        serials.push(allocate(store.as_ref(), "staging").await.unwrap());
+                        serials.push(signer.next(store.as_ref(), store.as_ref(), "staging", "req").await.unwrap());
                     }
                     serials
                 })
             })
             .collect();
-        let mut all = BTreeSet::new();
+        let mut handed_out = BTreeSet::new();
         for task in tasks {
-            for serial in task.await.unwrap() {
-                assert!(all.insert(serial), "serial {serial} handed out twice");
+            let serials = task.await.unwrap();
+            for serial in serials {
+                assert!(handed_out.insert(serial), "serial {serial} handed out twice");
             }
         }
-        assert_eq!(all, (1..=160).collect());
+        assert_eq!(handed_out.len(), 160);
+        let records = lease_records(store.as_ref(), "staging").await.unwrap();
+        let leased: BTreeSet<u64> = records.iter().flat_map(|r| r.first..=r.last).collect();
+        assert!(handed_out.is_subset(&leased), "a serial was handed out outside any recorded lease");
+        assert_eq!(leased.len() as u64, 7 * records.len() as u64, "leases overlap");
+        assert_eq!(issued_below(store.as_ref(), "staging").await.unwrap(), 1 + leased.len() as u64);
+    }
+
+    #[tokio::test]
+    async fn a_lease_whose_record_fails_is_not_used_until_recorded() {
+        let store = MemoryStore::default();
+        let audit = MemoryStore::default();
+        audit.fail_writes(true);
+        let signer = SerialLeases::new(10, "signer");
+        let err = signer.next(&store, &audit, "staging", "req").await.unwrap_err();
+        assert!(err.to_string().contains("could not be recorded"), "{err}");
+        audit.fail_writes(false);
+        assert_eq!(signer.next(&store, &audit, "staging", "req").await.unwrap(), 1);
+        assert_eq!(lease_records(&audit, "staging").await.unwrap().len(), 1);
     }
 }

@@ -165,11 +165,17 @@ pub(crate) mod memory {
     pub struct MemoryStore {
         objects: Mutex<BTreeMap<String, (Vec<u8>, u64)>>,
         next_tag: std::sync::atomic::AtomicU64,
+        failing: std::sync::atomic::AtomicBool,
     }
 
     impl MemoryStore {
         pub fn keys(&self) -> Vec<String> {
             self.objects.lock().unwrap().keys().cloned().collect()
+        }
+
+        /// Makes every write fail as an unreachable server would (or work again).
+        pub fn fail_writes(&self, failing: bool) {
+            self.failing.store(failing, std::sync::atomic::Ordering::SeqCst);
         }
     }
 
@@ -183,6 +189,9 @@ pub(crate) mod memory {
         }
 
         async fn put(&self, key: &str, body: Vec<u8>, condition: Condition) -> Result<String, StoreError> {
+            if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(StoreError::Failed { key: key.to_owned(), message: "connection refused".into() });
+            }
             let mut objects = self.objects.lock().unwrap();
             let current = objects.get(key).map(|(_, tag)| tag.to_string());
             let allowed = match &condition {

@@ -1,0 +1,359 @@
+//! sshca's benchmark harness: `scripts/bench.sh` (full) or `scripts/bench.sh --quick` (the CI
+//! smoke run). Against LocalStack (KMS) and both S3 servers it prints one table of medians and
+//! ratios measured side by side in one run: this machine is noisy, ratios are what count.
+//!
+//! 1. the floor: one KMS `Sign` and one S3 `PutObject` round trip;
+//! 2. warm issuance p50/p99 in-process and through the Lambda binary under cargo-lambda's emulator;
+//! 3. throughput at 1/8/32/64 concurrent requests, with the count of distinct serials;
+//! 4. cold start of the Lambda binary (exec → ready, exec → first response), its peak RSS, its size;
+//! 5. `get_key` end to end vs one presigned GET;
+//! 6. local signing vs `ssh-keygen -s` of the same certificate.
+//!
+//! Nothing here asserts a time: the numbers go in the table, the targets beside them.
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rand::rngs::OsRng;
+use serde_json::{json, Value};
+use sign_key::ca::KmsSigner;
+use sign_key::store::{Condition, S3Store};
+use sign_key::{CaKeyRef, CertKind, Issuer, SignRequest, Signer, Store};
+use ssh_key::certificate::{Builder, CertType};
+use ssh_key::{HashAlg, PrivateKey};
+use sshca_tests::{bin, keygen, pub_path, LambdaEmulator, S3Server, World};
+
+const ENVIRONMENT: &str = "bench";
+
+struct Budget {
+    /// Sequential samples per latency figure.
+    samples: usize,
+    /// Certificates per throughput level.
+    certificates: usize,
+}
+
+fn main() {
+    let quick = std::env::args().any(|arg| arg == "--quick");
+    let budget = if quick { Budget { samples: 15, certificates: 128 } } else { Budget { samples: 300, certificates: 3000 } };
+    let lambda_binary = std::env::var_os("SSHCA_BENCH_LAMBDA_BINARY").map(PathBuf::from).unwrap_or_else(|| bin("sign_key"));
+    println!("# sshca benchmark ({} run; Lambda binary {})\n", if quick { "quick" } else { "full" }, lambda_binary.display());
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let mut table = Table::default();
+    for server in S3Server::ALL {
+        let world = World::new(server);
+        world.init(ENVIRONMENT, &["--principals", "deploy"]);
+        runtime.block_on(bench_server(&world, &budget, &lambda_binary, &mut table));
+    }
+    let world = World::new(S3Server::SeaweedFs);
+    world.init(ENVIRONMENT, &["--principals", "deploy"]);
+    cold_start(&world, &lambda_binary, &mut table);
+    runtime.block_on(local_signing(&world, &budget, &mut table));
+    table.print();
+}
+
+async fn bench_server(world: &World, budget: &Budget, lambda_binary: &Path, table: &mut Table) {
+    let server = format!("{:?}", world.server);
+    let aws = sign_key::aws::Aws { s3: world.s3().await, kms: world.kms().await };
+    let issuer = Arc::new(aws.issuer(&world.bucket, None).with_serial_block(sign_key::lambda::SERIAL_BLOCK, "bench"));
+    let user_key = keygen(world.dir.path(), "id_ed25519", "ed25519", None, "");
+    let public_key = std::fs::read_to_string(pub_path(&user_key)).expect("read the user key");
+    let request = SignRequest {
+        environment: ENVIRONMENT.into(),
+        username: "bench".into(),
+        public_key: Some(public_key.trim().to_owned()),
+        reason: "benchmark".into(),
+        ..Default::default()
+    };
+
+    // 1. the floor
+    let key_id = match issuer.policy(ENVIRONMENT).await.expect("policy").ca(CertKind::User).expect("user CA") {
+        CaKeyRef::Kms { key_id } => key_id.clone(),
+        other => panic!("the benchmark's CA is a KMS key, not {other:?}"),
+    };
+    let kms_signer = KmsSigner::connect(aws.kms.clone(), &key_id).await.expect("the CA key in KMS");
+    let tbs = vec![7u8; 400];
+    let sign = latencies(budget.samples, || async { kms_signer.sign(&tbs).await.expect("KMS Sign") }).await;
+    let store = S3Store::new(aws.s3.clone(), world.bucket.clone());
+    let body = vec![b'c'; 700];
+    let mut n = 0;
+    let put = latencies(budget.samples, || {
+        n += 1;
+        let key = format!("bench/floor/{n}");
+        let body = body.clone();
+        let store = &store;
+        async move { store.put(&key, body, Condition::IfAbsent).await.expect("S3 PUT") }
+    })
+    .await;
+    let floor = sign.p50() + put.p50();
+    table.row(&server, "KMS Sign round trip", &sign, None, "");
+    table.row(&server, "S3 PutObject round trip", &put, None, "");
+
+    // 2. warm issuance, in-process and through the Lambda binary
+    issue(&issuer, &request, 0).await;
+    let in_process = latencies(budget.samples, || issue(&issuer, &request, 0)).await;
+    table.row(&server, "issue, in-process (warm)", &in_process, Some(ratio(in_process.p50(), floor)), "≤ 1.25 × (Sign + PUT)");
+    let mut env = world.env();
+    env.push(("RUST_LOG", "warn".into()));
+    let emulator = LambdaEmulator::start_binary(lambda_binary, &env);
+    let lambda = lambda_client(&emulator.endpoint()).await;
+    let payload = serde_json::to_vec(&request).expect("request JSON");
+    invoke(&lambda, &payload).await;
+    let through_lambda = latencies(budget.samples, || invoke(&lambda, &payload)).await;
+    table.row(&server, "issue, Lambda binary via emulator", &through_lambda, Some(ratio(through_lambda.p50(), floor)), "");
+    drop(emulator);
+
+    // 3. throughput
+    for concurrency in [1usize, 8, 32, 64] {
+        let count = budget.certificates.max(concurrency);
+        let started = Instant::now();
+        let tasks: Vec<_> = (0..concurrency)
+            .map(|worker| {
+                let (issuer, request) = (issuer.clone(), request.clone());
+                tokio::spawn(async move {
+                    let mut serials = Vec::new();
+                    for n in (worker..count).step_by(concurrency) {
+                        serials.push(issue(&issuer, &request, n).await);
+                    }
+                    serials
+                })
+            })
+            .collect();
+        let mut serials = BTreeSet::new();
+        let mut issued = 0;
+        for task in tasks {
+            for serial in task.await.expect("a signer task") {
+                issued += 1;
+                serials.insert(serial);
+            }
+        }
+        let rate = issued as f64 / started.elapsed().as_secs_f64();
+        let target = if concurrency == 64 { "≥ 500/s, serials = certificates" } else { "" };
+        table.line(&server, &format!("throughput, {concurrency} concurrent"), format!("{rate:.0} certificates/s"), format!("{} serials / {issued} certificates", serials.len()), target);
+    }
+
+    // 5. get_key end to end vs one presigned GET
+    let url = issuer.issue(&request, &caller(0)).await.expect("issue").download_url;
+    let get = latencies(budget.samples, || async { sshca_tests::download(&url).expect("presigned GET") }).await;
+    table.row(&server, "one presigned GET", &get, None, "");
+    let ssh_dir = world.path("ssh");
+    std::fs::create_dir_all(&ssh_dir).expect("ssh dir");
+    for file in ["id_ed25519", "id_ed25519.pub"] {
+        std::fs::copy(world.path(file), ssh_dir.join(file)).expect("copy the key");
+    }
+    let get_key = latencies(budget.samples, || {
+        let _ = std::fs::remove_file(ssh_dir.join("id_ed25519-cert.pub"));
+        let output = world
+            .command("get_key")
+            .args([url.as_str(), "--no-agent", "-q", "--ca-fingerprint", &kms_signer.public_key().fingerprint(HashAlg::Sha256).to_string()])
+            .arg("--ssh-dir")
+            .arg(&ssh_dir)
+            .output()
+            .expect("run get_key");
+        assert!(output.status.success(), "get_key failed: {}", String::from_utf8_lossy(&output.stderr));
+        std::future::ready(())
+    })
+    .await;
+    table.row(&server, "get_key end to end (process)", &get_key, Some(ratio(get_key.p50(), get.p50())), "≤ 3 × one GET");
+}
+
+fn caller(n: usize) -> sign_key::Caller {
+    sign_key::Caller { request_id: format!("bench-{n}"), identity: None }
+}
+
+async fn issue(issuer: &Issuer, request: &SignRequest, n: usize) -> u64 {
+    issuer.issue(request, &caller(n)).await.expect("issue").serial
+}
+
+async fn lambda_client(endpoint: &str) -> aws_sdk_lambda::Client {
+    let config = sign_key::aws::config_loader()
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_lambda::config::Credentials::new("test", "test", None, None, "bench"))
+        .endpoint_url(endpoint)
+        .load()
+        .await;
+    aws_sdk_lambda::Client::new(&config)
+}
+
+async fn invoke(lambda: &aws_sdk_lambda::Client, payload: &[u8]) {
+    let output = lambda
+        .invoke()
+        .function_name("sign_key")
+        .payload(aws_sdk_lambda::primitives::Blob::new(payload))
+        .send()
+        .await
+        .expect("invoke sign_key");
+    let body: Value = serde_json::from_slice(output.payload().map(|p| p.as_ref()).unwrap_or_default()).expect("JSON answer");
+    assert!(body["serial"].is_u64(), "sign_key failed: {body}");
+}
+
+/// Item 4: starts the Lambda binary against a stand-in of the Lambda runtime API (so no emulator is
+/// timed) and clocks exec → first poll for work (initialised, no network yet) and exec → first
+/// response (which includes the cold container's S3 and KMS reads).
+fn cold_start(world: &World, lambda_binary: &Path, table: &mut Table) {
+    let server = tiny_http::Server::http("127.0.0.1:0").expect("runtime API stand-in");
+    let port = server.server_addr().to_ip().expect("an IP address").port();
+    let user_key = keygen(world.dir.path(), "cold", "ed25519", None, "");
+    let event = json!({
+        "environment": ENVIRONMENT, "username": "cold", "reason": "cold start",
+        "public_key": std::fs::read_to_string(pub_path(&user_key)).expect("key").trim(),
+    });
+    let started = Instant::now();
+    let mut child = Command::new(lambda_binary)
+        .envs(world.env())
+        .env("AWS_LAMBDA_RUNTIME_API", format!("127.0.0.1:{port}"))
+        .env("AWS_LAMBDA_FUNCTION_NAME", "sign_key")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("exec the Lambda binary");
+    let (mut ready, mut answered, mut peak_rss_kib) = (None, None, 0);
+    while answered.is_none() {
+        let mut request = server.recv_timeout(Duration::from_secs(30)).expect("runtime API").expect("the function polls within 30 s");
+        let url = request.url().to_owned();
+        if url.ends_with("/invocation/next") {
+            ready.get_or_insert(started.elapsed());
+            let deadline = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_millis() + 60_000;
+            let headers = [
+                ("Lambda-Runtime-Aws-Request-Id", "cold-start-1".to_owned()),
+                ("Lambda-Runtime-Deadline-Ms", deadline.to_string()),
+                ("Lambda-Runtime-Invoked-Function-Arn", "arn:aws:lambda:us-east-1:000000000000:function:sign_key".to_owned()),
+                ("Content-Type", "application/json".to_owned()),
+            ];
+            let mut response = tiny_http::Response::from_string(event.to_string());
+            for (name, value) in headers {
+                response.add_header(tiny_http::Header::from_bytes(name, value).expect("header"));
+            }
+            request.respond(response).expect("answer /next");
+        } else {
+            let mut body = String::new();
+            std::io::Read::read_to_string(request.as_reader(), &mut body).expect("response body");
+            assert!(url.ends_with("/response"), "the function reported an error on {url}: {body}");
+            answered = Some(started.elapsed());
+            peak_rss_kib = peak_rss(child.id());
+            request.respond(tiny_http::Response::empty(202)).expect("acknowledge");
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let (ready, answered) = (ready.expect("polled"), answered.expect("answered"));
+    let size = std::fs::metadata(lambda_binary).expect("binary").len();
+    let server = "—";
+    table.line(server, "cold start: exec → ready for work (no network)", ms(ready), String::new(), "≤ 30 ms");
+    table.line(server, "cold start: exec → first response (SeaweedFS + KMS)", ms(answered), String::new(), "");
+    table.line(server, "Lambda binary peak RSS after first response", format!("{:.1} MB", peak_rss_kib as f64 / 1024.0), String::new(), "≤ 40 MB");
+    table.line(server, "Lambda binary size", format!("{:.1} MB", size as f64 / 1_048_576.0), String::new(), "≤ 15 MB");
+}
+
+/// VmHWM of a process, in KiB.
+fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Item 6: the certificate sshca signs locally (an Ed25519 CA in memory, as a sealed CA key is used)
+/// against `ssh-keygen -s` signing the same certificate, the original tool's approach.
+async fn local_signing(world: &World, budget: &Budget, table: &mut Table) {
+    let ca_path = keygen(world.dir.path(), "local_ca", "ed25519", None, "");
+    let ca = PrivateKey::read_openssh_file(&ca_path).expect("CA key");
+    let user_key = keygen(world.dir.path(), "local_user", "ed25519", None, "");
+    let subject = ssh_key::PublicKey::read_openssh_file(&pub_path(&user_key)).expect("user key");
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_secs();
+    let ours = latencies(budget.samples, || {
+        let mut builder = Builder::new_with_random_nonce(&mut OsRng, subject.key_data().clone(), now, now + 3600).expect("builder");
+        builder.serial(42).and_then(|b| b.key_id("bench#42")).and_then(|b| b.cert_type(CertType::User)).expect("fields");
+        builder.valid_principal("deploy").expect("principal");
+        builder.extension("permit-pty", "").expect("extension");
+        let certificate = builder.sign(&ca).expect("sign");
+        std::future::ready(certificate.to_openssh().expect("encode"))
+    })
+    .await;
+    let theirs = latencies(budget.samples, || {
+        let status = Command::new("ssh-keygen")
+            .args(["-q", "-s"])
+            .arg(&ca_path)
+            .args(["-I", "bench#42", "-z", "42", "-n", "deploy", "-V", "+1h", "-O", "clear", "-O", "permit-pty"])
+            .arg(pub_path(&user_key))
+            .stderr(Stdio::null())
+            .status()
+            .expect("ssh-keygen");
+        assert!(status.success());
+        std::future::ready(())
+    })
+    .await;
+    table.row("—", "sign locally (ssh-key, Ed25519 CA)", &ours, Some(ratio(ours.p50(), theirs.p50())), "vs ssh-keygen -s");
+    table.row("—", "ssh-keygen -s (same certificate)", &theirs, None, "");
+}
+
+/// Sequential samples of an async operation.
+async fn latencies<F, Fut, T>(samples: usize, mut operation: F) -> Samples
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = T>,
+{
+    let mut times = Vec::with_capacity(samples);
+    for _ in 0..samples {
+        let started = Instant::now();
+        operation().await;
+        times.push(started.elapsed());
+    }
+    times.sort();
+    Samples(times)
+}
+
+struct Samples(Vec<Duration>);
+
+impl Samples {
+    fn percentile(&self, p: f64) -> Duration {
+        let index = ((self.0.len() as f64 - 1.0) * p).round() as usize;
+        self.0[index]
+    }
+    fn p50(&self) -> Duration {
+        self.percentile(0.50)
+    }
+    fn p99(&self) -> Duration {
+        self.percentile(0.99)
+    }
+}
+
+fn ms(duration: Duration) -> String {
+    format!("{:.2} ms", duration.as_secs_f64() * 1000.0)
+}
+
+fn ratio(value: Duration, base: Duration) -> String {
+    format!("{:.2} ×", value.as_secs_f64() / base.as_secs_f64())
+}
+
+#[derive(Default)]
+struct Table {
+    rows: Vec<[String; 5]>,
+}
+
+impl Table {
+    fn row(&mut self, server: &str, what: &str, samples: &Samples, ratio: Option<String>, target: &str) {
+        let value = format!("p50 {} · p99 {}", ms(samples.p50()), ms(samples.p99()));
+        self.line(server, what, value, ratio.unwrap_or_default(), target);
+    }
+
+    fn line(&mut self, server: &str, what: &str, value: String, ratio: String, target: &str) {
+        self.rows.push([server.to_owned(), what.to_owned(), value, ratio, target.to_owned()]);
+    }
+
+    fn print(&self) {
+        println!("| S3 server | measure | value | ratio | target |");
+        println!("|---|---|---|---|---|");
+        for row in &self.rows {
+            println!("| {} |", row.join(" | "));
+        }
+    }
+}
