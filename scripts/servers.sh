@@ -133,6 +133,7 @@ export SSHCA_TEST_SEAWEEDFS=http://127.0.0.1:$SW_PORT
 export SSHCA_CARGO_LAMBDA=$STATE/cargo-lambda/bin/cargo-lambda
 export SSHCA_AWS_CLI=$LS_HOME/venv/bin/aws
 export SSHCA_CFN_LINT=$LS_HOME/venv/bin/cfn-lint
+export SSHCA_WEED=$SW_HOME/venv/bin/weed
 EOF
 }
 

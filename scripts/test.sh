@@ -7,3 +7,5 @@ scripts/servers.sh start
 eval "$(scripts/servers.sh env)"
 cargo build --workspace --all-targets --locked
 cargo test --workspace --locked -- --test-threads "${SSHCA_TEST_THREADS:-4}"
+# The benchmark harness's smoke run: every measurement path works (its times are not judged here).
+target/debug/bench --quick

@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 pub use tempfile::TempDir;
 
+pub mod faults;
+
 pub const KMS_ENDPOINT_DEFAULT: &str = "http://127.0.0.1:4566";
 
 /// The S3 implementations every storage test runs against.
@@ -33,7 +35,7 @@ impl S3Server {
     }
 }
 
-fn kms_endpoint() -> String {
+pub fn kms_endpoint() -> String {
     std::env::var("SSHCA_TEST_LOCALSTACK").unwrap_or_else(|_| KMS_ENDPOINT_DEFAULT.to_owned())
 }
 
@@ -64,16 +66,23 @@ pub fn bin(name: &str) -> PathBuf {
 /// One test's world: a fresh bucket name on one S3 server, KMS, and a scratch directory.
 pub struct World {
     pub server: S3Server,
+    /// Where this world's S3 server answers (`server`'s shared instance unless a test runs its own).
+    pub s3_endpoint: String,
     pub bucket: String,
     pub dir: TempDir,
 }
 
 impl World {
     pub fn new(server: S3Server) -> Self {
-        require_server(&server.endpoint());
+        Self::on(server, &server.endpoint())
+    }
+
+    /// A world on an S3 server of `server`'s kind that the test runs itself at `s3_endpoint`.
+    pub fn on(server: S3Server, s3_endpoint: &str) -> Self {
+        require_server(s3_endpoint);
         require_server(&kms_endpoint());
         let bucket = format!("sshca-test-{}", uuid::Uuid::new_v4().simple());
-        Self { server, bucket, dir: tempfile::tempdir().expect("temp dir") }
+        Self { server, s3_endpoint: s3_endpoint.to_owned(), bucket, dir: tempfile::tempdir().expect("temp dir") }
     }
 
     /// The AWS environment the binaries run with: LocalStack's KMS, this world's S3 server.
@@ -83,7 +92,7 @@ impl World {
             ("AWS_SECRET_ACCESS_KEY", "test".into()),
             ("AWS_REGION", "us-east-1".into()),
             ("AWS_ENDPOINT_URL_KMS", kms_endpoint()),
-            ("AWS_ENDPOINT_URL_S3", self.server.endpoint()),
+            ("AWS_ENDPOINT_URL_S3", self.s3_endpoint.clone()),
             ("SSHCA_BUCKET", self.bucket.clone()),
         ]
     }
@@ -128,7 +137,7 @@ impl World {
         sign_key::aws::config_loader()
             .region(aws_config::Region::new("us-east-1"))
             .credentials_provider(aws_sdk_s3::config::Credentials::new("test", "test", None, None, "sshca-tests"))
-            .endpoint_url(self.server.endpoint())
+            .endpoint_url(&self.s3_endpoint)
             .load()
             .await
     }
@@ -321,7 +330,7 @@ impl Drop for Sshd {
     }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
     listener.local_addr().expect("local addr").port()
 }

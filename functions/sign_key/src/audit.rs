@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::error::IssueError;
+use crate::error::{IssueError, StoreError};
 use crate::layout;
 use crate::store::{Condition, Store};
 
@@ -54,7 +54,9 @@ pub struct AuditEntry {
     pub error: Option<String>,
 }
 
-/// Writes the record once (`If-None-Match: *`): an audit record is never overwritten.
+/// Writes the record once (`If-None-Match: *`): an audit record is never overwritten. A record
+/// already there is this one, written by an earlier attempt whose answer was lost (serials are
+/// unique), so that counts as written.
 pub async fn record(store: &dyn Store, entry: &AuditEntry, at: OffsetDateTime) -> Result<String, IssueError> {
     let key = layout::audit_entry(
         &entry.environment,
@@ -63,10 +65,12 @@ pub async fn record(store: &dyn Store, entry: &AuditEntry, at: OffsetDateTime) -
         entry.event.as_str(),
     );
     let body = serde_json::to_vec_pretty(entry).expect("an audit entry serializes");
-    store.put(&key, body, Condition::IfAbsent).await.map_err(|err| {
-        IssueError::Unavailable(format!("the audit record could not be written, so no certificate is handed out: {err}"))
-    })?;
-    Ok(key)
+    match store.put(&key, body, Condition::IfAbsent).await {
+        Ok(_) | Err(StoreError::PreconditionFailed) => Ok(key),
+        Err(err) => Err(IssueError::Unavailable(format!(
+            "the audit record could not be written, so no certificate is handed out: {err}"
+        ))),
+    }
 }
 
 /// The issuance records (`issued` and `void`) of `environment` from the day of `since` (Unix

@@ -46,6 +46,9 @@ pub struct Issuer {
     /// The public keys this container last wrote to the key cache, so an unchanged key is not
     /// written again on every request.
     cached_keys: Recent<String>,
+    /// Void records that could not be written when their serial was voided (the audit store was
+    /// down); each request tries them again first.
+    pending_voids: StdMutex<Vec<(AuditEntry, OffsetDateTime)>>,
 }
 
 impl Issuer {
@@ -58,6 +61,7 @@ impl Issuer {
             serials: SerialLeases::new(1, Uuid::new_v4().to_string()),
             policies: Recent::new(POLICY_TTL),
             cached_keys: Recent::new(POLICY_TTL),
+            pending_voids: StdMutex::new(Vec::new()),
         }
     }
 
@@ -147,6 +151,7 @@ impl Issuer {
         if let Some(requested_by) = &request.requested_by {
             check_requested_by(requested_by)?;
         }
+        self.record_pending_voids().await;
         let policy = self.policy(&request.environment).await?;
         let public_key = match &request.public_key {
             Some(text) => parse_public_key(text)?,
@@ -239,8 +244,9 @@ impl Issuer {
         Ok((line, url))
     }
 
-    /// Records that `entry.serial` was not handed out. Best effort: when even this write fails, the
-    /// error is logged with everything the record would have held.
+    /// Records that `entry.serial` was not handed out. When even this write fails, the error is
+    /// logged with everything the record would have held, and the record is kept to be written by
+    /// a later request.
     async fn void(&self, mut entry: AuditEntry, cause: &IssueError) {
         let now = OffsetDateTime::now_utc();
         entry.event = Event::Void;
@@ -248,16 +254,33 @@ impl Issuer {
         entry.error = Some(cause.to_string());
         match audit::record(self.audit.as_ref(), &entry, now).await {
             Ok(_) => info!(serial = entry.serial, outcome = "void", error = %cause, "serial voided"),
-            Err(err) => error!(
-                serial = entry.serial,
-                environment = %entry.environment,
-                key_id = %entry.key_id,
-                outcome = "void-unrecorded",
-                error = %cause,
-                record_error = %err,
-                "serial taken but neither a certificate nor a void record could be written"
-            ),
+            Err(err) => {
+                error!(
+                    serial = entry.serial,
+                    environment = %entry.environment,
+                    key_id = %entry.key_id,
+                    outcome = "void-pending",
+                    error = %cause,
+                    record_error = %err,
+                    "serial taken but neither a certificate nor a void record could be written; the void record will be retried"
+                );
+                self.lock_pending_voids().push((entry, now));
+            }
         }
+    }
+
+    async fn record_pending_voids(&self) {
+        let pending = std::mem::take(&mut *self.lock_pending_voids());
+        for (entry, voided_at) in pending {
+            match audit::record(self.audit.as_ref(), &entry, voided_at).await {
+                Ok(_) => info!(serial = entry.serial, outcome = "void", "void record written late"),
+                Err(_) => self.lock_pending_voids().push((entry, voided_at)),
+            }
+        }
+    }
+
+    fn lock_pending_voids(&self) -> std::sync::MutexGuard<'_, Vec<(AuditEntry, OffsetDateTime)>> {
+        self.pending_voids.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The cached key of the user in this environment, else the one kept for all environments.
@@ -520,6 +543,23 @@ mod tests {
         let objects = store.keys();
         assert!(objects.iter().any(|k| k.ends_with("00000000000000000001-void.json")), "{objects:?}");
         assert!(!objects.iter().any(|k| k.starts_with("certs/")), "{objects:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_void_record_that_cannot_be_written_is_written_by_the_next_request() {
+        let (store, keys, _) = setup().await;
+        let audit = Arc::new(MemoryStore::default());
+        let issuer = Issuer::new(store.clone(), audit.clone(), keys.clone()).with_serial_block(8, "test");
+        issuer.issue(&request(&user_key()), &Caller::default()).await.unwrap();
+        audit.fail_writes(true);
+        let err = issuer.issue(&request(&user_key()), &Caller::default()).await.unwrap_err();
+        assert!(err.to_string().contains("audit record could not be written"), "{err}");
+        audit.fail_writes(false);
+        assert!(!audit.keys().iter().any(|k| k.ends_with("-void.json")));
+        let next = issuer.issue(&request(&user_key()), &Caller::default()).await.unwrap();
+        assert_eq!(next.serial, 3);
+        let records = audit.keys();
+        assert!(records.iter().any(|k| k.ends_with("00000000000000000002-void.json")), "{records:?}");
     }
 
     #[tokio::test(flavor = "multi_thread")]
