@@ -108,7 +108,7 @@ struct SignArgs {
     #[arg(short, long)]
     environment: Option<String>,
     /// The user (for --host: the host, default its first name); it becomes the key id with the serial.
-    #[arg(short, long, required_unless_present = "host")]
+    #[arg(short, long, required_unless_present_any = ["host", "request"])]
     username: Option<String>,
     /// Public key to sign: a file, an http(s) URL, or - for standard input. Kept for next time;
     /// without it, the key kept from an earlier request is used.
@@ -135,6 +135,10 @@ struct SignArgs {
     /// Run the issuing logic here with your AWS credentials instead of invoking the Lambda.
     #[arg(long)]
     local: bool,
+    /// Send this signing request JSON (the function's documented contract; a file or - for
+    /// standard input) instead of one built from the flags.
+    #[arg(long, value_name = "FILE")]
+    request: Option<String>,
     /// The deployed sign_key function to invoke (name or ARN).
     #[arg(long, env = "SSHCA_FUNCTION", default_value = "sign_key")]
     function: String,
@@ -169,7 +173,11 @@ pub(crate) fn parse_duration(text: &str) -> Result<u64> {
 async fn main() {
     let cli = Cli::parse();
     if let Err(err) = run(cli).await {
-        eprintln!("error: {err:#}");
+        // the issuer's refusals carry the same errorType locally as through the function
+        match err.downcast_ref::<IssueError>() {
+            Some(refusal) => eprintln!("error: {}: {err:#}", refusal.error_type()),
+            None => eprintln!("error: {err:#}"),
+        }
         std::process::exit(1);
     }
 }
@@ -282,16 +290,21 @@ async fn create_bucket(aws: &Aws, bucket: &str) -> Result<()> {
 }
 
 pub(crate) fn read_public_key(source: &str) -> Result<String> {
-    let bytes = if source == "-" {
-        let mut text = Vec::new();
-        std::io::stdin().read_to_end(&mut text).context("reading the public key from standard input")?;
-        text
-    } else if source.starts_with("http://") || source.starts_with("https://") {
-        get_key::download::fetch(source).with_context(|| format!("fetching the public key from {source}"))?
-    } else {
-        std::fs::read(source).with_context(|| format!("reading the public key {source}"))?
-    };
+    let bytes = read_input(source, "the public key")?;
     String::from_utf8(bytes).with_context(|| format!("{source} is not text: pass an OpenSSH .pub file"))
+}
+
+/// Reads `what` from a file, an http(s) URL, or standard input (`-`).
+fn read_input(source: &str, what: &str) -> Result<Vec<u8>> {
+    if source == "-" {
+        let mut bytes = Vec::new();
+        std::io::stdin().read_to_end(&mut bytes).with_context(|| format!("reading {what} from standard input"))?;
+        Ok(bytes)
+    } else if source.starts_with("http://") || source.starts_with("https://") {
+        get_key::download::fetch(source).with_context(|| format!("fetching {what} from {source}"))
+    } else {
+        std::fs::read(source).with_context(|| format!("reading {what} {source}"))
+    }
 }
 
 /// Keeps a user's public key in the bucket (with the caller's own credentials).
@@ -323,6 +336,12 @@ impl Signer {
 }
 
 async fn sign(signer: &Signer, args: SignArgs) -> Result<()> {
+    if let Some(source) = &args.request {
+        let body = read_input(source, "the request")?;
+        let request = sign_key::lambda::parse_request_bytes(&body)?;
+        let response = signer.sign(&request).await?;
+        return print_response(&response, args.json);
+    }
     let public_key = args.public_key.as_deref().map(read_public_key).transpose()?;
     let environment = args.environment.context("which environment? pass -e ENV")?;
     let now = unix_now();

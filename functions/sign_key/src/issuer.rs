@@ -346,14 +346,14 @@ fn check_requested_by(requested_by: &str) -> Result<(), IssueError> {
 /// Parses an OpenSSH one-line public key, telling apart the usual mistakes.
 pub fn parse_public_key(text: &str) -> Result<PublicKey, IssueError> {
     let line = text.trim();
-    if line.contains('\n') || line.contains('\r') {
-        return Err(IssueError::InvalidPublicKey(
-            "the public key spans several lines: pass exactly one key, the one line of a .pub file".into(),
-        ));
-    }
     if line.starts_with("-----BEGIN") {
         return Err(IssueError::InvalidPublicKey(
             "this is a private key, not a public key: pass the .pub file (e.g. ~/.ssh/id_ed25519.pub) and keep the private key secret".into(),
+        ));
+    }
+    if line.contains('\n') || line.contains('\r') {
+        return Err(IssueError::InvalidPublicKey(
+            "the public key spans several lines: pass exactly one key, the one line of a .pub file".into(),
         ));
     }
     if line.split_whitespace().next().is_some_and(|kind| kind.contains("-cert-v01@openssh.com")) {
