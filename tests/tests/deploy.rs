@@ -132,6 +132,8 @@ fn stack_deploys_on_localstack_and_the_function_signs_with_its_keys() {
         assert_eq!(metadata.key_spec().unwrap().as_str(), "ECC_NIST_P256", "{key}");
     }
 
+    function_role_has_least_privilege(&world, &format!("sshca-{environment}"), &audit_bucket);
+
     let world = World { bucket: state_bucket.clone(), ..world };
     let out = world.sshca_ok(&[
         "init", &environment, "--user-ca-key", &outputs["UserCaKeyId"], "--host-ca-key", &outputs["HostCaKeyId"],
@@ -151,6 +153,34 @@ fn stack_deploys_on_localstack_and_the_function_signs_with_its_keys() {
     assert_eq!((leases, records.len()), (1, 4), "one lease of serials, recorded in the audit bucket: {records:?}");
     let state = runtime.block_on(world.objects());
     assert!(!state.iter().any(|k| k.starts_with("audit/")), "audit records leaked into the state bucket: {state:?}");
+}
+
+/// The deployed function role's policies, as IAM keeps them: no wildcard actions, no
+/// `Resource: "*"` on S3 or KMS, no deletion in the audit bucket.
+fn function_role_has_least_privilege(world: &World, stack: &str, audit_bucket: &str) {
+    let aws = |args: &[&str]| -> serde_json::Value {
+        let output = Command::new(tool("SSHCA_AWS_CLI"))
+            .args(args)
+            .args(["--output", "json", "--endpoint-url", &S3Server::LocalStack.endpoint()])
+            .envs(world.env())
+            .env("AWS_DEFAULT_REGION", "us-east-1")
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "aws {args:?}: {}", stderr(&output));
+        serde_json::from_slice(&output.stdout).unwrap()
+    };
+    let resource = aws(&["cloudformation", "describe-stack-resource", "--stack-name", stack, "--logical-resource-id", "SignKeyRole"]);
+    let role = resource["StackResourceDetail"]["PhysicalResourceId"].as_str().unwrap().to_owned();
+    let inline = aws(&["iam", "list-role-policies", "--role-name", &role]);
+    let names: Vec<&str> = inline["PolicyNames"].as_array().unwrap().iter().filter_map(|n| n.as_str()).collect();
+    assert_eq!(names, ["sign-key"], "the role's inline policies");
+    let attached = aws(&["iam", "list-attached-role-policies", "--role-name", &role]);
+    assert_eq!(attached["AttachedPolicies"], serde_json::json!([]), "no managed policy may widen the role");
+    let policy = aws(&["iam", "get-role-policy", "--role-name", &role, "--policy-name", "sign-key"]);
+    let document = &policy["PolicyDocument"];
+    assert!(document["Statement"].as_array().is_some_and(|s| s.len() >= 5), "{document}");
+    let violations = sshca_tests::iam::violations(document, audit_bucket);
+    assert!(violations.is_empty(), "the function role grants too much: {violations:?}");
 }
 
 on_both_s3_servers!(function_signs_through_invoke_api);
