@@ -264,4 +264,83 @@ fn refusals_leave_the_ssh_dir_untouched(server: S3Server) {
     assert_eq!(std::fs::read_to_string(&decoy).unwrap(), "untouched");
 }
 
+/// A hostile HTTP server on loopback: every request gets `respond`'s answer.
+fn hostile_server(respond: fn(tiny_http::Request)) -> String {
+    let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
+    let address = server.server_addr().to_ip().unwrap();
+    std::thread::spawn(move || {
+        for request in server.incoming_requests() {
+            std::thread::spawn(move || respond(request));
+        }
+    });
+    format!("http://{address}/cert")
+}
+
+/// Links that redirect or never end, and key directories with unsafe permissions: refused with a
+/// message that says what to do, nothing written anywhere, no partial file.
+#[test]
+fn hostile_links_and_directories() {
+    let world = World::new(S3Server::SeaweedFs);
+    world.init("staging", &["--principals", "deploy"]);
+    let dir = ssh_dir(&world);
+    let key = dir.join("id_ed25519");
+    let good = sign(&world, "staging", &pub_path(&key), &[]);
+
+    let redirect = hostile_server(|request| {
+        let location = tiny_http::Header::from_bytes("Location", "http://127.0.0.1:1/elsewhere").unwrap();
+        let _ = request.respond(tiny_http::Response::empty(302).with_header(location));
+    });
+    let five_gib = hostile_server(|request| {
+        let zeros = std::io::Read::take(std::io::repeat(b'A'), 5 << 30);
+        let _ = request.respond(tiny_http::Response::new(200.into(), vec![], zeros, Some(5 << 30), None));
+    });
+    let endless = hostile_server(|request| {
+        let _ = request.respond(tiny_http::Response::new(200.into(), vec![], std::io::repeat(b'A'), None, None));
+    });
+    let before = snapshot(&dir);
+    let started = Instant::now();
+    for (what, url, expected) in [
+        ("redirect", &redirect, "redirects elsewhere (HTTP 302 to http://127.0.0.1:1/elsewhere): refusing"),
+        ("5 GiB body", &five_gib, "larger than 65536 bytes"),
+        ("endless chunked body", &endless, "larger than 65536 bytes"),
+    ] {
+        let output = get_key(&world, url, &dir, &["--no-agent"]);
+        assert!(!output.status.success(), "{what}: accepted");
+        assert!(stderr(&output).contains(expected), "{what}: expected {expected:?} in {}", stderr(&output));
+        assert!(snapshot(&dir) == before, "{what}: the ssh directory changed");
+    }
+    assert!(started.elapsed() < Duration::from_secs(20), "the hostile bodies were read far beyond the limit");
+
+    // a private key others can read: ssh would ignore it, so get_key says how to fix it
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let before = snapshot(&dir);
+    let output = get_key(&world, &good, &dir, &["--no-agent"]);
+    assert!(stderr(&output).contains(&format!("run `chmod 600 {}`", key.display())), "{}", stderr(&output));
+    assert!(snapshot(&dir) == before, "the ssh directory changed");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+
+    // a key directory anyone can write to
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let before = snapshot(&dir);
+    let output = get_key(&world, &good, &dir, &["--no-agent"]);
+    assert!(stderr(&output).contains(&format!("run `chmod go-w {}`", dir.display())), "{}", stderr(&output));
+    assert!(snapshot(&dir) == before, "the ssh directory changed");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+
+    // a dangling symlink where the certificate goes, pointing outside the ssh directory
+    let outside = world.path("outside-cert.pub");
+    std::os::unix::fs::symlink(&outside, cert_path(&key)).unwrap();
+    let output = get_key(&world, &good, &dir, &["--no-agent"]);
+    assert!(stderr(&output).contains("symbolic link"), "{}", stderr(&output));
+    assert!(!outside.exists(), "written through the symlink");
+    std::fs::remove_file(cert_path(&key)).unwrap();
+
+    // all fixed: it installs, and leaves no temporary file behind
+    let output = get_key(&world, &good, &dir, &["--no-agent"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let names: Vec<String> = snapshot(&dir).into_keys().collect();
+    let expected: Vec<String> = before.into_keys().chain(["id_ed25519-cert.pub".to_owned()]).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+    assert_eq!(names, expected, "only the certificate was added");
+}
+
 on_both_s3_servers!(installs_next_to_the_right_key, adds_to_ssh_agent, refusals_leave_the_ssh_dir_untouched);

@@ -36,6 +36,10 @@ pub enum GetKeyError {
     UnreadableKey { path: String, message: String },
     #[error("cannot read the ssh directory {dir}: {source}; pass the right one with --ssh-dir")]
     SshDir { dir: String, source: std::io::Error },
+    #[error("{path} can be read by others (mode {mode:o}), so ssh will not use it: run `chmod 600 {path}`, then get_key again")]
+    UnprotectedKey { path: String, mode: u32 },
+    #[error("{dir} can be written by others (mode {mode:o}), who could swap the certificate: run `chmod go-w {dir}`, then get_key again")]
+    UnsafeDir { dir: String, mode: u32 },
     #[error(transparent)]
     Install(#[from] install::InstallError),
 }
@@ -91,6 +95,7 @@ pub fn run(options: &Options) -> Result<Report, GetKeyError> {
     let validity = verify::check(&certificate, &trusted, now)?;
     let (key_path, skipped) = find_key(options, &certificate)?;
 
+    check_permissions(&key_path)?;
     let certificate_path = PathBuf::from(format!("{}-cert.pub", key_path.display()));
     let installed = install::install(&certificate_path, &certificate, options.force, now)?;
     let lifetime = u32::try_from(certificate.valid_before().saturating_sub(now)).unwrap_or(u32::MAX);
@@ -134,6 +139,21 @@ pub fn run(options: &Options) -> Result<Report, GetKeyError> {
         agent,
         skipped,
     })
+}
+
+/// Refuses what ssh itself would refuse or what would let others tamper: a private key readable
+/// by others, or a key directory others can write to.
+fn check_permissions(key_path: &Path) -> Result<(), GetKeyError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |path: &Path| std::fs::metadata(path).map(|m| m.permissions().mode() & 0o7777).ok();
+    if let Some(mode) = mode(key_path).filter(|mode| mode & 0o077 != 0) {
+        return Err(GetKeyError::UnprotectedKey { path: key_path.display().to_string(), mode });
+    }
+    let dir = key_path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if let Some(mode) = mode(dir).filter(|mode| mode & 0o022 != 0 && mode & 0o1000 == 0) {
+        return Err(GetKeyError::UnsafeDir { dir: dir.display().to_string(), mode });
+    }
+    Ok(())
 }
 
 fn find_key(options: &Options, certificate: &Certificate) -> Result<(PathBuf, Vec<String>), GetKeyError> {
