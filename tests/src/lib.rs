@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 pub use tempfile::TempDir;
 
 pub mod faults;
+pub mod fuzzing;
 pub mod iam;
 
 pub const KMS_ENDPOINT_DEFAULT: &str = "http://127.0.0.1:4566";

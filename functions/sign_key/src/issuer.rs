@@ -145,12 +145,7 @@ impl Issuer {
     /// before the certificate object and the URL exist; a serial that is taken but not handed out is
     /// recorded as void.
     pub async fn issue(&self, request: &SignRequest, caller: &Caller) -> Result<SignResponse, IssueError> {
-        request::check_environment(&request.environment)?;
-        request::check_username(&request.username)?;
-        request::check_reason(&request.reason)?;
-        if let Some(requested_by) = &request.requested_by {
-            check_requested_by(requested_by)?;
-        }
+        check_syntax(request)?;
         self.record_pending_voids().await;
         let policy = self.policy(&request.environment).await?;
         let public_key = match &request.public_key {
@@ -331,6 +326,17 @@ pub async fn read_policy(store: &dyn Store, environment: &str) -> Result<Policy,
             layout::policy(environment)
         ))
     })
+}
+
+/// The request's own checks, before any policy is read: names that become S3 keys and the reason.
+pub fn check_syntax(request: &SignRequest) -> Result<(), IssueError> {
+    request::check_environment(&request.environment)?;
+    request::check_username(&request.username)?;
+    request::check_reason(&request.reason)?;
+    match &request.requested_by {
+        Some(requested_by) => check_requested_by(requested_by),
+        None => Ok(()),
+    }
 }
 
 fn check_requested_by(requested_by: &str) -> Result<(), IssueError> {
