@@ -10,6 +10,8 @@
 //! 6. local signing vs `ssh-keygen -s` of the same certificate.
 //!
 //! Nothing here asserts a time: the numbers go in the table, the targets beside them.
+//!
+//! `bench soak [--signers 64] [--certificates 1000]` is the concurrency soak instead (see [`soak`]).
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -37,7 +39,14 @@ struct Budget {
 }
 
 fn main() {
-    let quick = std::env::args().any(|arg| arg == "--quick");
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("soak") {
+        let number = |flag: &str, default: usize| {
+            args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).map(|n| n.parse().expect("a number")).unwrap_or(default)
+        };
+        return soak(number("--signers", 64), number("--certificates", 1000));
+    }
+    let quick = args.iter().any(|arg| arg == "--quick");
     let budget = if quick { Budget { samples: 15, certificates: 128 } } else { Budget { samples: 300, certificates: 3000 } };
     let lambda_binary = std::env::var_os("SSHCA_BENCH_LAMBDA_BINARY").map(PathBuf::from).unwrap_or_else(|| bin("sign_key"));
     println!("# sshca benchmark ({} run; Lambda binary {})\n", if quick { "quick" } else { "full" }, lambda_binary.display());
@@ -158,6 +167,70 @@ async fn bench_server(world: &World, budget: &Budget, lambda_binary: &Path, tabl
     })
     .await;
     table.row(&server, "get_key end to end (process)", &get_key, Some(ratio(get_key.p50(), get.p50())), "≤ 3 × one GET");
+}
+
+/// `bench soak`: `signers` concurrent signers (each its own issuer with its own serial leases, as
+/// separate Lambda containers are) × `per_signer` certificates on each S3 server; then every serial
+/// must be unique and have exactly one `issued` record, and the audit count must equal the
+/// certificate count.
+fn soak(signers: usize, per_signer: usize) {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    println!("| S3 server | certificates | seconds | certificates/s | distinct serials | issued records | void records | certificate objects | leases (serials leased) |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for server in S3Server::ALL {
+        let world = World::new(server);
+        world.init(ENVIRONMENT, &["--principals", "deploy"]);
+        let key = keygen(world.dir.path(), "soak", "ed25519", None, "");
+        let public_key = std::fs::read_to_string(pub_path(&key)).expect("key").trim().to_owned();
+        runtime.block_on(async {
+            let aws = sign_key::aws::Aws { s3: world.s3().await, kms: world.kms().await };
+            let started = Instant::now();
+            let tasks: Vec<_> = (0..signers)
+                .map(|signer| {
+                    let issuer = aws.issuer(&world.bucket, None).with_serial_block(sign_key::lambda::SERIAL_BLOCK, format!("soak-{signer}"));
+                    let request = SignRequest {
+                        environment: ENVIRONMENT.into(),
+                        username: format!("user{signer}"),
+                        public_key: Some(public_key.clone()),
+                        reason: "soak".into(),
+                        ..Default::default()
+                    };
+                    tokio::spawn(async move {
+                        let mut serials = Vec::with_capacity(per_signer);
+                        for n in 0..per_signer {
+                            serials.push(issue(&issuer, &request, signer * per_signer + n).await);
+                        }
+                        serials
+                    })
+                })
+                .collect();
+            let mut serials = BTreeSet::new();
+            let mut certificates = 0;
+            for task in tasks {
+                for serial in task.await.expect("a signer") {
+                    certificates += 1;
+                    serials.insert(serial);
+                }
+            }
+            let seconds = started.elapsed().as_secs_f64();
+            let objects = world.objects().await;
+            let count = |prefix: &str, suffix: &str| objects.iter().filter(|k| k.starts_with(prefix) && k.ends_with(suffix)).count();
+            let issued = count(&format!("audit/{ENVIRONMENT}/2"), "-issued.json");
+            let void = count(&format!("audit/{ENVIRONMENT}/2"), "-void.json");
+            let stored = count(&format!("certs/{ENVIRONMENT}/"), "-cert.pub");
+            let store = S3Store::new(aws.s3.clone(), world.bucket.clone());
+            let leases = sign_key::serial::lease_records(&store, ENVIRONMENT).await.expect("lease records");
+            let leased: u64 = leases.iter().map(|l| l.last + 1 - l.first).sum();
+            println!(
+                "| {server:?} | {certificates} | {seconds:.1} | {:.0} | {} | {issued} | {void} | {stored} | {} ({leased}) |",
+                certificates as f64 / seconds,
+                serials.len(),
+                leases.len()
+            );
+            assert_eq!(serials.len(), certificates, "duplicate serials");
+            assert_eq!((issued, stored), (certificates, certificates), "audit or certificate count differs from the certificates issued");
+        });
+    }
 }
 
 fn caller(n: usize) -> sign_key::Caller {
