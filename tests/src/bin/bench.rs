@@ -30,6 +30,8 @@ use ssh_key::{HashAlg, PrivateKey};
 use sshca_tests::{bin, keygen, pub_path, LambdaEmulator, S3Server, World};
 
 const ENVIRONMENT: &str = "bench";
+/// The same, with a KMS-sealed Ed25519 CA key (signed in the container, as BLESS does).
+const SEALED_ENVIRONMENT: &str = "bench-sealed";
 
 struct Budget {
     /// Sequential samples per latency figure.
@@ -55,6 +57,7 @@ fn main() {
     for server in S3Server::ALL {
         let world = World::new(server);
         world.init(ENVIRONMENT, &["--principals", "deploy"]);
+        world.init(SEALED_ENVIRONMENT, &["--principals", "deploy", "--key-spec", "ED25519_SEALED"]);
         runtime.block_on(bench_server(&world, &budget, &lambda_binary, &mut table));
     }
     let world = World::new(S3Server::SeaweedFs);
@@ -115,36 +118,35 @@ async fn bench_server(world: &World, budget: &Budget, lambda_binary: &Path, tabl
     table.row(&server, "issue, Lambda binary via emulator", &through_lambda, Some(ratio(through_lambda.p50(), floor)), "");
     drop(emulator);
 
-    // 3. throughput
+    // 3. throughput, and what bounds it: KMS Sign alone, and a KMS-sealed CA that signs locally
     for concurrency in [1usize, 8, 32, 64] {
-        let count = budget.certificates.max(concurrency);
-        let started = Instant::now();
-        let tasks: Vec<_> = (0..concurrency)
-            .map(|worker| {
-                let (issuer, request) = (issuer.clone(), request.clone());
-                tokio::spawn(async move {
-                    let mut serials = Vec::new();
-                    for n in (worker..count).step_by(concurrency) {
-                        serials.push(issue(&issuer, &request, n).await);
-                    }
-                    serials
-                })
-            })
-            .collect();
-        let mut serials = BTreeSet::new();
-        let mut issued = 0;
-        for task in tasks {
-            for serial in task.await.expect("a signer task") {
-                issued += 1;
-                serials.insert(serial);
-            }
-        }
-        let rate = issued as f64 / started.elapsed().as_secs_f64();
+        let (rate, serials, issued) = throughput(&issuer, &request, concurrency, budget.certificates.max(concurrency)).await;
         let target = if concurrency == 64 { "≥ 500/s, serials = certificates" } else { "" };
-        table.line(&server, &format!("throughput, {concurrency} concurrent"), format!("{rate:.0} certificates/s"), format!("{} serials / {issued} certificates", serials.len()), target);
+        table.line(&server, &format!("throughput, {concurrency} concurrent"), format!("{rate:.0} certificates/s"), format!("{serials} serials / {issued} certificates"), target);
     }
+    let kms_signer = Arc::new(kms_signer);
+    let started = Instant::now();
+    let signs: Vec<_> = (0..64)
+        .map(|_| {
+            let (signer, count) = (kms_signer.clone(), budget.certificates / 64);
+            tokio::spawn(async move {
+                for _ in 0..count {
+                    signer.sign(&[7u8; 400]).await.expect("KMS Sign");
+                }
+            })
+        })
+        .collect();
+    for task in signs {
+        task.await.expect("a KMS task");
+    }
+    let rate = (budget.certificates / 64 * 64) as f64 / started.elapsed().as_secs_f64();
+    table.line(&server, "KMS Sign alone, 64 concurrent (the ceiling above)", format!("{rate:.0} signatures/s"), String::new(), "");
+    let sealed = SignRequest { environment: SEALED_ENVIRONMENT.into(), ..request.clone() };
+    issue(&issuer, &sealed, 0).await;
+    let (rate, serials, issued) = throughput(&issuer, &sealed, 64, budget.certificates).await;
+    table.line(&server, "throughput, 64 concurrent, KMS-sealed Ed25519 CA", format!("{rate:.0} certificates/s"), format!("{serials} serials / {issued} certificates"), "≥ 500/s");
 
-    // 5. get_key end to end vs one presigned GET
+    // 5. get_key end to end vs one presigned GET (its CA pin is the KMS key's)
     let url = issuer.issue(&request, &caller(0)).await.expect("issue").download_url;
     let get = latencies(budget.samples, || async { sshca_tests::download(&url).expect("presigned GET") }).await;
     table.row(&server, "one presigned GET", &get, None, "");
@@ -231,6 +233,33 @@ fn soak(signers: usize, per_signer: usize) {
             assert_eq!((issued, stored), (certificates, certificates), "audit or certificate count differs from the certificates issued");
         });
     }
+}
+
+/// `count` certificates from `concurrency` tasks sharing one issuer: (certificates/s, distinct
+/// serials, certificates).
+async fn throughput(issuer: &Arc<Issuer>, request: &SignRequest, concurrency: usize, count: usize) -> (f64, usize, usize) {
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|worker| {
+            let (issuer, request) = (issuer.clone(), request.clone());
+            tokio::spawn(async move {
+                let mut serials = Vec::new();
+                for n in (worker..count).step_by(concurrency) {
+                    serials.push(issue(&issuer, &request, n).await);
+                }
+                serials
+            })
+        })
+        .collect();
+    let mut serials = BTreeSet::new();
+    let mut issued = 0;
+    for task in tasks {
+        for serial in task.await.expect("a signer task") {
+            issued += 1;
+            serials.insert(serial);
+        }
+    }
+    (issued as f64 / started.elapsed().as_secs_f64(), serials.len(), issued)
 }
 
 fn caller(n: usize) -> sign_key::Caller {
