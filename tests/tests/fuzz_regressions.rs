@@ -6,8 +6,8 @@ use std::path::Path;
 #[test]
 fn fuzz_inputs_replay_without_panics() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/regressions");
-    let targets: [(&str, fn(&[u8])); 2] =
-        [("request", sshca_tests::fuzzing::request), ("certificate", sshca_tests::fuzzing::certificate)];
+    type Target = fn(&[u8]);
+    let targets: [(&str, Target); 2] = [("request", sshca_tests::fuzzing::request), ("certificate", sshca_tests::fuzzing::certificate)];
     for (target, run) in targets {
         let inputs: Vec<_> = std::fs::read_dir(root.join(target)).unwrap().map(|entry| entry.unwrap().path()).collect();
         assert!(!inputs.is_empty(), "no inputs for {target} in {}", root.display());

@@ -206,14 +206,7 @@ fn soak(signers: usize, per_signer: usize) {
                     })
                 })
                 .collect();
-            let mut serials = BTreeSet::new();
-            let mut certificates = 0;
-            for task in tasks {
-                for serial in task.await.expect("a signer") {
-                    certificates += 1;
-                    serials.insert(serial);
-                }
-            }
+            let (serials, certificates) = gather(tasks).await;
             let seconds = started.elapsed().as_secs_f64();
             let objects = world.objects().await;
             let count = |prefix: &str, suffix: &str| objects.iter().filter(|k| k.starts_with(prefix) && k.ends_with(suffix)).count();
@@ -251,15 +244,20 @@ async fn throughput(issuer: &Arc<Issuer>, request: &SignRequest, concurrency: us
             })
         })
         .collect();
-    let mut serials = BTreeSet::new();
-    let mut issued = 0;
+    let (serials, issued) = gather(tasks).await;
+    (issued as f64 / started.elapsed().as_secs_f64(), serials.len(), issued)
+}
+
+/// The serials the signer tasks handed out: the distinct ones, and how many in all.
+async fn gather(tasks: Vec<tokio::task::JoinHandle<Vec<u64>>>) -> (BTreeSet<u64>, usize) {
+    let (mut distinct, mut all) = (BTreeSet::new(), 0);
     for task in tasks {
         for serial in task.await.expect("a signer task") {
-            issued += 1;
-            serials.insert(serial);
+            all += 1;
+            distinct.insert(serial);
         }
     }
-    (issued as f64 / started.elapsed().as_secs_f64(), serials.len(), issued)
+    (distinct, all)
 }
 
 fn caller(n: usize) -> sign_key::Caller {
