@@ -136,12 +136,7 @@ impl World {
 
     /// AWS SDK configuration for direct checks of what landed in the bucket.
     pub async fn sdk_config(&self) -> aws_config::SdkConfig {
-        sign_key::aws::config_loader()
-            .region(aws_config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_s3::config::Credentials::new("test", "test", None, None, "sshca-tests"))
-            .endpoint_url(&self.s3_endpoint)
-            .load()
-            .await
+        sdk_config(Some(&self.s3_endpoint)).await
     }
 
     pub async fn s3(&self) -> aws_sdk_s3::Client {
@@ -150,13 +145,7 @@ impl World {
     }
 
     pub async fn kms(&self) -> aws_sdk_kms::Client {
-        let config = sign_key::aws::config_loader()
-            .region(aws_config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_kms::config::Credentials::new("test", "test", None, None, "sshca-tests"))
-            .endpoint_url(kms_endpoint())
-            .load()
-            .await;
-        aws_sdk_kms::Client::new(&config)
+        aws_sdk_kms::Client::new(&sdk_config(Some(&kms_endpoint())).await)
     }
 
     /// Every object key in the bucket (empty when the bucket does not exist).
@@ -171,6 +160,18 @@ impl World {
             }
         }
         keys
+    }
+}
+
+/// sshca's AWS configuration with the test servers' credentials (`test`/`test`, us-east-1), for
+/// every service at `endpoint` when given.
+pub async fn sdk_config(endpoint: Option<&str>) -> aws_config::SdkConfig {
+    let loader = sign_key::aws::config_loader()
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_s3::config::Credentials::new("test", "test", None, None, "sshca-tests"));
+    match endpoint {
+        Some(endpoint) => loader.endpoint_url(endpoint).load().await,
+        None => loader.load().await,
     }
 }
 
@@ -400,6 +401,11 @@ impl LambdaEmulator {
 
     pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// A Lambda client of this emulator's Invoke API.
+    pub async fn client(&self) -> aws_sdk_lambda::Client {
+        aws_sdk_lambda::Client::new(&sdk_config(Some(&self.endpoint())).await)
     }
 
     /// Everything the function wrote so far: stdout (metrics) then stderr (logs), as CloudWatch

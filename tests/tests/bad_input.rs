@@ -173,15 +173,7 @@ fn bad_request_corpus(server: S3Server) {
     assert!(cases.len() >= 40, "the corpus has {} cases", cases.len());
     let lambda = LambdaEmulator::start(&world.env());
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let client = runtime.block_on(async {
-        let config = sign_key::aws::config_loader()
-            .region(aws_config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_lambda::config::Credentials::new("test", "test", None, None, "corpus"))
-            .endpoint_url(lambda.endpoint())
-            .load()
-            .await;
-        aws_sdk_lambda::Client::new(&config)
-    });
+    let client = runtime.block_on(lambda.client());
     let before = runtime.block_on(world.objects());
     for case in &cases {
         let event = json!({

@@ -18,11 +18,7 @@ use sshca_tests::*;
 const ENV: &str = "faults";
 
 async fn aws_via(s3_endpoint: &str, kms_endpoint: &str) -> Aws {
-    let config = sign_key::aws::config_loader()
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_s3::config::Credentials::new("test", "test", None, None, "faults"))
-        .load()
-        .await;
+    let config = sdk_config(None).await;
     let s3 = aws_sdk_s3::config::Builder::from(&config).endpoint_url(s3_endpoint).force_path_style(true).build();
     let kms = aws_sdk_kms::config::Builder::from(&config).endpoint_url(kms_endpoint).build();
     Aws { s3: aws_sdk_s3::Client::from_conf(s3), kms: aws_sdk_kms::Client::from_conf(kms) }

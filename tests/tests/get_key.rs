@@ -311,21 +311,18 @@ fn hostile_links_and_directories() {
     }
     assert!(started.elapsed() < Duration::from_secs(20), "the hostile bodies were read far beyond the limit");
 
-    // a private key others can read: ssh would ignore it, so get_key says how to fix it
-    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    // a private key others can read (ssh would ignore it), and a key directory anyone can write
+    // to: get_key says how to fix each
+    let unsafe_modes = [(&key, 0o644, 0o600, format!("run `chmod 600 {}`", key.display())), (&dir, 0o777, 0o700, format!("run `chmod go-w {}`", dir.display()))];
+    for (path, unsafe_mode, safe_mode, fix) in unsafe_modes {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(unsafe_mode)).unwrap();
+        let before = snapshot(&dir);
+        let output = get_key(&world, &good, &dir, &["--no-agent"]);
+        assert!(stderr(&output).contains(&fix), "{}", stderr(&output));
+        assert!(snapshot(&dir) == before, "the ssh directory changed");
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(safe_mode)).unwrap();
+    }
     let before = snapshot(&dir);
-    let output = get_key(&world, &good, &dir, &["--no-agent"]);
-    assert!(stderr(&output).contains(&format!("run `chmod 600 {}`", key.display())), "{}", stderr(&output));
-    assert!(snapshot(&dir) == before, "the ssh directory changed");
-    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
-
-    // a key directory anyone can write to
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
-    let before = snapshot(&dir);
-    let output = get_key(&world, &good, &dir, &["--no-agent"]);
-    assert!(stderr(&output).contains(&format!("run `chmod go-w {}`", dir.display())), "{}", stderr(&output));
-    assert!(snapshot(&dir) == before, "the ssh directory changed");
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
 
     // a dangling symlink where the certificate goes, pointing outside the ssh directory
     let outside = world.path("outside-cert.pub");

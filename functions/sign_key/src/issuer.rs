@@ -180,10 +180,10 @@ impl Issuer {
         };
         let issued = self.sign_and_record(ca, &public_key, request.cert_type, &plan, &mut entry);
         let cache_key = async {
-            match request.public_key.is_some() {
-                true => self.store_public_key(Some(&request.environment), &request.username, &public_key).await,
-                false => Ok(()),
+            if request.public_key.is_none() {
+                return Ok(());
             }
+            self.store_public_key(Some(&request.environment), &request.username, &public_key).await
         };
         let (issued, cached) = tokio::join!(issued, cache_key);
         if let Err(err) = cached {

@@ -52,16 +52,9 @@ pub async fn lease(store: &dyn Store, environment: &str, count: u64) -> Result<R
     let key = layout::serial_counter(environment);
     let mut backoff = FIRST_BACKOFF;
     for _ in 0..MAX_ATTEMPTS {
-        let (first, condition) = match store.get(&key).await? {
+        let (first, condition) = match read_counter(store, &key).await? {
             None => (1, Condition::IfAbsent),
-            Some(object) => {
-                let counter: Counter = serde_json::from_slice(&object.body).map_err(|err| {
-                    IssueError::Configuration(format!(
-                        "the serial counter {key} is corrupt ({err}): restore it from the bucket's versions, never lower it"
-                    ))
-                })?;
-                (counter.next, Condition::IfMatch(object.etag))
-            }
+            Some((next, etag)) => (next, Condition::IfMatch(etag)),
         };
         let next = first.checked_add(count).ok_or_else(|| {
             IssueError::Configuration(format!("the serial counter {key} is exhausted"))
@@ -82,15 +75,20 @@ pub async fn lease(store: &dyn Store, environment: &str, count: u64) -> Result<R
     )))
 }
 
+/// The counter's next serial and entity tag, `None` before the first lease.
+async fn read_counter(store: &dyn Store, key: &str) -> Result<Option<(u64, String)>, IssueError> {
+    let Some(object) = store.get(key).await? else { return Ok(None) };
+    let counter: Counter = serde_json::from_slice(&object.body).map_err(|err| {
+        IssueError::Configuration(format!(
+            "the serial counter {key} is corrupt ({err}): restore it from the bucket's versions, never lower it"
+        ))
+    })?;
+    Ok(Some((counter.next, object.etag)))
+}
+
 /// Serials below this were handed out in `environment` (1 when none was).
 pub async fn issued_below(store: &dyn Store, environment: &str) -> Result<u64, IssueError> {
-    let key = layout::serial_counter(environment);
-    match store.get(&key).await? {
-        None => Ok(1),
-        Some(object) => serde_json::from_slice::<Counter>(&object.body)
-            .map(|counter| counter.next)
-            .map_err(|err| IssueError::Configuration(format!("the serial counter {key} is corrupt ({err})"))),
-    }
+    Ok(read_counter(store, &layout::serial_counter(environment)).await?.map_or(1, |(next, _)| next))
 }
 
 /// One signer's leases, per environment. Share it between the requests of a process.
@@ -103,7 +101,7 @@ pub struct SerialLeases {
 struct Lease {
     serials: Range<u64>,
     /// Whether the lease's audit record is durable; no serial is handed out before it is.
-    recorded: Option<LeaseRecord>,
+    recorded: bool,
 }
 
 impl SerialLeases {
@@ -116,16 +114,12 @@ impl SerialLeases {
     /// lease is used up. Concurrent callers wait for one lease rather than each taking one.
     pub async fn next(&self, store: &dyn Store, audit: &dyn Store, environment: &str, request_id: &str) -> Result<u64, IssueError> {
         let mut leases = self.leases.lock().await;
-        let lease = match leases.get_mut(environment) {
-            Some(lease) if !lease.serials.is_empty() => lease,
-            _ => {
-                let serials = lease(store, environment, self.block).await?;
-                let lease = Lease { serials, recorded: None };
-                leases.insert(environment.to_owned(), lease);
-                leases.get_mut(environment).expect("just inserted")
-            }
-        };
-        if lease.recorded.is_none() {
+        if leases.get(environment).is_none_or(|lease| lease.serials.is_empty()) {
+            let serials = lease(store, environment, self.block).await?;
+            leases.insert(environment.to_owned(), Lease { serials, recorded: false });
+        }
+        let lease = leases.get_mut(environment).expect("leased above");
+        if !lease.recorded {
             // A failed record keeps the lease unrecorded and unused: the next request retries it.
             let record = LeaseRecord {
                 environment: environment.to_owned(),
@@ -137,7 +131,7 @@ impl SerialLeases {
             };
             let body = serde_json::to_vec_pretty(&record).expect("a lease record serializes");
             match audit.put(&layout::serial_lease(environment, record.first), body, Condition::IfAbsent).await {
-                Ok(_) | Err(StoreError::PreconditionFailed) => lease.recorded = Some(record),
+                Ok(_) | Err(StoreError::PreconditionFailed) => lease.recorded = true,
                 Err(err) => {
                     return Err(IssueError::Unavailable(format!(
                         "the lease of serials {}..={} could not be recorded in the audit trail, so none is used: {err}",

@@ -111,7 +111,7 @@ async fn bench_server(world: &World, budget: &Budget, lambda_binary: &Path, tabl
     let mut env = world.env();
     env.push(("RUST_LOG", "warn".into()));
     let emulator = LambdaEmulator::start_binary(lambda_binary, &env);
-    let lambda = lambda_client(&emulator.endpoint()).await;
+    let lambda = emulator.client().await;
     let payload = serde_json::to_vec(&request).expect("request JSON");
     invoke(&lambda, &payload).await;
     let through_lambda = latencies(budget.samples, || invoke(&lambda, &payload)).await;
@@ -266,16 +266,6 @@ fn caller(n: usize) -> sign_key::Caller {
 
 async fn issue(issuer: &Issuer, request: &SignRequest, n: usize) -> u64 {
     issuer.issue(request, &caller(n)).await.expect("issue").serial
-}
-
-async fn lambda_client(endpoint: &str) -> aws_sdk_lambda::Client {
-    let config = sign_key::aws::config_loader()
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_lambda::config::Credentials::new("test", "test", None, None, "bench"))
-        .endpoint_url(endpoint)
-        .load()
-        .await;
-    aws_sdk_lambda::Client::new(&config)
 }
 
 async fn invoke(lambda: &aws_sdk_lambda::Client, payload: &[u8]) {
