@@ -94,6 +94,7 @@ impl World {
             ("AWS_SECRET_ACCESS_KEY", "test".into()),
             ("AWS_REGION", "us-east-1".into()),
             ("AWS_ENDPOINT_URL_KMS", kms_endpoint()),
+            ("AWS_ENDPOINT_URL_STS", kms_endpoint()),
             ("AWS_ENDPOINT_URL_S3", self.s3_endpoint.clone()),
             ("SSHCA_BUCKET", self.bucket.clone()),
         ]
@@ -146,6 +147,16 @@ impl World {
 
     pub async fn kms(&self) -> aws_sdk_kms::Client {
         aws_sdk_kms::Client::new(&sdk_config(Some(&kms_endpoint())).await)
+    }
+
+    /// LocalStack's STS (and IAM) answer at the KMS endpoint.
+    pub async fn sts(&self) -> aws_sdk_sts::Client {
+        aws_sdk_sts::Client::new(&sdk_config(Some(&kms_endpoint())).await)
+    }
+
+    /// sshca's clients for this world, as a process here would build them.
+    pub async fn aws(&self) -> sign_key::aws::Aws {
+        sign_key::aws::Aws { s3: self.s3().await, kms: self.kms().await, sts: self.sts().await }
     }
 
     /// Every object key in the bucket (empty when the bucket does not exist).

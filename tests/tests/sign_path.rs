@@ -110,14 +110,11 @@ fn key_types(server: S3Server) {
 /// recorded lease of the signer that used it.
 fn concurrent_signers(server: S3Server) {
     let world = World::new(server);
-    world.init("load", &["--principals", "deploy"]);
+    world.init("load", &["--principals", "deploy", "--allow-unproven"]);
     let public_key = std::fs::read_to_string(pub_path(&keygen(world.dir.path(), "id", "ed25519", None, ""))).unwrap();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     runtime.block_on(async {
-        let aws = sign_key::aws::Aws {
-            s3: world.s3().await,
-            kms: world.kms().await,
-        };
+        let aws = world.aws().await;
         let public_key = Arc::new(public_key);
         let signers: Vec<_> = (0..16)
             .map(|signer| {
@@ -133,7 +130,7 @@ fn concurrent_signers(server: S3Server) {
                             reason: format!("load {n}"),
                             ..Default::default()
                         };
-                        let caller = sign_key::Caller { request_id: format!("{signer}-{n}"), identity: None };
+                        let caller = sign_key::Caller { request_id: format!("{signer}-{n}") };
                         serials.push((issuer.issue(&request, &caller).await.expect("issue").serial, signer));
                     }
                     serials

@@ -9,7 +9,8 @@ use sign_key::issuer::unix_now;
 use sign_key::policy::human_duration;
 use sign_key::{CertKind, Issuer, SignRequest};
 
-use crate::{parse_duration, Signer};
+use crate::parse_duration;
+use crate::signer::Signer;
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Part {
@@ -89,7 +90,7 @@ pub struct RenewHostArgs {
     /// Renew when the current certificate expires within this time (e.g. 7d).
     #[arg(long, value_parser = parse_duration, default_value = "7d")]
     within: u64,
-    /// Lifetime of the new certificate (default: the environment's maximum for hosts).
+    /// Lifetime of the new certificate (default: the environment's host lifetime, host_default_ttl).
     #[arg(short = 't', long, value_parser = parse_duration)]
     ttl: Option<u64>,
     #[arg(short, long, default_value = "scheduled host certificate renewal")]
@@ -104,6 +105,9 @@ pub struct RenewHostArgs {
     local: bool,
     #[arg(long, env = "SSHCA_FUNCTION", default_value = "sign_key")]
     function: String,
+    /// The deployment's audience for proofs of identity (`sshca show-policy ENV` shows it).
+    #[arg(long, env = "SSHCA_AUDIENCE")]
+    audience: Option<String>,
 }
 
 impl RenewHostArgs {
@@ -112,6 +116,9 @@ impl RenewHostArgs {
     }
     pub fn function(&self) -> &str {
         &self.function
+    }
+    pub fn audience(&self) -> Option<String> {
+        self.audience.clone()
     }
 }
 
@@ -155,7 +162,7 @@ pub async fn renew_host(signer: &Signer, args: RenewHostArgs) -> Result<()> {
         requested_by: Some(format!("renew-host on {}", args.names[0])),
         ..Default::default()
     };
-    let response = signer.sign(&request).await?;
+    let response = signer.sign(request).await?;
     // The certificate came from our own signer; check it all the same before it replaces a working one.
     let certificate = get_key::verify::parse(response.certificate.as_bytes())?;
     let pinned = [response.ca_fingerprint.parse().context("the CA fingerprint of the response")?];

@@ -16,7 +16,8 @@ use sign_key::Issuer;
 use crate::when::When;
 use get_key::verify::rfc3339;
 
-use crate::{parse_duration, read_public_key};
+use crate::input::read_public_key;
+use crate::parse_duration;
 
 #[derive(Args)]
 #[command(group(ArgGroup::new("what").required(true).multiple(true).args(["serial", "key_id", "user", "public_key"])))]

@@ -32,10 +32,20 @@ pub struct AuditEntry {
     pub serial: u64,
     pub key_id: String,
     pub username: String,
-    /// Who the request says asked (free text from the payload).
+    /// A free-text label from the request: who it says asked. Not proof of anything.
     pub requested_by: Option<String>,
-    /// Who the platform says called (the AWS identity), when known: it cannot be spoofed by the payload.
+    /// The caller's AWS identity (ARN) as STS answered it for the request's proof; `None` when
+    /// the environment allowed an unproven request.
     pub caller_identity: Option<String>,
+    /// STS's user id of the caller (`AIDA…`, `AROA…:session`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caller_user_id: Option<String>,
+    /// Whether the caller proved its identity.
+    #[serde(default)]
+    pub proven: bool,
+    /// What the access rules granted: `admin`, `user`, `host`, or `unproven`.
+    #[serde(default)]
+    pub access: String,
     pub reason: String,
     pub principals: Vec<String>,
     pub cert_type: String,

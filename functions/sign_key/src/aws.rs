@@ -8,6 +8,7 @@ use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
 use crate::ca::KmsCaKeys;
 use crate::issuer::Issuer;
 use crate::store::S3Store;
+use crate::sts::StsVerifier;
 
 /// The standard configuration chain with sshca's HTTPS client (rustls on ring). Every AWS client of
 /// sshca's binaries starts here.
@@ -16,17 +17,18 @@ pub fn config_loader() -> ConfigLoader {
     aws_config::defaults(BehaviorVersion::latest()).http_client(https)
 }
 
-/// The S3 and KMS clients of one process.
+/// The S3, KMS and STS clients of one process.
 #[derive(Clone)]
 pub struct Aws {
     pub s3: aws_sdk_s3::Client,
     pub kms: aws_sdk_kms::Client,
+    pub sts: aws_sdk_sts::Client,
 }
 
 impl Aws {
     /// Credentials, region and endpoints from the standard chain: `AWS_*` variables, profiles,
-    /// the Lambda role; `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL_KMS` point it
-    /// at S3-compatible servers and local KMS.
+    /// the Lambda role; `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL_KMS` /
+    /// `AWS_ENDPOINT_URL_STS` point it at S3-compatible servers, local KMS and STS.
     pub async fn from_env() -> Self {
         Self::from_config(&config_loader().load().await)
     }
@@ -37,7 +39,11 @@ impl Aws {
         let custom_s3_endpoint = config.endpoint_url().is_some()
             || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some_and(|v| !v.is_empty());
         let s3_config = aws_sdk_s3::config::Builder::from(config).force_path_style(custom_s3_endpoint).build();
-        Self { s3: aws_sdk_s3::Client::from_conf(s3_config), kms: aws_sdk_kms::Client::new(config) }
+        Self {
+            s3: aws_sdk_s3::Client::from_conf(s3_config),
+            kms: aws_sdk_kms::Client::new(config),
+            sts: aws_sdk_sts::Client::new(config),
+        }
     }
 
     /// The issuer over this account's bucket(s) and KMS keys. Audit records go to `audit_bucket`
@@ -46,6 +52,6 @@ impl Aws {
         let store = Arc::new(S3Store::new(self.s3.clone(), bucket));
         let audit = Arc::new(S3Store::new(self.s3.clone(), audit_bucket.unwrap_or(bucket)));
         let ca_keys = Arc::new(KmsCaKeys::new(self.kms.clone(), store.clone()));
-        Issuer::new(store, audit, ca_keys)
+        Issuer::new(store, audit, ca_keys, Arc::new(StsVerifier::new(self.sts.clone())))
     }
 }

@@ -11,6 +11,9 @@ pub enum IssueError {
     /// The public key to certify cannot be used.
     #[error("invalid public key: {0}")]
     InvalidPublicKey(String),
+    /// The caller's identity is unproven, its proof is not valid, or no access rule lets it ask.
+    #[error("access denied: {0}")]
+    AccessDenied(String),
     /// The request is well formed but the environment's policy does not allow it.
     #[error("not allowed by policy: {0}")]
     PolicyViolation(String),
@@ -32,6 +35,7 @@ impl IssueError {
         match self {
             IssueError::InvalidRequest(_) => "InvalidRequest",
             IssueError::InvalidPublicKey(_) => "InvalidPublicKey",
+            IssueError::AccessDenied(_) => "AccessDenied",
             IssueError::PolicyViolation(_) => "PolicyViolation",
             IssueError::UnknownEnvironment(_) => "UnknownEnvironment",
             IssueError::NoCachedKey { .. } => "NoCachedKey",

@@ -1,4 +1,5 @@
-//! The issuance itself: request → policy → serial → KMS signature → audit → certificate → URL.
+//! The issuance itself: request → policy → proof of identity → access rules → serial → KMS
+//! signature → audit → certificate → URL.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex as StdMutex};
@@ -14,12 +15,15 @@ use time::OffsetDateTime;
 use tracing::{error, info, warn};
 use uuid::Uuid;
 
+use crate::access::{self, Requester};
 use crate::audit::{self, AuditEntry, Event};
 use crate::ca::{CaKeys, Signer};
 use crate::error::IssueError;
+use crate::identity::{self, IdentityVerifier};
 use crate::layout;
 use crate::policy::{Plan, Policy};
 use crate::request::{self, CertKind, SignRequest, SignResponse};
+use crate::revoke;
 use crate::serial::SerialLeases;
 use crate::store::{Condition, Store};
 
@@ -27,12 +31,10 @@ use crate::store::{Condition, Store};
 /// reaches every warm container within this time.
 const POLICY_TTL: Duration = Duration::from_secs(60);
 
-/// Who is asking, as the platform (not the payload) tells it.
+/// The invocation a request came in (who asks is what the request's proof proves).
 #[derive(Debug, Clone, Default)]
 pub struct Caller {
     pub request_id: String,
-    /// The caller's AWS identity (e.g. an IAM ARN) when the invocation carries it.
-    pub identity: Option<String>,
 }
 
 /// Holds the clients and per-container caches; build it once and share it between requests.
@@ -41,8 +43,11 @@ pub struct Issuer {
     /// Where audit records go: the same bucket, or a separate one (e.g. with S3 Object Lock).
     audit: Arc<dyn Store>,
     ca_keys: Arc<dyn CaKeys>,
+    identities: Arc<dyn IdentityVerifier>,
     serials: SerialLeases,
     policies: Recent<Arc<Policy>>,
+    /// The public keys revoked in each environment (bare OpenSSH lines), refused at issuance.
+    revoked_keys: Recent<Arc<std::collections::BTreeSet<String>>>,
     /// The public keys this container last wrote to the key cache, so an unchanged key is not
     /// written again on every request.
     cached_keys: Recent<String>,
@@ -53,13 +58,20 @@ pub struct Issuer {
 
 impl Issuer {
     /// An issuer that leases one serial at a time: right for a process that signs once.
-    pub fn new(store: Arc<dyn Store>, audit: Arc<dyn Store>, ca_keys: Arc<dyn CaKeys>) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        audit: Arc<dyn Store>,
+        ca_keys: Arc<dyn CaKeys>,
+        identities: Arc<dyn IdentityVerifier>,
+    ) -> Self {
         Self {
             store,
             audit,
             ca_keys,
+            identities,
             serials: SerialLeases::new(1, Uuid::new_v4().to_string()),
             policies: Recent::new(POLICY_TTL),
+            revoked_keys: Recent::new(POLICY_TTL),
             cached_keys: Recent::new(POLICY_TTL),
             pending_voids: StdMutex::new(Vec::new()),
         }
@@ -86,7 +98,16 @@ impl Issuer {
         if let Some(policy) = self.policies.get(environment) {
             return Ok(policy);
         }
-        let policy = Arc::new(read_policy(self.store.as_ref(), environment).await?);
+        let policy = read_policy(self.store.as_ref(), environment).await?;
+        if policy.environment != environment {
+            return Err(IssueError::Configuration(format!(
+                "{} holds the policy of environment {:?}, not {environment:?}: write it again with `sshca init {environment}`",
+                layout::policy(environment),
+                request::truncate_for_message(&policy.environment)
+            )));
+        }
+        policy.validate()?;
+        let policy = Arc::new(policy);
         self.policies.insert(environment.to_owned(), policy.clone());
         Ok(policy)
     }
@@ -126,13 +147,19 @@ impl Issuer {
             request::check_environment(environment)?;
         }
         let key = parse_public_key(public_key)?;
-        self.store_public_key(environment, username, &key).await?;
+        self.store_public_key(environment, CertKind::User, username, &key).await?;
         Ok(key)
     }
 
-    async fn store_public_key(&self, environment: Option<&str>, username: &str, key: &PublicKey) -> Result<(), IssueError> {
+    async fn store_public_key(
+        &self,
+        environment: Option<&str>,
+        kind: CertKind,
+        username: &str,
+        key: &PublicKey,
+    ) -> Result<(), IssueError> {
         let line = key.to_openssh().map_err(|err| IssueError::InvalidPublicKey(err.to_string()))?;
-        let object = layout::cached_public_key(environment, username);
+        let object = layout::cached_public_key(environment, kind, username);
         if self.cached_keys.get(&object).as_deref() == Some(line.as_str()) {
             return Ok(());
         }
@@ -141,23 +168,30 @@ impl Issuer {
         Ok(())
     }
 
-    /// Signs a certificate as the request asks and the policy allows. The audit record is durable
-    /// before the certificate object and the URL exist; a serial that is taken but not handed out is
-    /// recorded as void.
+    /// Signs a certificate as the request asks, its proven caller may get and the policy allows.
+    /// The audit record is durable before the certificate object and the URL exist; a serial
+    /// that is taken but not handed out is recorded as void.
     pub async fn issue(&self, request: &SignRequest, caller: &Caller) -> Result<SignResponse, IssueError> {
         check_syntax(request)?;
         self.record_pending_voids().await;
         let policy = self.policy(&request.environment).await?;
+        let now = unix_now();
+        let requester = self.requester(&policy, request, now).await?;
+        let decision = access::decide(&policy, &requester, request, now)?;
+        let (request, plan) = (&decision.request, &decision.plan);
         let public_key = match &request.public_key {
             Some(text) => parse_public_key(text)?,
-            None => self.cached_public_key(&request.environment, &request.username).await?,
+            None => self.cached_public_key(&request.environment, request.cert_type, &request.username).await?,
         };
         policy.check_public_key(&public_key)?;
-        let now = unix_now();
-        let plan = policy.plan(request, now)?;
+        self.refuse_revoked(&request.environment, &public_key).await?;
         let ca = self.ca_keys.load(&request.environment, policy.ca(request.cert_type)?).await?;
         let serial = self.serials.next(self.store.as_ref(), self.audit.as_ref(), &request.environment, &caller.request_id).await?;
         let key_id = format!("{}#{serial}", request.username);
+        let proven = match &requester {
+            Requester::Proven(identity) => Some(identity),
+            Requester::Unproven => None,
+        };
         let mut entry = AuditEntry {
             event: Event::Issued,
             environment: request.environment.clone(),
@@ -165,7 +199,10 @@ impl Issuer {
             key_id: key_id.clone(),
             username: request.username.clone(),
             requested_by: request.requested_by.clone(),
-            caller_identity: caller.identity.clone(),
+            caller_identity: proven.map(|identity| identity.arn.clone()),
+            caller_user_id: proven.map(|identity| identity.user_id.clone()),
+            proven: proven.is_some(),
+            access: decision.access.to_owned(),
             reason: request.reason.clone(),
             principals: plan.principals.clone(),
             cert_type: request.cert_type.as_str().to_owned(),
@@ -178,12 +215,12 @@ impl Issuer {
             certificate: None,
             error: None,
         };
-        let issued = self.sign_and_record(ca, &public_key, request.cert_type, &plan, &mut entry);
+        let issued = self.sign_and_record(ca, &public_key, request.cert_type, plan, &mut entry);
         let cache_key = async {
             if request.public_key.is_none() {
                 return Ok(());
             }
-            self.store_public_key(Some(&request.environment), &request.username, &public_key).await
+            self.store_public_key(Some(&request.environment), request.cert_type, &request.username, &public_key).await
         };
         let (issued, cached) = tokio::join!(issued, cache_key);
         if let Err(err) = cached {
@@ -192,7 +229,15 @@ impl Issuer {
         }
         match issued {
             Ok((certificate, download_url)) => {
-                info!(serial, key_id = %key_id, environment = %request.environment, outcome = "issued", "certificate issued");
+                info!(
+                    serial,
+                    key_id = %key_id,
+                    environment = %request.environment,
+                    caller = requester.arn().unwrap_or("unproven"),
+                    access = decision.access,
+                    outcome = "issued",
+                    "certificate issued"
+                );
                 Ok(SignResponse {
                     serial,
                     key_id,
@@ -202,6 +247,8 @@ impl Issuer {
                     valid_after: plan.valid_after,
                     valid_before: plan.valid_before,
                     ca_fingerprint: entry.ca_fingerprint,
+                    public_key_fingerprint: entry.public_key_fingerprint,
+                    caller: entry.caller_identity,
                 })
             }
             Err(err) => {
@@ -209,6 +256,43 @@ impl Issuer {
                 Err(err)
             }
         }
+    }
+
+    /// Who asks: the identity STS answers for the request's proof, or unproven where the
+    /// environment allows it.
+    async fn requester(&self, policy: &Policy, request: &SignRequest, now: u64) -> Result<Requester, IssueError> {
+        let Some(proof) = &request.identity else {
+            if policy.access.allow_unproven {
+                return Ok(Requester::Unproven);
+            }
+            return Err(IssueError::AccessDenied(format!(
+                "environment {:?} requires a proof of identity, and the request has none: ask with `get_key request` or `sshca sign`, which sign one with your AWS credentials",
+                policy.environment
+            )));
+        };
+        let hash = identity::request_hash(request);
+        let signed = identity::check_binding(proof, &policy.access.audience, &hash, now, policy.clock_skew_seconds)?;
+        Ok(Requester::Proven(self.identities.caller_identity(&signed).await?))
+    }
+
+    /// Refuses a key revoked with `sshca revoke --public-key`.
+    async fn refuse_revoked(&self, environment: &str, key: &PublicKey) -> Result<(), IssueError> {
+        let revoked = match self.revoked_keys.get(environment) {
+            Some(revoked) => revoked,
+            None => {
+                let (state, _) = revoke::read_state(self.store.as_ref(), environment).await?;
+                let revoked = Arc::new(state.keys);
+                self.revoked_keys.insert(environment.to_owned(), revoked.clone());
+                revoked
+            }
+        };
+        if revoked.contains(&revoke::bare_key_line(key.key_data())?) {
+            return Err(IssueError::PolicyViolation(format!(
+                "the key {} is revoked in environment {environment:?}: make a new key (ssh-keygen -t ed25519) and ask again",
+                key.fingerprint(HashAlg::Sha256)
+            )));
+        }
+        Ok(())
     }
 
     async fn sign_and_record(
@@ -278,10 +362,15 @@ impl Issuer {
         self.pending_voids.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// The cached key of the user in this environment, else the one kept for all environments.
-    async fn cached_public_key(&self, environment: &str, username: &str) -> Result<PublicKey, IssueError> {
-        for scope in [Some(environment), None] {
-            let object = layout::cached_public_key(scope, username);
+    /// The cached key of the user (or host) in this environment, else a user's key kept for all
+    /// environments.
+    async fn cached_public_key(&self, environment: &str, kind: CertKind, username: &str) -> Result<PublicKey, IssueError> {
+        let scopes = match kind {
+            CertKind::User => &[Some(environment), None][..],
+            CertKind::Host => &[Some(environment)][..],
+        };
+        for &scope in scopes {
+            let object = layout::cached_public_key(scope, kind, username);
             if let Some(cached) = self.store.get(&object).await? {
                 let text = String::from_utf8_lossy(&cached.body);
                 return parse_public_key(&text).map_err(|err| {
@@ -329,10 +418,16 @@ pub async fn read_policy(store: &dyn Store, environment: &str) -> Result<Policy,
 }
 
 /// The request's own checks, before any policy is read: names that become S3 keys and the reason.
+/// The user name may be left out (the caller's identity names it).
 pub fn check_syntax(request: &SignRequest) -> Result<(), IssueError> {
     request::check_environment(&request.environment)?;
-    request::check_username(&request.username)?;
+    if !request.username.is_empty() {
+        request::check_username(&request.username)?;
+    }
     request::check_reason(&request.reason)?;
+    if let Some(nonce) = &request.nonce {
+        request::check_nonce(nonce)?;
+    }
     match &request.requested_by {
         Some(requested_by) => check_requested_by(requested_by),
         None => Ok(()),
@@ -458,6 +553,7 @@ mod tests {
     use ssh_key::{Algorithm, PrivateKey};
 
     use super::*;
+    use crate::access::{AccessRule, Grant};
     use crate::ca::LocalSigner;
     use crate::error::CaError;
     use crate::policy::CaKeyRef;
@@ -496,15 +592,73 @@ mod tests {
         let mut policy = Policy::new("staging");
         policy.user_ca = Some(CaKeyRef::Kms { key_id: "test".into() });
         policy.default_principals = vec!["deploy".into()];
-        policy.allowed_principals = vec!["deploy".into()];
+        policy.allowed_principals = vec!["deploy".into(), "alice".into()];
+        policy.access.audience = "sshca:test:staging".into();
+        policy.access.allow_unproven = true;
+        policy.access.rules = vec![AccessRule {
+            arn: "arn:aws:iam::1:user/*".into(),
+            grant: Grant::User,
+            session_name_set_by_aws: false,
+            principals: vec!["{user}".into()],
+            max_ttl: None,
+            extensions: None,
+            critical_options: Default::default(),
+        }];
         store
             .put(&layout::policy("staging"), serde_json::to_vec(&policy).unwrap(), Condition::Always)
             .await
             .unwrap();
         let key = PrivateKey::random(&mut OsRng, Algorithm::Ed25519).unwrap();
         let keys = Arc::new(TestKeys { key: Arc::new(LocalSigner::new(key)), fail: AtomicBool::new(false) });
-        let issuer = Issuer::new(store.clone(), store.clone(), keys.clone());
+        let issuer = Issuer::new(store.clone(), store.clone(), keys.clone(), Arc::new(Alice));
         (store, keys, issuer)
+    }
+
+    /// STS as it answers for every proof: alice signed it.
+    struct Alice;
+
+    #[async_trait]
+    impl IdentityVerifier for Alice {
+        async fn caller_identity(&self, _: &identity::SignedProof) -> Result<identity::ProvenIdentity, IssueError> {
+            Ok(identity::ProvenIdentity { arn: "arn:aws:iam::1:user/alice".into(), user_id: "AIDAALICE".into(), account: "1".into() })
+        }
+    }
+
+    /// The headers a client would sign for `request` now (the signature itself is STS's to check).
+    fn prove(request: &SignRequest) -> identity::IdentityProof {
+        let date = OffsetDateTime::now_utc().format(time::macros::format_description!("[year][month][day]T[hour][minute][second]Z")).unwrap();
+        let headers = [
+            ("authorization", "AWS4-HMAC-SHA256 Credential=AKID/20300101/us-east-1/sts/aws4_request, SignedHeaders=host;x-amz-date;x-sshca-audience;x-sshca-request-hash, Signature=00".to_owned()),
+            ("host", "sts.us-east-1.amazonaws.com".to_owned()),
+            ("x-amz-date", date),
+            (identity::AUDIENCE_HEADER, "sshca:test:staging".to_owned()),
+            (identity::REQUEST_HASH_HEADER, identity::request_hash(request)),
+        ];
+        identity::IdentityProof {
+            headers: headers.into_iter().map(|(n, v)| (n.to_owned(), v)).collect(),
+            body: identity::GET_CALLER_IDENTITY_BODY.into(),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_proven_user_gets_its_own_certificate_and_the_record_names_the_proven_arn() {
+        let (store, _, issuer) = setup().await;
+        let mut asked = SignRequest { username: String::new(), requested_by: Some("the CEO".into()), nonce: Some("n1".into()), ..request(&user_key()) };
+        asked.identity = Some(prove(&asked));
+        let response = issuer.issue(&asked, &Caller::default()).await.unwrap();
+        assert_eq!(response.key_id, "alice#1");
+        assert_eq!(response.caller.as_deref(), Some("arn:aws:iam::1:user/alice"));
+        let record = store.keys().into_iter().find(|k| k.ends_with("-issued.json")).unwrap();
+        let entry: AuditEntry = serde_json::from_slice(&store.get(&record).await.unwrap().unwrap().body).unwrap();
+        assert_eq!(entry.caller_identity.as_deref(), Some("arn:aws:iam::1:user/alice"));
+        assert!(entry.proven);
+        assert_eq!(entry.access, "user");
+        assert_eq!(entry.requested_by.as_deref(), Some("the CEO"));
+        // the proof is bound to this request: changing any field afterwards voids it
+        let mut changed = asked.clone();
+        changed.ttl = Some(600);
+        let err = issuer.issue(&changed, &Caller::default()).await.unwrap_err();
+        assert!(err.to_string().contains("bound to another request"), "{err}");
     }
 
     fn request(public_key: &str) -> SignRequest {
@@ -535,6 +689,7 @@ mod tests {
         assert!(objects.iter().any(|k| k.starts_with("audit/staging/") && k.ends_with("00000000000000000001-issued.json")), "{objects:?}");
         assert!(objects.contains(&"certs/staging/jane@example.com/00000000000000000001-cert.pub".to_owned()));
         assert!(objects.contains(&"keys/staging/jane@example.com.pub".to_owned()));
+        assert_eq!(response.public_key_fingerprint, certificate.public_key().fingerprint(HashAlg::Sha256).to_string());
         // the cached key serves the next request
         let again = issuer.issue(&SignRequest { public_key: None, ..request("") }, &Caller::default()).await.unwrap();
         assert_eq!(again.serial, 2);
@@ -555,7 +710,7 @@ mod tests {
     async fn a_void_record_that_cannot_be_written_is_written_by_the_next_request() {
         let (store, keys, _) = setup().await;
         let audit = Arc::new(MemoryStore::default());
-        let issuer = Issuer::new(store.clone(), audit.clone(), keys.clone()).with_serial_block(8, "test");
+        let issuer = Issuer::new(store.clone(), audit.clone(), keys.clone(), Arc::new(Alice)).with_serial_block(8, "test");
         issuer.issue(&request(&user_key()), &Caller::default()).await.unwrap();
         audit.fail_writes(true);
         let err = issuer.issue(&request(&user_key()), &Caller::default()).await.unwrap_err();

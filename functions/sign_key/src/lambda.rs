@@ -2,9 +2,9 @@
 //!
 //! Two event shapes are accepted: the request JSON itself (the Invoke API, as `sshca sign`
 //! sends it), and a Lambda Function URL / API Gateway HTTP API (v2) event whose body is the
-//! request JSON. For the latter the caller's IAM identity comes from the event
-//! (`requestContext.authorizer.iam.userArn`), and the answer is an HTTP response; for the former
-//! a refused request is a function error with a stable `errorType`.
+//! request JSON, answered with an HTTP response; for the former a refused request is a function
+//! error with a stable `errorType`. Either way the caller is who the request's proof of identity
+//! proves: nothing else in the event names the caller.
 
 use base64::Engine;
 use lambda_runtime::{Diagnostic, LambdaEvent};
@@ -45,8 +45,9 @@ pub async fn handle(issuer: &Issuer, event: LambdaEvent<Value>) -> Result<Value,
     async move {
         match http_body(&event.payload) {
             Some(body) => {
-                let identity = event.payload.pointer("/requestContext/authorizer/iam/userArn").and_then(Value::as_str);
-                let caller = Caller { request_id, identity: identity.map(str::to_owned) };
+                // Whatever `requestContext` says about the caller is not trusted: a direct invoke can
+                // write it. The caller is who its proof of identity proves.
+                let caller = Caller { request_id };
                 let outcome = match body {
                     Ok(body) => sign(issuer, parse_request_bytes(&body), &caller).await,
                     Err(err) => Err(err),
@@ -54,7 +55,7 @@ pub async fn handle(issuer: &Issuer, event: LambdaEvent<Value>) -> Result<Value,
                 Ok(http_response(outcome))
             }
             None => {
-                let caller = Caller { request_id, identity: None };
+                let caller = Caller { request_id };
                 let size = serde_json::to_vec(&event.payload).map(|b| b.len()).unwrap_or(0);
                 let request = if size > MAX_REQUEST_BYTES {
                     Err(too_large(size))
@@ -130,7 +131,7 @@ fn http_response(outcome: Result<Value, IssueError>) -> Value {
         Err(err) => {
             let status = match err {
                 IssueError::InvalidRequest(_) | IssueError::InvalidPublicKey(_) | IssueError::NoCachedKey { .. } => 400,
-                IssueError::PolicyViolation(_) => 403,
+                IssueError::PolicyViolation(_) | IssueError::AccessDenied(_) => 403,
                 IssueError::UnknownEnvironment(_) => 404,
                 IssueError::Configuration(_) => 500,
                 IssueError::Unavailable(_) => 503,

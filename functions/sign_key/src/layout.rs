@@ -1,6 +1,8 @@
 //! Where everything lives in the bucket. Environment and user names are validated before they
 //! get here (see [`crate::request`]), so they cannot escape their prefix.
 
+use crate::request::CertKind;
+
 /// The environment's policy, written by `sshca init`.
 pub fn policy(environment: &str) -> String {
     format!("config/{environment}.json")
@@ -36,10 +38,12 @@ pub fn certificate(environment: &str, username: &str, serial: u64) -> String {
     format!("certs/{environment}/{username}/{serial:020}-cert.pub")
 }
 
-/// The public key cache: per environment, or for every environment when `environment` is `None`.
-pub fn cached_public_key(environment: Option<&str>, username: &str) -> String {
-    match environment {
-        Some(environment) => format!("keys/{environment}/{username}.pub"),
-        None => format!("keys/_all/{username}.pub"),
+/// The public key cache: users' keys per environment, or for every environment when
+/// `environment` is `None`; hosts' keys apart from users', so neither can replace the other's.
+pub fn cached_public_key(environment: Option<&str>, kind: CertKind, name: &str) -> String {
+    match (kind, environment) {
+        (CertKind::User, Some(environment)) => format!("keys/{environment}/{name}.pub"),
+        (CertKind::User, None) => format!("keys/_all/{name}.pub"),
+        (CertKind::Host, environment) => format!("host-keys/{}/{name}.pub", environment.unwrap_or("_all")),
     }
 }

@@ -1,6 +1,8 @@
 //! `sign_key`: the issuing core of sshca, a serverless SSH certificate authority.
 //!
-//! A [`SignRequest`] is checked against the environment's [`Policy`] (stored in S3), given a
+//! A [`SignRequest`] carries its caller's proof of identity (a signed STS GetCallerIdentity,
+//! [`identity`]); the environment's [`Policy`] (stored in S3) and its access rules ([`access`])
+//! decide what that identity may get. The request is then given a
 //! serial from the environment's counter (leased in blocks with S3 conditional writes), signed by the environment's CA
 //! key (held in KMS, never exported), recorded in the audit trail, stored, and answered with a
 //! presigned download link ([`SignResponse`]). The Lambda function (`main.rs`) and `sshca sign
@@ -9,11 +11,13 @@
 //! Storage and signing sit behind the [`Store`] and [`Signer`] traits; [`aws::Aws`] builds the
 //! real S3 and KMS implementations.
 
+pub mod access;
 pub mod admin;
 pub mod audit;
 pub mod aws;
 pub mod ca;
 pub mod error;
+pub mod identity;
 pub mod issuer;
 pub mod krl;
 pub mod lambda;
@@ -23,6 +27,7 @@ pub mod request;
 pub mod revoke;
 pub mod serial;
 pub mod store;
+pub mod sts;
 
 pub use ca::{CaKeys, Signer};
 pub use error::IssueError;

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use ssh_key::public::KeyData;
 use ssh_key::{Algorithm, PublicKey};
 
+use crate::access::Access;
 use crate::error::IssueError;
 use crate::request::{self, CertKind, SignRequest};
 
@@ -52,6 +53,12 @@ const fn default_max_ttl() -> u64 {
 const fn default_host_max_ttl() -> u64 {
     90 * 24 * 3600
 }
+const fn default_host_ttl() -> u64 {
+    30 * 24 * 3600
+}
+const fn default_clock_skew() -> u64 {
+    300
+}
 const fn default_backdate() -> u64 {
     30
 }
@@ -95,6 +102,10 @@ pub struct Policy {
     pub max_ttl: u64,
     #[serde(default = "default_host_max_ttl")]
     pub host_max_ttl: u64,
+    /// Lifetime of host certificates when the request names none: hosts renew daily or weekly,
+    /// so this is weeks, never the user TTL.
+    #[serde(default = "default_host_ttl")]
+    pub host_default_ttl: u64,
     #[serde(default = "default_extensions")]
     pub default_extensions: BTreeMap<String, String>,
     #[serde(default = "default_allowed_extensions")]
@@ -109,9 +120,15 @@ pub struct Policy {
     /// `valid_after` is set this many seconds in the past, for servers whose clocks run behind.
     #[serde(default = "default_backdate")]
     pub backdate_seconds: u64,
+    /// How far a requested start of validity, or a proof's date, may lie from the function's clock.
+    #[serde(default = "default_clock_skew")]
+    pub clock_skew_seconds: u64,
     /// Lifetime of the download link; never longer than the certificate.
     #[serde(default = "default_url_ttl")]
     pub url_ttl: u64,
+    /// Who may get what (see [`crate::access`]). A policy without it serves no one.
+    #[serde(default)]
+    pub access: Access,
 }
 
 impl Policy {
@@ -131,13 +148,16 @@ impl Policy {
             default_ttl: default_ttl(),
             max_ttl: default_max_ttl(),
             host_max_ttl: default_host_max_ttl(),
+            host_default_ttl: default_host_ttl(),
             default_extensions: default_extensions(),
             allowed_extensions: default_allowed_extensions(),
             allowed_critical_options: Vec::new(),
             allowed_key_types: default_key_types(),
             min_rsa_bits: default_min_rsa_bits(),
             backdate_seconds: default_backdate(),
+            clock_skew_seconds: default_clock_skew(),
             url_ttl: default_url_ttl(),
+            access: Access::default(),
         }
     }
 
@@ -150,6 +170,25 @@ impl Policy {
                 "default TTL {}s must be above 0 and at most the max TTL {}s",
                 self.default_ttl, self.max_ttl
             ));
+        }
+        if self.host_default_ttl == 0 || self.host_default_ttl > self.host_max_ttl {
+            return problem(format!(
+                "host default TTL {}s must be above 0 and at most the host max TTL {}s",
+                self.host_default_ttl, self.host_max_ttl
+            ));
+        }
+        // Policy numbers are added to the clock: keep every sum far from overflowing.
+        const TEN_YEARS: u64 = 10 * 365 * 86_400;
+        for (name, value) in [
+            ("max_ttl", self.max_ttl),
+            ("host_max_ttl", self.host_max_ttl),
+            ("backdate_seconds", self.backdate_seconds),
+            ("clock_skew_seconds", self.clock_skew_seconds),
+            ("url_ttl", self.url_ttl),
+        ] {
+            if value > TEN_YEARS {
+                return problem(format!("{name} {value}s is more than ten years"));
+            }
         }
         if self.min_rsa_bits < ABSOLUTE_MIN_RSA_BITS {
             return problem(format!("min_rsa_bits {} is below {ABSOLUTE_MIN_RSA_BITS}: RSA keys that small are refused anyway", self.min_rsa_bits));
@@ -165,7 +204,7 @@ impl Policy {
                 return problem(format!("default extension {name:?} is not among the allowed extensions"));
             }
         }
-        Ok(())
+        self.access.validate(&self.environment)
     }
 
     pub fn ca(&self, kind: CertKind) -> Result<&CaKeyRef, IssueError> {
@@ -236,7 +275,7 @@ impl Policy {
         let principals = self.principals(request)?;
         let (valid_after, valid_before) = self.validity(request, now)?;
         let (extensions, critical_options) = self.options(request)?;
-        let url_expires_at = valid_before.min(now + self.url_ttl);
+        let url_expires_at = valid_before.min(now.saturating_add(self.url_ttl));
         Ok(Plan { principals, valid_after, valid_before, extensions, critical_options, url_expires_at })
     }
 
@@ -285,9 +324,9 @@ impl Policy {
     }
 
     fn validity(&self, request: &SignRequest, now: u64) -> Result<(u64, u64), IssueError> {
-        let max_ttl = match request.cert_type {
-            CertKind::User => self.max_ttl,
-            CertKind::Host => self.host_max_ttl,
+        let (default_ttl, max_ttl) = match request.cert_type {
+            CertKind::User => (self.default_ttl, self.max_ttl),
+            CertKind::Host => (self.host_default_ttl, self.host_max_ttl),
         };
         let invalid = |message: String| Err(IssueError::InvalidRequest(message));
         if request.ttl == Some(0) {
@@ -296,14 +335,32 @@ impl Policy {
         if request.ttl.is_some() && request.valid_before.is_some() {
             return invalid("give either ttl or valid_before, not both".into());
         }
+        // A certificate starts now, give or take the clock-skew allowance: one that starts later
+        // would let access be stockpiled that "expires by itself" only after someone has left.
+        let earliest = now.saturating_sub(self.clock_skew_seconds.max(self.backdate_seconds));
+        let latest = now + self.clock_skew_seconds;
         let valid_after = match request.valid_after {
+            Some(after) if after > latest => {
+                return Err(IssueError::PolicyViolation(format!(
+                    "a certificate may not start in the future (valid_after is {}s from now; at most {}s of clock skew is allowed): leave the start out",
+                    after - now,
+                    self.clock_skew_seconds
+                )))
+            }
+            Some(after) if after < earliest => {
+                return invalid(format!(
+                    "a certificate may not start in the past (valid_after is {}s ago; at most {}s is allowed): leave the start out",
+                    now - after,
+                    self.clock_skew_seconds.max(self.backdate_seconds)
+                ))
+            }
             Some(after) => after,
             None => now.saturating_sub(self.backdate_seconds),
         };
         let start = request.valid_after.unwrap_or(now);
         let valid_before = match (request.valid_before, request.ttl) {
             (Some(before), _) => before,
-            (None, ttl) => start.checked_add(ttl.unwrap_or(self.default_ttl)).ok_or_else(|| {
+            (None, ttl) => start.checked_add(ttl.unwrap_or(default_ttl)).ok_or_else(|| {
                 IssueError::InvalidRequest("ttl is too large: it overflows the clock".into())
             })?,
         };
@@ -318,11 +375,11 @@ impl Policy {
             ));
         }
         // The backdate is slack for clock skew, not lifetime the requester asked for.
-        let lifetime = valid_before - valid_after.max(now.saturating_sub(self.backdate_seconds));
-        if lifetime > max_ttl + self.backdate_seconds {
+        let lifetime = valid_before - valid_after.max(now);
+        if lifetime > max_ttl {
             return Err(IssueError::PolicyViolation(format!(
                 "a validity of {} is longer than the {} allowed for {} certificates in environment {:?}: ask for a shorter one",
-                human_duration(lifetime - self.backdate_seconds.min(lifetime)),
+                human_duration(lifetime),
                 human_duration(max_ttl),
                 request.cert_type.as_str(),
                 self.environment
@@ -391,7 +448,7 @@ pub struct Plan {
     pub url_expires_at: u64,
 }
 
-fn matches_any(patterns: &[String], name: &str) -> bool {
+pub(crate) fn matches_any(patterns: &[String], name: &str) -> bool {
     patterns.iter().any(|pattern| wildcard_match(pattern.as_bytes(), name.as_bytes()))
 }
 

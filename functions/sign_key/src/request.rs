@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::error::IssueError;
+use crate::identity::IdentityProof;
 
 pub const MAX_REASON_CHARS: usize = 256;
 const MAX_USERNAME_CHARS: usize = 128;
@@ -35,6 +36,9 @@ impl CertKind {
 #[serde(deny_unknown_fields)]
 pub struct SignRequest {
     pub environment: String,
+    /// Whose certificate: a user name or, for host certificates, the host's name. Callers that
+    /// may sign only for themselves leave it out: their proven identity names them.
+    #[serde(default)]
     pub username: String,
     /// OpenSSH one-line public key; when absent the cached key of the user is used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -57,8 +61,15 @@ pub struct SignRequest {
     pub extensions: Option<BTreeMap<String, String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub critical_options: Option<BTreeMap<String, String>>,
+    /// A free-text label of who asks; the proven identity is what the audit trail trusts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requested_by: Option<String>,
+    /// Makes every request unique, so that its proof of identity binds it and nothing else.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
+    /// The caller's proof of identity (see [`crate::identity`]); bound to every other field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<IdentityProof>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -72,6 +83,10 @@ pub struct SignResponse {
     pub valid_after: u64,
     pub valid_before: u64,
     pub ca_fingerprint: String,
+    /// The fingerprint of the key that was signed.
+    pub public_key_fingerprint: String,
+    /// The proven caller (an IAM ARN), or `None` for an unproven request.
+    pub caller: Option<String>,
 }
 
 /// Environment names become S3 prefixes: lower-case letters, digits, `-` and `_`.
@@ -157,6 +172,14 @@ pub fn check_option(kind: &str, name: &str, value: &str) -> Result<(), IssueErro
         return Err(IssueError::InvalidRequest(format!(
             "the value of {kind} {name:?} contains control characters: remove them"
         )));
+    }
+    Ok(())
+}
+
+/// A nonce is up to 64 printable ASCII characters.
+pub fn check_nonce(nonce: &str) -> Result<(), IssueError> {
+    if nonce.is_empty() || nonce.len() > 64 || !nonce.chars().all(|c| c.is_ascii_graphic()) {
+        return Err(IssueError::InvalidRequest("nonce must be 1-64 printable ASCII characters (e.g. a UUID)".into()));
     }
     Ok(())
 }

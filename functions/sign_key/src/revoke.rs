@@ -225,7 +225,7 @@ pub async fn revoke(issuer: &Issuer, request: &RevokeRequest) -> Result<RevokeOu
     })
 }
 
-fn bare_key_line(key: &KeyData) -> Result<String, IssueError> {
+pub(crate) fn bare_key_line(key: &KeyData) -> Result<String, IssueError> {
     PublicKey::new(key.clone(), "").to_openssh().map_err(|err| IssueError::InvalidPublicKey(err.to_string()))
 }
 

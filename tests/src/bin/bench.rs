@@ -56,12 +56,12 @@ fn main() {
     let mut table = Table::default();
     for server in S3Server::ALL {
         let world = World::new(server);
-        world.init(ENVIRONMENT, &["--principals", "deploy"]);
-        world.init(SEALED_ENVIRONMENT, &["--principals", "deploy", "--key-spec", "ED25519_SEALED"]);
+        world.init(ENVIRONMENT, &["--principals", "deploy", "--allow-unproven"]);
+        world.init(SEALED_ENVIRONMENT, &["--principals", "deploy", "--key-spec", "ED25519_SEALED", "--allow-unproven"]);
         runtime.block_on(bench_server(&world, &budget, &lambda_binary, &mut table));
     }
     let world = World::new(S3Server::SeaweedFs);
-    world.init(ENVIRONMENT, &["--principals", "deploy"]);
+    world.init(ENVIRONMENT, &["--principals", "deploy", "--allow-unproven"]);
     cold_start(&world, &lambda_binary, &mut table);
     runtime.block_on(local_signing(&world, &budget, &mut table));
     table.print();
@@ -69,7 +69,7 @@ fn main() {
 
 async fn bench_server(world: &World, budget: &Budget, lambda_binary: &Path, table: &mut Table) {
     let server = format!("{:?}", world.server);
-    let aws = sign_key::aws::Aws { s3: world.s3().await, kms: world.kms().await };
+    let aws = world.aws().await;
     let issuer = Arc::new(aws.issuer(&world.bucket, None).with_serial_block(sign_key::lambda::SERIAL_BLOCK, "bench"));
     let user_key = keygen(world.dir.path(), "id_ed25519", "ed25519", None, "");
     let public_key = std::fs::read_to_string(pub_path(&user_key)).expect("read the user key");
@@ -181,11 +181,11 @@ fn soak(signers: usize, per_signer: usize) {
     println!("|---|---|---|---|---|---|---|---|---|");
     for server in S3Server::ALL {
         let world = World::new(server);
-        world.init(ENVIRONMENT, &["--principals", "deploy"]);
+        world.init(ENVIRONMENT, &["--principals", "deploy", "--allow-unproven"]);
         let key = keygen(world.dir.path(), "soak", "ed25519", None, "");
         let public_key = std::fs::read_to_string(pub_path(&key)).expect("key").trim().to_owned();
         runtime.block_on(async {
-            let aws = sign_key::aws::Aws { s3: world.s3().await, kms: world.kms().await };
+            let aws = world.aws().await;
             let started = Instant::now();
             let tasks: Vec<_> = (0..signers)
                 .map(|signer| {
@@ -261,7 +261,7 @@ async fn gather(tasks: Vec<tokio::task::JoinHandle<Vec<u64>>>) -> (BTreeSet<u64>
 }
 
 fn caller(n: usize) -> sign_key::Caller {
-    sign_key::Caller { request_id: format!("bench-{n}"), identity: None }
+    sign_key::Caller { request_id: format!("bench-{n}") }
 }
 
 async fn issue(issuer: &Issuer, request: &SignRequest, n: usize) -> u64 {

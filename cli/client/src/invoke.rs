@@ -1,6 +1,7 @@
 //! Invoking the deployed `sign_key` function through the Lambda Invoke API.
 
 use anyhow::{anyhow, Context, Result};
+use aws_sdk_lambda::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_lambda::primitives::Blob;
 use serde::Deserialize;
 use sign_key::{SignRequest, SignResponse};
@@ -39,11 +40,7 @@ impl Lambda {
                 if let Ok(error) = serde_json::from_slice::<FunctionError>(body) {
                     return Err(function_error(error));
                 }
-                return Err(anyhow!(
-                    "could not invoke {:?}: {} (deployed? pass --function NAME or set SSHCA_FUNCTION; --local signs without the function)",
-                    self.function,
-                    aws_sdk_lambda::error::DisplayErrorContext(err)
-                ));
+                return Err(invoke_failure(&self.function, &err));
             }
         };
         let payload = output.payload().map(|p| p.as_ref()).unwrap_or_default();
@@ -62,5 +59,25 @@ fn function_error(error: FunctionError) -> anyhow::Error {
         // lambda_runtime's own errors (bad payload shape, panics) carry a Rust type name
         t if t.contains("::") => anyhow!("the function failed: {}", error.error_message),
         t => anyhow!("{t}: {}", error.error_message),
+    }
+}
+
+/// One line for an Invoke that did not reach the function.
+fn invoke_failure<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(function: &str, err: &SdkError<E, R>) -> anyhow::Error {
+    let resource = format!("function {function:?}");
+    match err {
+        SdkError::ServiceError(service) => {
+            crate::explain::call("Lambda", service.err().code(), service.err().message(), "lambda:InvokeFunction", &resource)
+        }
+        other => {
+            let chain = aws_sdk_lambda::error::DisplayErrorContext(other).to_string();
+            let lower = chain.to_ascii_lowercase();
+            if lower.contains("credentials") || lower.contains("failedtoloadtoken") || lower.contains("identity") {
+                crate::explain::no_credentials()
+            } else {
+                let first = chain.lines().next().unwrap_or_default().to_owned();
+                crate::explain::call("Lambda", None, Some(&first), "lambda:InvokeFunction", &resource)
+            }
+        }
     }
 }

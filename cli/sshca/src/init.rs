@@ -1,0 +1,211 @@
+//! `sshca init`: create or update an environment: its CA keys, its policy and its access rules.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use sign_key::access::{AccessRule, Grant};
+use sign_key::admin::{self, CaKeySpec};
+use sign_key::aws::Aws;
+use sign_key::ca::KmsCaKeys;
+use sign_key::issuer::read_policy;
+use sign_key::policy::human_duration;
+use sign_key::{CertKind, IssueError, Policy, S3Store};
+
+use crate::input::read_input;
+use crate::parse_duration;
+
+#[derive(Args)]
+pub struct InitArgs {
+    environment: String,
+    /// KMS key id or ARN of the user CA (an asymmetric SIGN_VERIFY key).
+    #[arg(long)]
+    user_ca_key: Option<String>,
+    /// KMS key id or ARN of the host CA.
+    #[arg(long)]
+    host_ca_key: Option<String>,
+    /// Create the user and host CA keys that the environment does not have yet.
+    #[arg(long)]
+    create_keys: bool,
+    /// Key spec for --create-keys: ECC_NIST_P256, ECC_NIST_P384, RSA_3072, RSA_4096,
+    /// ECC_NIST_EDWARDS25519 (where KMS has it) or ED25519_SEALED.
+    #[arg(long, default_value = "ECC_NIST_P256", value_parser = str::parse::<CaKeySpec>)]
+    key_spec: CaKeySpec,
+    /// KMS symmetric key that seals ED25519_SEALED CA keys (created when not given).
+    #[arg(long)]
+    seal_key: Option<String>,
+    /// Default principals of user certificates (also the allowed ones unless --allowed-principals).
+    #[arg(long, value_delimiter = ',')]
+    principals: Option<Vec<String>>,
+    /// Principals user certificates may carry; `*` and `?` are wildcards (e.g. 'deploy,web-*').
+    #[arg(long, value_delimiter = ',')]
+    allowed_principals: Option<Vec<String>>,
+    /// Host names host certificates may carry (e.g. '*.example.com').
+    #[arg(long, value_delimiter = ',')]
+    allowed_host_principals: Option<Vec<String>>,
+    /// Critical options requests may set (e.g. force-command,source-address).
+    #[arg(long, value_delimiter = ',')]
+    allowed_critical_options: Option<Vec<String>>,
+    /// Default lifetime of user certificates (e.g. 2h).
+    #[arg(long, value_parser = parse_duration)]
+    default_ttl: Option<u64>,
+    /// Longest lifetime of user certificates (e.g. 24h).
+    #[arg(long, value_parser = parse_duration)]
+    max_ttl: Option<u64>,
+    /// Longest lifetime of host certificates (e.g. 90d).
+    #[arg(long, value_parser = parse_duration)]
+    host_max_ttl: Option<u64>,
+    /// Lifetime of host certificates when a request names none (e.g. 30d).
+    #[arg(long, value_parser = parse_duration)]
+    host_default_ttl: Option<u64>,
+    /// An ARN pattern whose identities are admins (repeatable), e.g.
+    /// 'arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Admins_*/*'. A new environment's
+    /// first admin is whoever runs `sshca init`.
+    #[arg(long = "admin", value_name = "ARN_PATTERN")]
+    admins: Vec<String>,
+    /// The access rules: a JSON list (file, or - for standard input) that replaces the
+    /// environment's (see the README and infra/access-rules.json).
+    #[arg(long, value_name = "FILE")]
+    rules: Option<String>,
+    /// Names this deployment in proofs of identity; default: sshca:<bucket>:<environment>.
+    #[arg(long)]
+    audience: Option<String>,
+    /// Serve requests without a proof of identity, recorded as unproven (migrations only).
+    #[arg(long, conflicts_with = "require_proof")]
+    allow_unproven: bool,
+    /// Refuse requests without a proof of identity (the default for new environments).
+    #[arg(long)]
+    require_proof: bool,
+    /// Create the bucket first if it does not exist.
+    #[arg(long)]
+    create_bucket: bool,
+}
+
+pub async fn init(aws: &Aws, bucket: &str, args: InitArgs) -> Result<()> {
+    if args.create_bucket {
+        create_bucket(aws, bucket).await?;
+    }
+    let store = Arc::new(S3Store::new(aws.s3.clone(), bucket));
+    let mut policy = match read_policy(store.as_ref(), &args.environment).await {
+        Ok(policy) => policy,
+        Err(IssueError::UnknownEnvironment(_)) => Policy::new(&args.environment),
+        Err(err) => return Err(err.into()),
+    };
+    policy.environment = args.environment.clone();
+    if let Some(principals) = args.principals.clone() {
+        if args.allowed_principals.is_none() {
+            policy.allowed_principals = principals.clone();
+        }
+        policy.default_principals = principals;
+    }
+    if let Some(allowed) = args.allowed_principals.clone() {
+        policy.allowed_principals = allowed;
+    }
+    if let Some(allowed) = args.allowed_host_principals.clone() {
+        policy.allowed_host_principals = allowed;
+    }
+    if let Some(options) = args.allowed_critical_options.clone() {
+        policy.allowed_critical_options = options;
+    }
+    policy.default_ttl = args.default_ttl.unwrap_or(policy.default_ttl);
+    policy.max_ttl = args.max_ttl.unwrap_or(policy.max_ttl);
+    policy.host_max_ttl = args.host_max_ttl.unwrap_or(policy.host_max_ttl);
+    policy.host_default_ttl = args.host_default_ttl.unwrap_or(policy.host_default_ttl);
+    if policy.default_ttl > policy.max_ttl {
+        policy.default_ttl = policy.max_ttl;
+    }
+    if policy.host_default_ttl > policy.host_max_ttl {
+        policy.host_default_ttl = policy.host_max_ttl;
+    }
+    set_access(aws, bucket, &mut policy, &args).await?;
+    // Checked before any key is created, so a bad flag leaves nothing behind.
+    policy.validate()?;
+
+    for (kind, given) in [(CertKind::User, args.user_ca_key.clone()), (CertKind::Host, args.host_ca_key.clone())] {
+        let slot = match kind {
+            CertKind::User => &mut policy.user_ca,
+            CertKind::Host => &mut policy.host_ca,
+        };
+        if let Some(key_id) = given {
+            *slot = Some(sign_key::CaKeyRef::Kms { key_id });
+        } else if args.create_keys && slot.is_none() {
+            let created = admin::create_ca_key(aws, store.as_ref(), &args.environment, kind, args.key_spec, args.seal_key.as_deref()).await?;
+            eprintln!("created {} CA key {created:?} ({})", kind.as_str(), args.key_spec);
+            *slot = Some(created);
+        }
+    }
+    let ca_keys = KmsCaKeys::new(aws.kms.clone(), store.clone());
+    let ca_public_keys = admin::write_policy(store.as_ref(), &ca_keys, &policy).await?;
+    eprintln!(
+        "environment {:?} ready in s3://{bucket}: default principals {:?}, allowed {:?}, TTL {} (max {})",
+        args.environment,
+        policy.default_principals,
+        policy.allowed_principals,
+        human_duration(policy.default_ttl),
+        human_duration(policy.max_ttl)
+    );
+    for key in ca_public_keys {
+        println!("{}", key.to_openssh()?);
+    }
+    Ok(())
+}
+
+async fn create_bucket(aws: &Aws, bucket: &str) -> Result<()> {
+    use aws_sdk_s3::error::ProvideErrorMetadata;
+    match aws.s3.create_bucket().bucket(bucket).send().await {
+        Ok(_) => Ok(()),
+        Err(err) if matches!(err.code(), Some("BucketAlreadyOwnedByYou") | Some("BucketAlreadyExists")) => Ok(()),
+        Err(err) => Err(anyhow::anyhow!("could not create bucket {bucket:?}: {}", aws_sdk_s3::error::DisplayErrorContext(err))),
+    }
+}
+
+
+/// The access part of the policy: rules, admins, audience, whether proofs are required.
+async fn set_access(aws: &Aws, bucket: &str, policy: &mut Policy, args: &InitArgs) -> Result<()> {
+    let access = &mut policy.access;
+    if let Some(source) = &args.rules {
+        let rules = read_input(source, "the access rules")?;
+        access.rules = serde_json::from_slice::<Vec<AccessRule>>(&rules)
+            .with_context(|| format!("{source} is not a JSON list of access rules (see infra/access-rules.json)"))?;
+    }
+    for pattern in args.admins.iter().rev() {
+        if !access.rules.iter().any(|rule| &rule.arn == pattern && rule.grant == Grant::Admin) {
+            access.rules.insert(0, AccessRule::admin(pattern));
+        }
+    }
+    if access.rules.is_empty() {
+        let me = aws
+            .sts
+            .get_caller_identity()
+            .send()
+            .await
+            .map_err(|err| {
+                use aws_sdk_sts::error::ProvideErrorMetadata;
+                let service = err.as_service_error();
+                sshca_client::explain::call(
+                    "STS",
+                    service.and_then(|e| e.code()),
+                    service.and_then(|e| e.message()),
+                    "sts:GetCallerIdentity",
+                    "your identity",
+                )
+            })?
+            .arn()
+            .context("STS named no ARN for your identity")?
+            .to_owned();
+        eprintln!("access: {me} (you) is the environment's admin; add others with --admin or --rules");
+        access.rules.push(AccessRule::admin(&me));
+    }
+    if let Some(audience) = &args.audience {
+        access.audience = audience.clone();
+    } else if access.audience.is_empty() {
+        access.audience = format!("sshca:{bucket}:{}", policy.environment);
+    }
+    if args.allow_unproven {
+        access.allow_unproven = true;
+    }
+    if args.require_proof {
+        access.allow_unproven = false;
+    }
+    Ok(())
+}

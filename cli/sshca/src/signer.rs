@@ -1,0 +1,60 @@
+//! Where a signing request goes (the issuing logic in this process, or the deployed function),
+//! with a proof of the caller's AWS identity attached either way.
+
+use std::sync::Arc;
+
+use anyhow::{bail, Result};
+use aws_config::SdkConfig;
+use sign_key::issuer::read_policy;
+use sign_key::{request, Caller, Issuer, S3Store, SignRequest, SignResponse};
+use sshca_client::Lambda;
+
+pub(crate) enum Target {
+    Local(Box<Issuer>),
+    /// The function, and the bucket to read the environment's audience from when it is not given.
+    Lambda(Lambda, Option<Arc<S3Store>>),
+}
+
+pub(crate) struct Signer {
+    pub target: Target,
+    pub config: SdkConfig,
+    /// The deployment's audience (`sshca show-policy ENV`); read from the policy when `None`.
+    pub audience: Option<String>,
+}
+
+impl Signer {
+    /// Proves the caller's identity for `request` (unless it carries a proof already) and signs it.
+    pub(crate) async fn sign(&self, mut request: SignRequest) -> Result<SignResponse> {
+        if request.identity.is_none() {
+            if let Some(audience) = self.audience(&request.environment).await? {
+                sshca_client::prove(&self.config, &audience, &mut request).await?;
+            }
+        }
+        match &self.target {
+            Target::Local(issuer) => {
+                let caller = Caller { request_id: uuid::Uuid::new_v4().to_string() };
+                Ok(issuer.issue(&request, &caller).await?)
+            }
+            Target::Lambda(lambda, _) => lambda.sign(&request).await,
+        }
+    }
+
+    /// The audience proofs for `environment` must name, or `None` when the environment cannot
+    /// say (the function then answers why: an unknown environment, a bad name…).
+    async fn audience(&self, environment: &str) -> Result<Option<String>> {
+        if let Some(audience) = &self.audience {
+            return Ok(Some(audience.clone()));
+        }
+        if request::check_environment(environment).is_err() {
+            return Ok(None);
+        }
+        let policy = match &self.target {
+            Target::Local(issuer) => issuer.policy(environment).await.ok().map(|p| p.access.audience.clone()),
+            Target::Lambda(_, Some(store)) => read_policy(store.as_ref(), environment).await.ok().map(|p| p.access.audience),
+            Target::Lambda(_, None) => bail!(
+                "which deployment is this request for? pass --audience (shown by `sshca show-policy {environment}`), or --bucket to read it from the policy"
+            ),
+        };
+        Ok(policy.filter(|audience| !audience.is_empty()))
+    }
+}

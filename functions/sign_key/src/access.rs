@@ -1,0 +1,475 @@
+//! Who may get what: the access rules of an environment's policy, applied to a proven identity.
+//!
+//! The rules are an ordered list; the first whose pattern matches the caller's proven ARN decides.
+//! `admin` signs within the environment's limits; `user` signs only for itself, with the rule's
+//! principals and limits; `host` signs only host certificates for names its patterns allow. What
+//! a rule grants is never more than the environment allows: the request is judged by the
+//! environment's policy and then by the rule's narrower one.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::IssueError;
+use crate::identity::ProvenIdentity;
+use crate::policy::{matches_any, Plan, Policy};
+use crate::request::{self, CertKind, SignRequest};
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Access {
+    /// Names this deployment in proofs of identity (their `x-sshca-audience` header).
+    #[serde(default)]
+    pub audience: String,
+    /// Requests without a proof are served (as an admin's) and recorded as unproven. Off unless
+    /// an admin turned it on (`sshca init --allow-unproven`).
+    #[serde(default)]
+    pub allow_unproven: bool,
+    #[serde(default)]
+    pub rules: Vec<AccessRule>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Grant {
+    Admin,
+    User,
+    Host,
+}
+
+impl Grant {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Grant::Admin => "admin",
+            Grant::User => "user",
+            Grant::Host => "host",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessRule {
+    /// An ARN pattern (`*` and `?` wildcards), e.g.
+    /// `arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Engineers_*/*`.
+    #[serde(rename = "match")]
+    pub arn: String,
+    pub grant: Grant,
+    /// The session name of an assumed role is set by AWS, not by the caller: true only for IAM
+    /// Identity Center roles (`AWSReservedSSO_*`), EC2 instance roles, or roles whose trust
+    /// policy pins `sts:RoleSessionName`. Then a user is named by its session name and `{session}`
+    /// may be used in templates; otherwise a role's user is named by the role.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub session_name_set_by_aws: bool,
+    /// `user`: the certificate's principals (`{user}`, `{session}` are filled in).
+    /// `host`: the host name patterns it may sign for (`{session}` is filled in).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub principals: Vec<String>,
+    /// A longest lifetime below the environment's (seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_ttl: Option<u64>,
+    /// The extensions this rule's certificates may carry (a subset of the environment's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extensions: Option<Vec<String>>,
+    /// Critical options every certificate of this rule carries, e.g. `source-address`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub critical_options: BTreeMap<String, String>,
+}
+
+impl AccessRule {
+    /// A rule that makes the identities matching `pattern` admins.
+    pub fn admin(pattern: &str) -> Self {
+        Self {
+            arn: pattern.to_owned(),
+            grant: Grant::Admin,
+            session_name_set_by_aws: false,
+            principals: Vec::new(),
+            max_ttl: None,
+            extensions: None,
+            critical_options: BTreeMap::new(),
+        }
+    }
+}
+
+/// Who asks, as far as the function knows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Requester {
+    Proven(ProvenIdentity),
+    /// No proof, in an environment that allows it.
+    Unproven,
+}
+
+impl Requester {
+    pub fn arn(&self) -> Option<&str> {
+        match self {
+            Requester::Proven(identity) => Some(&identity.arn),
+            Requester::Unproven => None,
+        }
+    }
+}
+
+/// What the access rules decided: the request as it will be signed (user name, principals,
+/// validity and options filled in) and its plan.
+#[derive(Debug, Clone)]
+pub struct Decision {
+    pub request: SignRequest,
+    pub plan: Plan,
+    /// `admin`, `user`, `host`, or `unproven`.
+    pub access: &'static str,
+    /// The index of the rule that matched.
+    pub rule: Option<usize>,
+}
+
+/// The parts of an IAM or STS ARN that name a caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Principal<'a> {
+    IamUser { name: &'a str },
+    AssumedRole { role: &'a str, session: &'a str },
+    Other,
+}
+
+fn principal_of(arn: &str) -> Principal<'_> {
+    let resource = arn.splitn(6, ':').nth(5).unwrap_or_default();
+    if let Some(path) = resource.strip_prefix("user/") {
+        return Principal::IamUser { name: path.rsplit('/').next().unwrap_or(path) };
+    }
+    if let Some(rest) = resource.strip_prefix("assumed-role/") {
+        if let Some((role, session)) = rest.split_once('/') {
+            return Principal::AssumedRole { role, session };
+        }
+    }
+    Principal::Other
+}
+
+impl Access {
+    /// Checks the rules themselves, so that `sshca init` refuses a rule that cannot work.
+    pub fn validate(&self, environment: &str) -> Result<(), IssueError> {
+        let problem = |index: usize, message: String| {
+            Err(IssueError::Configuration(format!("access rule {} of environment {environment:?}: {message}", index + 1)))
+        };
+        if self.audience.trim().is_empty() || self.audience.chars().any(|c| !c.is_ascii_graphic()) {
+            return Err(IssueError::Configuration(format!(
+                "environment {environment:?} has no valid audience for proofs of identity: set one with `sshca init {environment} --audience NAME`"
+            )));
+        }
+        for (index, rule) in self.rules.iter().enumerate() {
+            if !rule.arn.starts_with("arn:") {
+                return problem(index, format!("{:?} is not an ARN pattern (arn:aws:iam::ACCOUNT:user/NAME…)", rule.arn));
+            }
+            let uses_session = rule.principals.iter().any(|p| p.contains("{session}"));
+            if uses_session && !rule.session_name_set_by_aws {
+                return problem(index, "{session} is the caller's choice unless AWS sets it: add \"session_name_set_by_aws\": true only for IAM Identity Center or instance roles, or roles whose trust policy pins sts:RoleSessionName".into());
+            }
+            match rule.grant {
+                Grant::Admin if !rule.principals.is_empty() || rule.max_ttl.is_some() || !rule.critical_options.is_empty() => {
+                    return problem(index, "an admin rule takes no principals, max_ttl or critical_options: admins sign within the environment's policy".into());
+                }
+                Grant::User if rule.principals.is_empty() => {
+                    return problem(index, "a user rule needs principals, e.g. [\"{user}\"]".into());
+                }
+                Grant::Host if rule.principals.is_empty() => {
+                    return problem(index, "a host rule needs the host name patterns it may sign for, e.g. [\"{session}.hosts.example.com\"]".into());
+                }
+                Grant::Host if rule.max_ttl.is_some() || rule.extensions.is_some() || !rule.critical_options.is_empty() => {
+                    return problem(index, "a host rule takes only principals: hosts get the environment's host lifetime".into());
+                }
+                _ => {}
+            }
+            if rule.max_ttl == Some(0) {
+                return problem(index, "max_ttl must be above 0".into());
+            }
+            for (name, value) in &rule.critical_options {
+                request::check_option("critical option", name, value)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn denied(environment: &str, arn: &str, why: &str) -> IssueError {
+    IssueError::AccessDenied(format!(
+        "{} {why} in environment {environment:?}",
+        request::truncate_for_message(arn)
+    ))
+}
+
+/// Applies the environment's access rules to `request` from `requester`, then its policy.
+pub fn decide(policy: &Policy, requester: &Requester, request: &SignRequest, now: u64) -> Result<Decision, IssueError> {
+    let environment = &policy.environment;
+    let identity = match requester {
+        Requester::Unproven => {
+            // Served as an admin would be, and recorded as unproven.
+            request::check_username(&request.username)?;
+            let plan = policy.plan(request, now)?;
+            return Ok(Decision { request: request.clone(), plan, access: "unproven", rule: None });
+        }
+        Requester::Proven(identity) => identity,
+    };
+    let Some((index, rule)) = policy.access.rules.iter().enumerate().find(|(_, rule)| matches_any(&[rule.arn.clone()], &identity.arn))
+    else {
+        return Err(IssueError::AccessDenied(format!(
+            "{} matches no access rule of environment {environment:?}: an admin can add one with `sshca init {environment} --rules FILE` (see `sshca show-policy {environment}`)",
+            identity.arn
+        )));
+    };
+    let mut request = request.clone();
+    let mut limits = policy.clone();
+    // Critical options a rule imposes only narrow where a certificate works: the environment
+    // accepts them even where it lets no request ask for them.
+    let mut environment_limits = Cow::Borrowed(policy);
+    match rule.grant {
+        Grant::Admin => {
+            if request.username.is_empty() {
+                return Err(IssueError::InvalidRequest("whose certificate? name the user (-u USER) or the host".into()));
+            }
+        }
+        Grant::User => {
+            if request.cert_type == CertKind::Host {
+                return Err(denied(environment, &identity.arn, "is a user and may not get host certificates"));
+            }
+            let name = user_name(rule, identity)?;
+            if !request.username.is_empty() && request.username != name {
+                return Err(denied(
+                    environment,
+                    &identity.arn,
+                    &format!("may sign only for itself ({name:?}), not for {:?}", request::truncate_for_message(&request.username)),
+                ));
+            }
+            request.username = name.clone();
+            let principals = expand(&rule.principals, &name, identity)?;
+            limits.allowed_principals = principals.clone();
+            request.principals.get_or_insert(principals);
+            if let Some(max_ttl) = rule.max_ttl {
+                limits.max_ttl = limits.max_ttl.min(max_ttl);
+            }
+            if request.ttl.is_none() && request.valid_before.is_none() {
+                request.ttl = Some(policy.default_ttl.min(limits.max_ttl));
+            }
+            if let Some(extensions) = &rule.extensions {
+                limits.allowed_extensions.retain(|name| extensions.contains(name));
+            }
+            let allowed = &limits.allowed_extensions;
+            request
+                .extensions
+                .get_or_insert_with(|| policy.default_extensions.iter().filter(|(n, _)| allowed.contains(n)).map(|(n, v)| (n.clone(), v.clone())).collect());
+            if !rule.critical_options.is_empty() {
+                if request.critical_options.as_ref().is_some_and(|asked| asked != &rule.critical_options) {
+                    return Err(IssueError::PolicyViolation(format!(
+                        "the access rule of {} sets the critical options {:?}: leave them out of the request",
+                        identity.arn, rule.critical_options
+                    )));
+                }
+                request.critical_options = Some(rule.critical_options.clone());
+                limits.allowed_critical_options = rule.critical_options.keys().cloned().collect();
+                environment_limits.to_mut().allowed_critical_options.extend(limits.allowed_critical_options.iter().cloned());
+            }
+        }
+        Grant::Host => {
+            if request.cert_type != CertKind::Host {
+                return Err(denied(environment, &identity.arn, "is a host and may get only host certificates"));
+            }
+            limits.allowed_host_principals = expand(&rule.principals, "", identity)?;
+            if request.username.is_empty() {
+                request.username = request.principals.as_ref().and_then(|p| p.first().cloned()).unwrap_or_default();
+            }
+            if !request.principals.as_ref().is_some_and(|p| p.contains(&request.username)) {
+                return Err(denied(environment, &identity.arn, "may name a host certificate only after one of its host names"));
+            }
+        }
+    }
+    request::check_username(&request.username)?;
+    // The environment's policy first (what anyone may get here), then the rule's narrower one.
+    let plan = environment_limits.plan(&request, now)?;
+    let narrowed = limits.plan(&request, now).map_err(|err| match err {
+        IssueError::PolicyViolation(message) => IssueError::PolicyViolation(format!(
+            "{message} (access rule {} for {}: {})",
+            index + 1,
+            identity.arn,
+            rule.arn
+        )),
+        other => other,
+    })?;
+    debug_assert_eq!(plan, narrowed, "both policies judge the same filled-in request");
+    Ok(Decision { request, plan, access: rule.grant.as_str(), rule: Some(index) })
+}
+
+/// The user name a `user` rule gives `identity`: an IAM user's name; an assumed role's session
+/// name where AWS sets it, else the role's name.
+fn user_name(rule: &AccessRule, identity: &ProvenIdentity) -> Result<String, IssueError> {
+    let name = match principal_of(&identity.arn) {
+        Principal::IamUser { name } => name,
+        Principal::AssumedRole { session, .. } if rule.session_name_set_by_aws => session,
+        Principal::AssumedRole { role, .. } => role,
+        Principal::Other => {
+            return Err(IssueError::AccessDenied(format!(
+                "{} is neither an IAM user nor an assumed role, so it names no user: give it an admin rule or use a role",
+                identity.arn
+            )))
+        }
+    };
+    request::check_username(name).map_err(|_| {
+        IssueError::AccessDenied(format!(
+            "{} names the user {name:?}, which cannot be a certificate's user name (letters, digits, '.', '_', '-', '@', '+')",
+            identity.arn
+        ))
+    })?;
+    Ok(name.to_owned())
+}
+
+fn expand(templates: &[String], user: &str, identity: &ProvenIdentity) -> Result<Vec<String>, IssueError> {
+    let session = match principal_of(&identity.arn) {
+        Principal::AssumedRole { session, .. } => Some(session),
+        _ => None,
+    };
+    templates
+        .iter()
+        .map(|template| {
+            if template.contains("{session}") && session.is_none() {
+                return Err(IssueError::AccessDenied(format!(
+                    "{} has no session name, and its access rule's principal {template:?} needs one",
+                    identity.arn
+                )));
+            }
+            Ok(template.replace("{user}", user).replace("{session}", session.unwrap_or_default()))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: u64 = 1_800_000_000;
+
+    fn identity(arn: &str) -> Requester {
+        Requester::Proven(ProvenIdentity { arn: arn.into(), user_id: "AID".into(), account: "1".into() })
+    }
+
+    fn policy() -> Policy {
+        let mut policy = Policy::new("staging");
+        policy.allowed_principals = vec!["deploy".into(), "alice".into(), "bob".into(), "eng".into(), "jane".into()];
+        policy.default_principals = vec!["deploy".into()];
+        policy.allowed_host_principals = vec!["*.example.com".into()];
+        policy.access = Access {
+            audience: "sshca:b:staging".into(),
+            allow_unproven: false,
+            rules: vec![
+                AccessRule {
+                    arn: "arn:aws:iam::1:user/admin".into(),
+                    grant: Grant::Admin,
+                    session_name_set_by_aws: false,
+                    principals: vec![],
+                    max_ttl: None,
+                    extensions: None,
+                    critical_options: BTreeMap::new(),
+                },
+                AccessRule {
+                    arn: "arn:aws:iam::1:user/*".into(),
+                    grant: Grant::User,
+                    session_name_set_by_aws: false,
+                    principals: vec!["{user}".into(), "deploy".into()],
+                    max_ttl: Some(8 * 3600),
+                    extensions: Some(vec!["permit-pty".into()]),
+                    critical_options: [("source-address".to_owned(), "10.0.0.0/8".to_owned())].into(),
+                },
+                AccessRule {
+                    arn: "arn:aws:sts::1:assumed-role/AWSReservedSSO_Eng_*/*".into(),
+                    grant: Grant::User,
+                    session_name_set_by_aws: true,
+                    principals: vec!["{user}".into()],
+                    max_ttl: None,
+                    extensions: None,
+                    critical_options: BTreeMap::new(),
+                },
+                AccessRule {
+                    arn: "arn:aws:sts::1:assumed-role/eng/*".into(),
+                    grant: Grant::User,
+                    session_name_set_by_aws: false,
+                    principals: vec!["{user}".into()],
+                    max_ttl: None,
+                    extensions: None,
+                    critical_options: BTreeMap::new(),
+                },
+                AccessRule {
+                    arn: "arn:aws:sts::1:assumed-role/web-hosts/*".into(),
+                    grant: Grant::Host,
+                    session_name_set_by_aws: true,
+                    principals: vec!["{session}.example.com".into()],
+                    max_ttl: None,
+                    extensions: None,
+                    critical_options: BTreeMap::new(),
+                },
+            ],
+        };
+        policy.validate().unwrap();
+        policy
+    }
+
+    fn request() -> SignRequest {
+        SignRequest { environment: "staging".into(), reason: "r".into(), ..Default::default() }
+    }
+
+    #[test]
+    fn a_user_gets_its_own_templated_certificate_within_its_rule() {
+        let decision = decide(&policy(), &identity("arn:aws:iam::1:user/alice"), &request(), NOW).unwrap();
+        assert_eq!(decision.request.username, "alice");
+        assert_eq!(decision.plan.principals, ["alice", "deploy"]);
+        assert_eq!(decision.plan.extensions.keys().collect::<Vec<_>>(), ["permit-pty"]);
+        assert_eq!(decision.plan.critical_options["source-address"], "10.0.0.0/8");
+        assert_eq!(decision.access, "user");
+        assert_eq!(decision.rule, Some(1));
+    }
+
+    #[test]
+    fn a_user_is_refused_what_its_rule_does_not_give() {
+        let alice = identity("arn:aws:iam::1:user/alice");
+        let cases = [
+            (SignRequest { username: "bob".into(), ..request() }, "only for itself"),
+            (SignRequest { principals: Some(vec!["bob".into()]), ..request() }, "\"bob\" is not allowed"),
+            (SignRequest { cert_type: CertKind::Host, principals: Some(vec!["a.example.com".into()]), ..request() }, "host certificates"),
+            (SignRequest { ttl: Some(9 * 3600), ..request() }, "longer than"),
+            (SignRequest { valid_after: Some(NOW + 365 * 86_400), ttl: Some(3600), ..request() }, "in the future"),
+            (SignRequest { critical_options: Some(BTreeMap::new()), ..request() }, "leave them out"),
+        ];
+        for (case, expected) in cases {
+            let err = decide(&policy(), &alice, &case, NOW).unwrap_err();
+            assert!(err.to_string().contains(expected), "{expected:?} not in {err}");
+        }
+    }
+
+    #[test]
+    fn session_names_count_only_where_aws_sets_them() {
+        let sso = decide(&policy(), &identity("arn:aws:sts::1:assumed-role/AWSReservedSSO_Eng_abc/jane"), &request(), NOW).unwrap();
+        assert_eq!(sso.request.username, "jane");
+        let chosen = decide(&policy(), &identity("arn:aws:sts::1:assumed-role/eng/alice"), &request(), NOW).unwrap();
+        assert_eq!(chosen.request.username, "eng", "a caller-chosen session name must not name the user");
+    }
+
+    #[test]
+    fn hosts_get_host_certificates_for_their_own_names_only() {
+        let host = identity("arn:aws:sts::1:assumed-role/web-hosts/i-0abc");
+        let ok = SignRequest { cert_type: CertKind::Host, principals: Some(vec!["i-0abc.example.com".into()]), ..request() };
+        let decision = decide(&policy(), &host, &ok, NOW).unwrap();
+        assert_eq!(decision.plan.valid_before, NOW + policy().host_default_ttl);
+        assert_eq!(decision.request.username, "i-0abc.example.com");
+        let other = SignRequest { principals: Some(vec!["i-0def.example.com".into()]), ..ok.clone() };
+        assert!(decide(&policy(), &host, &other, NOW).unwrap_err().to_string().contains("not allowed"));
+        assert!(decide(&policy(), &host, &request(), NOW).unwrap_err().to_string().contains("only host certificates"));
+    }
+
+    #[test]
+    fn unmatched_identities_are_denied_with_the_fix() {
+        let err = decide(&policy(), &identity("arn:aws:iam::2:user/mallory"), &request(), NOW).unwrap_err();
+        assert_eq!(err.error_type(), "AccessDenied");
+        assert!(err.to_string().contains("arn:aws:iam::2:user/mallory matches no access rule"), "{err}");
+        assert!(err.to_string().contains("sshca init staging --rules"), "{err}");
+    }
+
+    #[test]
+    fn rules_that_trust_a_caller_chosen_session_name_are_refused() {
+        let mut policy = policy();
+        policy.access.rules[3].principals = vec!["{session}".into()];
+        assert!(policy.validate().unwrap_err().to_string().contains("session_name_set_by_aws"));
+    }
+}
