@@ -174,6 +174,21 @@ impl World {
     }
 }
 
+/// `body` with a proof of identity made with the test credentials (LocalStack's account root) for
+/// `audience`, as `sshca sign` attaches one; a body that is not a request is returned as it is.
+pub async fn with_proof(body: &[u8], audience: &str) -> Vec<u8> {
+    let Ok(mut request) = serde_json::from_slice::<sign_key::SignRequest>(body) else {
+        return body.to_vec();
+    };
+    sshca_client::prove(&sdk_config(None).await, audience, &mut request).await.expect("a proof is made");
+    serde_json::to_vec(&request).expect("a request serializes")
+}
+
+/// The audience `sshca init` gives `environment` in `world`'s bucket.
+pub fn default_audience(world: &World, environment: &str) -> String {
+    format!("sshca:{}:{environment}", world.bucket)
+}
+
 /// sshca's AWS configuration with the test servers' credentials (`test`/`test`, us-east-1), for
 /// every service at `endpoint` when given.
 pub async fn sdk_config(endpoint: Option<&str>) -> aws_config::SdkConfig {

@@ -42,7 +42,10 @@ fn sign_through_function(world: &World, environment: &str, function_env: Vec<(&'
     assert!(!refused.status.success());
     assert!(stderr(&refused).contains("PolicyViolation: not allowed by policy: principal \"root\""), "{}", stderr(&refused));
 
-    // cargo lambda's own client drives the same function
+    // cargo lambda's own client drives the same function, with proofs made as `sshca sign` makes them
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let audience = default_audience(world, environment);
+    let proven = |body: String| String::from_utf8(runtime.block_on(with_proof(body.as_bytes(), &audience))).unwrap();
     let invoke = |payload: String| {
         Command::new(tool("SSHCA_CARGO_LAMBDA"))
             .args(["lambda", "invoke", "sign_key", "--invoke-address", "127.0.0.1", "--invoke-port"])
@@ -51,21 +54,22 @@ fn sign_through_function(world: &World, environment: &str, function_env: Vec<(&'
             .output()
             .unwrap()
     };
-    let output = invoke(format!(r#"{{"environment":"{environment}","username":"jane","reason":"cargo lambda invoke"}}"#));
+    let output = invoke(proven(format!(r#"{{"environment":"{environment}","username":"jane","reason":"cargo lambda invoke"}}"#)));
     let response: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|_| panic!("{}", stderr(&output)));
     assert_eq!(response["key_id"], format!("jane#{}", response["serial"]));
-    let output = invoke(format!(r#"{{"environment":"{environment}","username":"jane","reason":"x","ttl":999999999}}"#));
+    let output = invoke(proven(format!(r#"{{"environment":"{environment}","username":"jane","reason":"x","ttl":999999999}}"#)));
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stdout).contains("PolicyViolation") || stderr(&output).contains("PolicyViolation"), "{}", stderr(&output));
 
-    // a Function URL event: the caller's IAM identity from the event goes into the audit record,
-    // apart from the payload's own requested_by
+    // a direct invoke of a Function URL event whose requestContext claims alice: the audit record
+    // names the proven caller (the test credentials are LocalStack's account root), not the
+    // forged one, and keeps the payload's requested_by as the label it is
     let alice = "arn:aws:iam::000000000000:user/alice";
-    let body = serde_json::json!({"environment": environment, "username": "jane", "reason": "function url", "requested_by": "mallory"});
+    let body = proven(serde_json::json!({"environment": environment, "username": "jane", "reason": "function url", "requested_by": "mallory"}).to_string());
     let event = serde_json::json!({
         "version": "2.0",
         "requestContext": {"http": {"method": "POST", "path": "/"}, "authorizer": {"iam": {"userArn": alice}}},
-        "body": body.to_string(),
+        "body": body,
         "isBase64Encoded": false,
     });
     let output = invoke(event.to_string());
@@ -73,7 +77,6 @@ fn sign_through_function(world: &World, environment: &str, function_env: Vec<(&'
     assert_eq!(http["statusCode"], 200, "{http}");
     let response: serde_json::Value = serde_json::from_str(http["body"].as_str().unwrap()).unwrap();
     let serial = response["serial"].as_u64().unwrap();
-    let runtime = tokio::runtime::Runtime::new().unwrap();
     let record = runtime.block_on(async {
         let s3 = world.s3().await;
         let listed = s3.list_objects_v2().bucket(audit_bucket).prefix(format!("audit/{environment}/")).send().await.unwrap();
@@ -88,7 +91,9 @@ fn sign_through_function(world: &World, environment: &str, function_env: Vec<(&'
         let bytes = object.body.collect().await.unwrap().into_bytes();
         serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()
     });
-    assert_eq!(record["caller_identity"], alice, "{record}");
+    assert_eq!(record["caller_identity"], "arn:aws:iam::000000000000:root", "{record}");
+    assert_ne!(record["caller_identity"], alice, "{record}");
+    assert_eq!(record["proven"], true, "{record}");
     assert_eq!(record["requested_by"], "mallory", "{record}");
     let refused = invoke(serde_json::json!({"requestContext": {"http": {"method": "POST"}}, "body": "{\"environment\": 1}"}).to_string());
     let http: serde_json::Value = serde_json::from_slice(&refused.stdout).unwrap_or_else(|_| panic!("{}", stderr(&refused)));

@@ -6,9 +6,12 @@
 
 pub mod agent;
 pub mod download;
+pub mod ensure;
 pub mod install;
 pub mod keys;
+pub mod request;
 pub mod verify;
+pub mod when;
 
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -42,6 +45,8 @@ pub enum GetKeyError {
     UnsafeDir { dir: String, mode: u32 },
     #[error(transparent)]
     Install(#[from] install::InstallError),
+    #[error("{0}")]
+    Request(String),
 }
 
 /// What to do.
@@ -90,9 +95,19 @@ pub fn unix_now() -> u64 {
 pub fn run(options: &Options) -> Result<Report, GetKeyError> {
     let trusted = verify::trusted_fingerprints(&options.ca_keys, &options.ca_fingerprints, options.pin_file.as_deref())?;
     let body = download::fetch(&options.url)?;
-    let certificate = verify::parse(&body)?;
+    install_certificate(options, &verify::parse(&body)?, &trusted)
+}
+
+/// Verifies `certificate` (signature, a CA in `trusted` when any is pinned, validity) and
+/// installs it next to its key, then in the agent.
+pub fn install_certificate(
+    options: &Options,
+    certificate: &Certificate,
+    trusted: &[ssh_key::Fingerprint],
+) -> Result<Report, GetKeyError> {
+    let certificate = certificate.clone();
     let now = unix_now();
-    let validity = verify::check(&certificate, &trusted, now)?;
+    let validity = verify::check(&certificate, trusted, now)?;
     let (key_path, skipped) = find_key(options, &certificate)?;
 
     check_permissions(&key_path)?;

@@ -9,18 +9,16 @@ mod rotate;
 mod show_policy;
 mod sign;
 mod signer;
-mod when;
 
 use std::sync::Arc;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use sign_key::aws::Aws;
 use sign_key::{CertKind, IssueError, S3Store};
 use sshca_client::Lambda;
 
 use crate::signer::{Signer, Target};
-use crate::when::When;
 
 #[derive(Parser)]
 #[command(name = "sshca", version, about = "Admin CLI of sshca, a serverless SSH certificate authority")]
@@ -125,9 +123,5 @@ async fn run(cli: Cli) -> Result<()> {
 }
 
 pub(crate) fn parse_duration(text: &str) -> Result<u64> {
-    let relative = if text.starts_with('+') { text.to_owned() } else { format!("+{text}") };
-    match When::parse(&relative)? {
-        When::Relative(seconds) if seconds > 0 => Ok(seconds as u64),
-        _ => bail!("{text:?} is not a positive duration: write it as 30m, 2h, 1d or 1w"),
-    }
+    get_key::when::duration(text)
 }

@@ -13,7 +13,7 @@ use sign_key::revoke::{self, RevokeOutcome, RevokeRequest};
 use sign_key::store::Condition;
 use sign_key::Issuer;
 
-use crate::when::When;
+use get_key::when::When;
 use get_key::verify::rfc3339;
 
 use crate::input::read_public_key;

@@ -7,7 +7,7 @@ use sign_key::{CertKind, Issuer, SignRequest, SignResponse};
 
 use crate::input::{read_input, read_public_key};
 use crate::signer::Signer;
-use crate::when::When;
+use get_key::when::When;
 
 #[derive(Args)]
 pub struct SignArgs {

@@ -175,15 +175,23 @@ impl Issuer {
         check_syntax(request)?;
         self.record_pending_voids().await;
         let policy = self.policy(&request.environment).await?;
+        // Input that is wrong whoever sends it is refused before STS is asked who sent it.
+        let given_key = request.public_key.as_deref().map(parse_public_key).transpose()?;
+        if let Some(key) = &given_key {
+            policy.check_public_key(key)?;
+        }
         let now = unix_now();
         let requester = self.requester(&policy, request, now).await?;
         let decision = access::decide(&policy, &requester, request, now)?;
         let (request, plan) = (&decision.request, &decision.plan);
-        let public_key = match &request.public_key {
-            Some(text) => parse_public_key(text)?,
-            None => self.cached_public_key(&request.environment, request.cert_type, &request.username).await?,
+        let public_key = match given_key {
+            Some(key) => key,
+            None => {
+                let cached = self.cached_public_key(&request.environment, request.cert_type, &request.username).await?;
+                policy.check_public_key(&cached)?;
+                cached
+            }
         };
-        policy.check_public_key(&public_key)?;
         self.refuse_revoked(&request.environment, &public_key).await?;
         let ca = self.ca_keys.load(&request.environment, policy.ca(request.cert_type)?).await?;
         let serial = self.serials.next(self.store.as_ref(), self.audit.as_ref(), &request.environment, &caller.request_id).await?;

@@ -48,6 +48,15 @@ impl When {
     }
 }
 
+/// A positive duration: `30m`, `+2h`, `1d`, `1w`.
+pub fn duration(text: &str) -> Result<u64> {
+    let relative = if text.starts_with('+') { text.to_owned() } else { format!("+{text}") };
+    match When::parse(&relative)? {
+        When::Relative(seconds) if seconds > 0 => Ok(seconds as u64),
+        _ => bail!("{text:?} is not a positive duration: write it as 30m, 2h, 1d or 1w"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
