@@ -15,6 +15,7 @@ pub use tempfile::TempDir;
 pub mod faults;
 pub mod fuzzing;
 pub mod iam;
+pub mod identities;
 
 pub const KMS_ENDPOINT_DEFAULT: &str = "http://127.0.0.1:4566";
 

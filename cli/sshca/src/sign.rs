@@ -13,8 +13,9 @@ use get_key::when::When;
 pub struct SignArgs {
     #[arg(short, long)]
     environment: Option<String>,
-    /// The user (for --host: the host, default its first name); it becomes the key id with the serial.
-    #[arg(short, long, required_unless_present_any = ["host", "request"])]
+    /// The user (for --host: the host, default its first name); it becomes the key id with the
+    /// serial. Leave it out to sign for yourself: your proven AWS identity names you.
+    #[arg(short, long)]
     username: Option<String>,
     /// Public key to sign: a file, an http(s) URL, or - for standard input. Kept for next time;
     /// without it, the key kept from an earlier request is used.
@@ -91,7 +92,8 @@ pub async fn sign(signer: &Signer, args: SignArgs) -> Result<()> {
         environment,
         username: match args.username {
             Some(username) => username,
-            None => args.principals.first().cloned().context("a host certificate needs the host's names: -n web1.example.com")?,
+            None if args.host => args.principals.first().cloned().context("a host certificate needs the host's names: -n web1.example.com")?,
+            None => String::new(),
         },
         public_key,
         principals: (!args.principals.is_empty()).then_some(args.principals),

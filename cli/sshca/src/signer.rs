@@ -6,7 +6,7 @@ use std::sync::Arc;
 use anyhow::{bail, Result};
 use aws_config::SdkConfig;
 use sign_key::issuer::read_policy;
-use sign_key::{request, Caller, Issuer, S3Store, SignRequest, SignResponse};
+use sign_key::{request, Caller, IssueError, Issuer, S3Store, SignRequest, SignResponse};
 use sshca_client::Lambda;
 
 pub(crate) enum Target {
@@ -49,8 +49,13 @@ impl Signer {
             return Ok(None);
         }
         let policy = match &self.target {
+            // the issuer reports an unusable policy itself
             Target::Local(issuer) => issuer.policy(environment).await.ok().map(|p| p.access.audience.clone()),
-            Target::Lambda(_, Some(store)) => read_policy(store.as_ref(), environment).await.ok().map(|p| p.access.audience),
+            Target::Lambda(_, Some(store)) => match read_policy(store.as_ref(), environment).await {
+                Ok(policy) => Some(policy.access.audience),
+                Err(IssueError::UnknownEnvironment(_)) => None,
+                Err(err) => bail!("cannot read the audience of environment {environment:?} from its policy ({err}): pass --audience (shown by `sshca show-policy {environment}`)"),
+            },
             Target::Lambda(_, None) => bail!(
                 "which deployment is this request for? pass --audience (shown by `sshca show-policy {environment}`), or --bucket to read it from the policy"
             ),

@@ -1,0 +1,306 @@
+//! Identity: every request proves who sends it (a signed STS GetCallerIdentity), and the
+//! environment's access rules decide what each identity may get.
+//!
+//! The identities are real LocalStack IAM users and assumed-role sessions, and the function asks
+//! LocalStack's STS who signed each proof. LocalStack does not check SigV4 signatures, so what
+//! these tests show is sshca's own checks: the binding to the request, the audience, the age, the
+//! access rules, and that nothing but the proven ARN names the caller.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use serde_json::{json, Value};
+use sshca_tests::identities::Identity;
+use sshca_tests::*;
+
+const ENV: &str = "staging";
+
+/// The world of one test: an environment whose rules make LocalStack's root an admin, the IAM
+/// user `alice-<id>` a user, and sessions of the role `hosts-<id>` hosts named after their session.
+struct Org {
+    world: World,
+    id: String,
+    alice: Identity,
+    bob: Identity,
+    host: Identity,
+    user_ca: String,
+}
+
+impl Org {
+    fn new(server: S3Server) -> Self {
+        let world = World::new(server);
+        let id = uuid::Uuid::new_v4().simple().to_string()[..10].to_owned();
+        let rules = json!([
+            {"match": "arn:aws:iam::000000000000:root", "grant": "admin"},
+            {"match": format!("arn:aws:iam::000000000000:user/alice-{id}"), "grant": "user",
+             "principals": ["{user}", "deploy"], "max_ttl": 8 * 3600},
+            {"match": format!("arn:aws:sts::000000000000:assumed-role/hosts-{id}/*"), "grant": "host",
+             "session_name_set_by_aws": true, "principals": ["{session}.hosts.example.com"]},
+        ]);
+        let rules_file = world.path("rules.json");
+        std::fs::write(&rules_file, rules.to_string()).unwrap();
+        let user_ca = world.init(
+            ENV,
+            &[
+                "--principals", "deploy",
+                "--allowed-principals", "deploy,alice-*",
+                "--allowed-host-principals", "*.hosts.example.com",
+                "--rules", rules_file.to_str().unwrap(),
+            ],
+        );
+        Org {
+            alice: Identity::iam_user(&format!("alice-{id}")),
+            bob: Identity::iam_user(&format!("bob-{id}")),
+            host: Identity::assumed_role(&format!("hosts-{id}"), &format!("i-{id}")),
+            world,
+            id,
+            user_ca,
+        }
+    }
+
+    fn alice_name(&self) -> String {
+        format!("alice-{}", self.id)
+    }
+
+    fn host_name(&self) -> String {
+        format!("i-{}.hosts.example.com", self.id)
+    }
+
+    fn audience(&self) -> String {
+        default_audience(&self.world, ENV)
+    }
+
+    /// `binary ARGS…` as `who`, invoking the function at `lambda` (the Invoke API).
+    fn run(&self, who: &Identity, lambda: &str, binary: &str, args: &[&str]) -> Output {
+        let mut command = self.world.command(binary);
+        who.apply(&mut command).env("AWS_ENDPOINT_URL_LAMBDA", lambda).env("AWS_EC2_METADATA_DISABLED", "true");
+        command.args(args).output().unwrap()
+    }
+
+    fn get_key_request(&self, who: &Identity, lambda: &str, ssh_dir: &Path, extra: &[&str]) -> Output {
+        let mut args = vec!["request", "-e", ENV, "--create-key", "--no-agent", "--audience"];
+        let audience = self.audience();
+        args.push(&audience);
+        args.extend(["--ssh-dir", ssh_dir.to_str().unwrap()]);
+        args.extend_from_slice(extra);
+        self.run(who, lambda, "get_key", &args)
+    }
+
+    fn ssh_dir(&self, name: &str) -> PathBuf {
+        let dir = self.world.path(name);
+        std::fs::create_dir(&dir).unwrap();
+        dir
+    }
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn refused(output: &Output, expected: &str, what: &str) {
+    assert!(!output.status.success(), "{what}: accepted");
+    let text = stderr(output);
+    assert!(text.contains(expected), "{what}: expected {expected:?} in {text}");
+    assert!(!text.contains("panicked"), "{what}: {text}");
+    assert_eq!(text.trim().lines().count(), 1, "{what}: one line, not a dump: {text}");
+}
+
+fn audit_records(world: &World) -> Vec<Value> {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let s3 = world.s3().await;
+        let mut records = Vec::new();
+        for key in world.objects().await.iter().filter(|k| k.ends_with("-issued.json")) {
+            let object = s3.get_object().bucket(&world.bucket).key(key).send().await.unwrap();
+            records.push(serde_json::from_slice(&object.body.collect().await.unwrap().into_bytes()).unwrap());
+        }
+        records
+    })
+}
+
+fn record_of(world: &World, serial: u64) -> Value {
+    audit_records(world).into_iter().find(|r| r["serial"] == serial).unwrap_or_else(|| panic!("no issued record of serial {serial}"))
+}
+
+/// The lifetime `ssh-keygen -L` reads from a certificate, in seconds.
+fn lifetime(certificate: &Path) -> u64 {
+    let parsed = ssh_key::Certificate::from_openssh(std::fs::read_to_string(certificate).unwrap().trim()).unwrap();
+    assert!(ssh_keygen_list(certificate).contains("Valid: from"), "OpenSSH reads the validity");
+    parsed.valid_before() - parsed.valid_after()
+}
+
+/// A user helps herself with her own identity, through the function: `get_key request`, a real
+/// sshd login, `get_key ensure` without a request; her refusals, an unmapped identity's, a
+/// host's renewal and refusals, and the admin path, each recorded under the proven ARN.
+fn self_service_through_the_function(server: S3Server) {
+    let org = Org::new(server);
+    let lambda = LambdaEmulator::start(&org.world.env());
+    let endpoint = lambda.endpoint();
+    let alice_name = org.alice_name();
+    let sshd = Sshd::start(&org.user_ca, &[&alice_name], "");
+
+    let dir = org.ssh_dir("alice-ssh");
+    let output = org.get_key_request(&org.alice, &endpoint, &dir, &[]);
+    assert!(output.status.success(), "get_key request: {}", stderr(&output));
+    let key = dir.join("id_ed25519_staging");
+    let listing = ssh_keygen_list(&cert_path(&key));
+    assert!(listing.contains(&format!("Key ID: \"{alice_name}#")), "{listing}");
+    let principals = listing.split("Principals:").nth(1).unwrap().split("Critical").next().unwrap();
+    let principals: Vec<&str> = principals.split_whitespace().collect();
+    assert_eq!(principals, [alice_name.as_str(), "deploy"], "{listing}");
+    assert!(sshd.login_with(&key), "alice's certificate was refused: {}", sshd.log());
+    let issued = audit_records(&org.world);
+    assert_eq!(issued.len(), 1);
+    assert_eq!(issued[0]["caller_identity"], org.alice.arn.as_str(), "{}", issued[0]);
+    assert_eq!((issued[0]["proven"].as_bool(), issued[0]["access"].as_str()), (Some(true), Some("user")));
+
+    // ensure: with a good certificate it asks nobody (the function and STS are unreachable for it)
+    let certificate = std::fs::read(cert_path(&key)).unwrap();
+    let mut ensure = org.world.command("get_key");
+    org.alice.apply(&mut ensure).env("AWS_ENDPOINT_URL_LAMBDA", "http://127.0.0.1:9").env("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:9");
+    let audience = org.audience();
+    let output = ensure
+        .args(["ensure", "-e", ENV, "-q", "--no-agent", "--audience", &audience, "--ssh-dir", dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "ensure with a good certificate: {}", stderr(&output));
+    assert_eq!(std::fs::read(cert_path(&key)).unwrap(), certificate, "ensure replaced a good certificate");
+    // …and asks again once the certificate has less left than --min-validity
+    let output = org.run(
+        &org.alice,
+        &endpoint,
+        "get_key",
+        &["ensure", "-e", ENV, "-q", "--no-agent", "--min-validity", "9h", "--audience", &audience, "--ssh-dir", dir.to_str().unwrap()],
+    );
+    assert!(output.status.success(), "ensure renewing: {}", stderr(&output));
+    assert_ne!(std::fs::read(cert_path(&key)).unwrap(), certificate, "ensure did not renew");
+    assert_eq!(audit_records(&org.world).len(), 2);
+
+    // what alice may not get, through the function: nothing is written
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let before = runtime.block_on(org.world.objects());
+    let public_key = pub_path(&key);
+    let public_key = public_key.to_str().unwrap();
+    let sign = |who: &Identity, extra: &[&str]| {
+        let mut args = vec!["sign", "-e", ENV, "-r", "identity test", "--function", "sign_key", "--audience", &audience, "-p", public_key];
+        args.extend_from_slice(extra);
+        org.run(who, &endpoint, "sshca", &args)
+    };
+    refused(&sign(&org.alice, &["-u", &format!("bob-{}", org.id)]), "may sign only for itself", "alice for bob");
+    refused(&org.get_key_request(&org.alice, &endpoint, &dir, &["--principal", "root"]), "principal \"root\" is not allowed", "a principal outside her template");
+    refused(&sign(&org.alice, &["--host", "-n", &org.host_name()]), "is a user and may not get host certificates", "alice for a host");
+    refused(&org.get_key_request(&org.alice, &endpoint, &dir, &["-t", "9h"]), "longer than the 8h allowed", "a TTL above her rule");
+    refused(&sign(&org.alice, &["-s", "+365d", "-t", "+366d"]), "may not start in the future", "a start next year");
+    let bob_dir = org.ssh_dir("bob-ssh");
+    let bob = org.get_key_request(&org.bob, &endpoint, &bob_dir, &[]);
+    refused(&bob, &format!("AccessDenied: access denied: {} matches no access rule", org.bob.arn), "an unmapped identity");
+    assert_eq!(runtime.block_on(org.world.objects()), before, "a refused request wrote to the bucket");
+
+    // a host renews its own certificate: host lifetime by default, its own names only
+    let host_key = keygen(org.world.dir.path(), "ssh_host_ed25519_key", "ed25519", None, "");
+    let renew = |names: &str, extra: &[&str]| {
+        let mut args = vec!["renew-host", "-e", ENV, "-n", names, "-k", host_key.to_str().unwrap(), "--function", "sign_key", "--audience", &audience];
+        args.extend_from_slice(extra);
+        org.run(&org.host, &endpoint, "sshca", &args)
+    };
+    let output = renew(&org.host_name(), &[]);
+    assert!(output.status.success(), "renew-host: {}", stderr(&output));
+    assert_eq!(lifetime(&cert_path(&host_key)), 30 * 86_400 + 30, "the host default TTL (30 days, plus the 30 s backdate)");
+    let host_public = pub_path(&host_key);
+    refused(
+        &org.run(&org.host, &endpoint, "sshca", &["sign", "-e", ENV, "-r", "x", "--function", "sign_key", "--audience", &audience, "-p", host_public.to_str().unwrap()]),
+        "is a host and may get only host certificates",
+        "a host asking for a user certificate",
+    );
+    refused(&renew(&format!("i-other{}.hosts.example.com", org.id), &["--force"]), "is not allowed", "a host asking for another host's name");
+
+    // the admin path records the admin's proven ARN, whatever --requested-by says
+    let output = sign(&Identity::test_root(), &["-u", "deploy-bot", "--requested-by", "the CEO", "--json"]);
+    assert!(output.status.success(), "admin sign: {}", stderr(&output));
+    let response: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let record = record_of(&org.world, response["serial"].as_u64().unwrap());
+    assert_eq!(record["caller_identity"], "arn:aws:iam::000000000000:root", "{record}");
+    assert_eq!((record["requested_by"].as_str(), record["access"].as_str()), (Some("the CEO"), Some("admin")));
+}
+
+/// Proofs that must not work, sent straight to the function's Invoke API: each is refused with
+/// AccessDenied, and nothing is written.
+fn forged_proofs_are_refused(server: S3Server) {
+    let org = Org::new(server);
+    let lambda = LambdaEmulator::start(&org.world.env());
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let client = runtime.block_on(lambda.client());
+    let key = keygen(org.world.dir.path(), "id", "ed25519", None, "");
+    let request = json!({
+        "environment": ENV, "username": "jane", "reason": "forged proofs",
+        "public_key": std::fs::read_to_string(pub_path(&key)).unwrap(),
+    });
+    let proven = || -> Value { serde_json::from_slice(&runtime.block_on(with_proof(request.to_string().as_bytes(), &org.audience()))).unwrap() };
+    let without_header = |mut proven: Value, header: &str| {
+        let headers = proven["identity"]["headers"].as_object_mut().unwrap();
+        headers.remove(header);
+        let authorization = headers["authorization"].as_str().unwrap().replace(&format!(";{header}"), "");
+        headers.insert("authorization".into(), authorization.into());
+        proven
+    };
+    let mut bound_elsewhere = proven();
+    bound_elsewhere["ttl"] = json!(600);
+    let mut stale = proven();
+    let ten_minutes_ago = time::OffsetDateTime::now_utc() - time::Duration::minutes(10);
+    stale["identity"]["headers"]["x-amz-date"] =
+        json!(ten_minutes_ago.format(time::macros::format_description!("[year][month][day]T[hour][minute][second]Z")).unwrap());
+    let other_audience: Value =
+        serde_json::from_slice(&runtime.block_on(with_proof(request.to_string().as_bytes(), "sshca:another-deployment:staging"))).unwrap();
+    let cases = [
+        ("a proof bound to another request", bound_elsewhere, "bound to another request"),
+        ("a stale proof", stale, "s ago; proofs last 300s"),
+        ("a proof without the audience header", without_header(proven(), "x-sshca-audience"), "x-sshca-audience is not signed"),
+        ("a proof for another audience", other_audience, "made for audience \"sshca:another-deployment:staging\""),
+        ("no proof", request.clone(), "requires a proof of identity"),
+    ];
+    let before = runtime.block_on(org.world.objects());
+    for (what, payload, expected) in cases {
+        let answer = runtime.block_on(client.invoke().function_name("sign_key").payload(aws_sdk_lambda::primitives::Blob::new(payload.to_string())).send());
+        // cargo-lambda's emulator answers a function error with HTTP 500 and the error as body
+        let body = match answer {
+            Ok(output) => output.payload().map(|p| p.as_ref().to_vec()).unwrap_or_default(),
+            Err(err) => err.raw_response().and_then(|r| r.body().bytes()).unwrap_or_default().to_vec(),
+        };
+        let error: Value = serde_json::from_slice(&body).unwrap_or_else(|_| panic!("{what}: {}", String::from_utf8_lossy(&body)));
+        assert_eq!(error["errorType"], "AccessDenied", "{what}: {error}");
+        assert!(error["errorMessage"].as_str().unwrap().contains(expected), "{what}: expected {expected:?} in {error}");
+    }
+    assert_eq!(runtime.block_on(org.world.objects()), before, "a refused proof wrote to the bucket");
+    // the unaltered proof works: the refusals above are the tampering's
+    let answer = runtime.block_on(client.invoke().function_name("sign_key").payload(aws_sdk_lambda::primitives::Blob::new(proven().to_string())).send());
+    let response: Value = serde_json::from_slice(answer.expect("the genuine proof is accepted").payload().unwrap().as_ref()).unwrap();
+    assert_eq!(response["caller"], "arn:aws:iam::000000000000:root", "{response}");
+}
+
+/// The same rules hold for `sshca sign --local` and `renew-host --local`, which run the issuing
+/// logic in the caller's process with the caller's credentials. LocalStack only: SeaweedFS
+/// accepts only the test servers' own S3 credentials, and a user with only invoke rights has no
+/// bucket access anyway.
+#[test]
+fn local_mode_applies_the_same_rules() {
+    let org = Org::new(S3Server::LocalStack);
+    let key = keygen(org.world.dir.path(), "alice", "ed25519", None, "");
+    let public_key = pub_path(&key);
+    let sign = |who: &Identity, extra: &[&str]| {
+        let mut args = vec!["sign", "--local", "-e", ENV, "-r", "local identity test", "-p", public_key.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        org.run(who, "http://127.0.0.1:9", "sshca", &args)
+    };
+    let output = sign(&org.alice, &["--json"]);
+    assert!(output.status.success(), "alice --local: {}", stderr(&output));
+    let response: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(response["key_id"], format!("{}#{}", org.alice_name(), response["serial"]));
+    assert_eq!(response["caller"], org.alice.arn.as_str());
+    let record = record_of(&org.world, response["serial"].as_u64().unwrap());
+    assert_eq!(record["caller_identity"], org.alice.arn.as_str(), "{record}");
+    refused(&sign(&org.alice, &["-u", "jane"]), "may sign only for itself", "alice for jane, --local");
+    refused(&sign(&org.host, &[]), "may get only host certificates", "a host for a user certificate, --local");
+    refused(&sign(&org.bob, &[]), "matches no access rule", "bob, --local");
+}
+
+on_both_s3_servers!(self_service_through_the_function, forged_proofs_are_refused);
