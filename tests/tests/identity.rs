@@ -7,7 +7,7 @@
 //! access rules, and that nothing but the proven ARN names the caller.
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::process::{Command, Output};
 
 use serde_json::{json, Value};
 use sshca_tests::identities::Identity;
@@ -44,7 +44,7 @@ impl Org {
             &[
                 "--principals", "deploy",
                 "--allowed-principals", "deploy,alice-*",
-                "--allowed-host-principals", "*.hosts.example.com",
+                "--allowed-host-principals", "*.hosts.example.com,127.0.0.1",
                 "--rules", rules_file.to_str().unwrap(),
             ],
         );
@@ -301,6 +301,70 @@ fn local_mode_applies_the_same_rules() {
     refused(&sign(&org.alice, &["-u", "jane"]), "may sign only for itself", "alice for jane, --local");
     refused(&sign(&org.host, &[]), "may get only host certificates", "a host for a user certificate, --local");
     refused(&sign(&org.bob, &[]), "matches no access rule", "bob, --local");
+}
+
+/// `sshca config --client` gives users the ssh config block that makes plain `ssh` get a
+/// certificate with their own identity on connect (`Match exec` runs `get_key ensure`), and
+/// known_hosts lines scoped to the environment's host names.
+#[test]
+fn the_client_block_gets_a_certificate_when_ssh_connects() {
+    let org = Org::new(S3Server::LocalStack);
+    let lambda = LambdaEmulator::start(&org.world.env());
+    let sshd = Sshd::start(&org.user_ca, &[&org.alice_name()], "");
+    let dir = org.ssh_dir("alice-ssh");
+    let key = dir.join("id_ed25519_staging");
+    let block = org.world.sshca_ok(&["config", ENV, "--client", "--key", key.to_str().unwrap()]);
+    let (ssh_config, known_hosts) = block.split_once("#\n# 2.").expect("two parts");
+    assert!(ssh_config.contains("Match host *.hosts.example.com,127.0.0.1 exec \"get_key ensure -e staging"), "{block}");
+    assert!(known_hosts.lines().any(|l| l.starts_with("@cert-authority *.hosts.example.com,127.0.0.1 ecdsa-sha2-nistp256 ")), "{block}");
+    assert!(!known_hosts.contains("@cert-authority * "), "{block}");
+    let config_file = org.world.path("ssh_config");
+    std::fs::write(&config_file, ssh_config).unwrap();
+    let path = format!("{}:{}", bin("get_key").parent().unwrap().display(), std::env::var("PATH").unwrap());
+    let mut ssh = Command::new("ssh");
+    org.alice.apply(&mut ssh).envs(org.world.env().into_iter().filter(|(k, _)| k.starts_with("AWS_ENDPOINT") || *k == "AWS_REGION"));
+    let output = ssh
+        .env("PATH", path)
+        .env("AWS_ENDPOINT_URL_LAMBDA", lambda.endpoint())
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("SSH_AUTH_SOCK")
+        .arg("-F")
+        .arg(&config_file)
+        .args(["-p", &sshd.port.to_string(), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no"])
+        .args(["-o", "UserKnownHostsFile=/dev/null", "-o", "IdentityAgent=none", "-o", "LogLevel=ERROR"])
+        .arg(format!("{}@127.0.0.1", current_user()))
+        .arg("echo sshca-login-ok")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&output.stdout).contains("sshca-login-ok"), "plain ssh: {} {}", stderr(&output), sshd.log());
+    assert!(ssh_keygen_list(&cert_path(&key)).contains(&org.alice_name()));
+}
+
+/// Where users stumble: no credentials, a profile that does not exist, no region. `sshca` and
+/// `get_key` each say it in one line that names the fix (no server is needed to get there).
+#[test]
+fn credential_problems_get_one_line_naming_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = keygen(dir.path(), "id", "ed25519", None, "");
+    let public_key = pub_path(&key);
+    let run = |binary: &str, env: &[(&str, &str)]| {
+        let mut command = Command::new(bin(binary));
+        command.env_clear().env("PATH", std::env::var("PATH").unwrap()).env("HOME", dir.path());
+        command.envs([("AWS_CONFIG_FILE", "/dev/null"), ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null"), ("AWS_EC2_METADATA_DISABLED", "true")]);
+        command.envs(env.iter().copied());
+        match binary {
+            "sshca" => command.args(["sign", "-e", ENV, "-r", "x", "--audience", "a", "-p", public_key.to_str().unwrap()]),
+            _ => command.args(["request", "-e", ENV, "--audience", "a", "--no-agent", "--key", key.to_str().unwrap()]),
+        };
+        command.output().unwrap()
+    };
+    for binary in ["sshca", "get_key"] {
+        let region = [("AWS_REGION", "us-east-1")];
+        refused(&run(binary, &region), "no AWS credentials found: run `aws sso login", "no credentials");
+        refused(&run(binary, &[("AWS_REGION", "us-east-1"), ("AWS_PROFILE", "nope")]), "the profile \"nope\", which /dev/null does not define", "a missing profile");
+        refused(&run(binary, &[("AWS_ACCESS_KEY_ID", "x"), ("AWS_SECRET_ACCESS_KEY", "y")]), "no AWS region is set: set AWS_REGION", "no region");
+    }
 }
 
 on_both_s3_servers!(self_service_through_the_function, forged_proofs_are_refused);

@@ -27,7 +27,12 @@ pub fn credentials(err: CredentialsError) -> Error {
     let detail = aws_credential_types::provider::error::CredentialsError::to_string(&err);
     let chain = format!("{}", aws_sdk_lambda::error::DisplayErrorContext(&err)).to_ascii_lowercase();
     match err {
-        CredentialsError::CredentialsNotLoaded(_) => no_credentials(),
+        CredentialsError::CredentialsNotLoaded(_) => match missing_profile() {
+            Some((profile, file)) => anyhow!(
+                "AWS_PROFILE names the profile {profile:?}, which {file} does not define: list yours with `aws configure list-profiles`, or set it up with `aws configure sso --profile {profile}`"
+            ),
+            None => no_credentials(),
+        },
         _ if chain.contains("expired") || chain.contains("token") && chain.contains("sso") => anyhow!(
             "your AWS SSO session has expired: run `aws sso login {}`, then try again",
             profile_hint()
@@ -62,4 +67,18 @@ pub fn call(service: &str, code: Option<&str>, message: Option<&str>, action: &s
         Some(code) => anyhow!("{service} refused {action}: {code}: {message}"),
         None => anyhow!("{service} could not be reached for {action}: {message}: check the network and AWS_REGION"),
     }
+}
+
+/// The profile `AWS_PROFILE` names when neither AWS file defines it, with the config file's path.
+fn missing_profile() -> Option<(String, String)> {
+    let profile = std::env::var("AWS_PROFILE").ok().filter(|p| !p.is_empty())?;
+    let home = std::env::var("HOME").unwrap_or_default();
+    let config = std::env::var("AWS_CONFIG_FILE").unwrap_or_else(|_| format!("{home}/.aws/config"));
+    let credentials = std::env::var("AWS_SHARED_CREDENTIALS_FILE").unwrap_or_else(|_| format!("{home}/.aws/credentials"));
+    let defines = |path: &str, headers: &[String]| {
+        std::fs::read_to_string(path).is_ok_and(|text| text.lines().any(|line| headers.iter().any(|h| line.trim() == h)))
+    };
+    let in_config = defines(&config, &[format!("[profile {profile}]"), format!("[{profile}]")]);
+    let in_credentials = defines(&credentials, &[format!("[{profile}]")]);
+    (!in_config && !in_credentials).then_some((profile, config))
 }

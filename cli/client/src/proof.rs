@@ -7,6 +7,7 @@ use std::time::SystemTime;
 use anyhow::{Context, Result};
 use aws_config::SdkConfig;
 use aws_credential_types::provider::ProvideCredentials;
+use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
 use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
@@ -17,11 +18,17 @@ use sign_key::SignRequest;
 
 use crate::explain;
 
+/// The caller's credentials from the standard chain, or one line naming the fix.
+pub async fn credentials(config: &SdkConfig) -> Result<Credentials> {
+    config.region().ok_or_else(explain::no_region)?;
+    let provider = config.credentials_provider().ok_or_else(explain::no_credentials)?;
+    provider.provide_credentials().await.map_err(explain::credentials)
+}
+
 /// Signs a proof for `request` (which gets a fresh nonce) and puts it in the request.
 pub async fn prove(config: &SdkConfig, audience: &str, request: &mut SignRequest) -> Result<()> {
+    let credentials = credentials(config).await?;
     let region = config.region().ok_or_else(explain::no_region)?.to_string();
-    let provider = config.credentials_provider().ok_or_else(explain::no_credentials)?;
-    let credentials = provider.provide_credentials().await.map_err(explain::credentials)?;
     let endpoint = sts_endpoint(&region);
     request.identity = None;
     request.nonce = Some(uuid::Uuid::new_v4().to_string());

@@ -29,13 +29,26 @@ pub struct ConfigArgs {
     #[arg(long, default_value = "*")]
     host_pattern: String,
     /// Print only this part, ready to redirect to its file.
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, conflicts_with = "client")]
     only: Option<Part>,
+    /// Print the client side for users: the ~/.ssh/config block that gets a certificate with
+    /// `get_key ensure` before connecting, and the known_hosts lines for the environment's hosts.
+    #[arg(long)]
+    client: bool,
+    /// For --client: the key users certify [default: ~/.ssh/id_ed25519_<env>].
+    #[arg(long, requires = "client")]
+    key: Option<String>,
+    /// For --client: the sign_key function users invoke.
+    #[arg(long, env = "SSHCA_FUNCTION", default_value = "sign_key")]
+    function: String,
 }
 
 pub const USER_CA_FILE: &str = "/etc/ssh/sshca_user_ca.pub";
 
 pub async fn config(issuer: &Issuer, args: ConfigArgs) -> Result<()> {
+    if args.client {
+        return client_config(issuer, &args).await;
+    }
     let environment = &args.environment;
     let user_keys = issuer.trusted_ca_keys(environment, CertKind::User).await?;
     // An environment may have no host CA yet: then there is nothing for known_hosts.
@@ -74,6 +87,41 @@ pub async fn config(issuer: &Issuer, args: ConfigArgs) -> Result<()> {
             );
         }
     }
+    Ok(())
+}
+
+/// The client side: users' ssh asks for a certificate when it has none good enough (`Match exec`
+/// runs `get_key ensure`, which costs a process start while the certificate is good), and trusts
+/// host certificates of the environment's host CA for its host names only.
+async fn client_config(issuer: &Issuer, args: &ConfigArgs) -> Result<()> {
+    let environment = &args.environment;
+    let policy = issuer.policy(environment).await?;
+    if policy.allowed_host_principals.is_empty() {
+        bail!(
+            "environment {environment:?} names no host names, and `@cert-authority *` would trust its host CA for every host: set them with `sshca init {environment} --allowed-host-principals '*.example.com'`"
+        );
+    }
+    let hosts = policy.allowed_host_principals.join(",");
+    let user_cas = issuer.trusted_ca_keys(environment, CertKind::User).await?;
+    let pins: String = user_cas.iter().map(|key| format!(" --ca-fingerprint {}", key.fingerprint(Default::default()))).collect();
+    let key = args.key.clone().unwrap_or_else(|| format!("~/.ssh/id_ed25519_{environment}"));
+    let host_cas = issuer.trusted_ca_keys(environment, CertKind::Host).await.unwrap_or_default();
+    let known_hosts: String =
+        host_cas.iter().map(|k| k.to_openssh().map(|line| format!("@cert-authority {hosts} {line}\n"))).collect::<Result<_, _>>()?;
+    print!(
+        "# sshca environment {environment:?}, for users.\n\
+         # 1. ~/.ssh/config: before connecting to these hosts, get a certificate with your AWS identity\n\
+         #    (`aws sso login` first); while the certificate is good this asks nobody.\n\
+         Match host {hosts} exec \"get_key ensure -e {environment} --key {key} --audience {audience} --function {function}{pins} --create-key -q\"\n\
+         \x20   IdentityFile {key}\n\
+         \x20   CertificateFile {key}-cert.pub\n\
+         \x20   IdentitiesOnly yes\n\
+         #\n\
+         # 2. ~/.ssh/known_hosts: trust host certificates of the environment's host CA for its hosts only\n\
+         {known_hosts}",
+        audience = policy.access.audience,
+        function = args.function,
+    );
     Ok(())
 }
 
