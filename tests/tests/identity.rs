@@ -221,6 +221,11 @@ fn self_service_through_the_function(server: S3Server) {
     let record = record_of(&org.world, response["serial"].as_u64().unwrap());
     assert_eq!(record["caller_identity"], "arn:aws:iam::000000000000:root", "{record}");
     assert_eq!((record["requested_by"].as_str(), record["access"].as_str()), (Some("the CEO"), Some("admin")));
+    // `sshca audit` names the proven caller, and shows requested_by as the label it is
+    let audit = org.world.sshca_ok(&["audit", ENV]);
+    assert!(audit.contains(&format!("caller {} (user)", org.alice.arn)), "{audit}");
+    assert!(audit.contains(&format!("caller {} (host)", org.host.arn)), "{audit}");
+    assert!(audit.contains("caller arn:aws:iam::000000000000:root (admin)  label \"the CEO\""), "{audit}");
 }
 
 /// Proofs that must not work, sent straight to the function's Invoke API: each is refused with

@@ -160,12 +160,17 @@ pub async fn audit(issuer: &Issuer, args: AuditArgs) -> Result<()> {
                 event["requested_by"].as_str().unwrap_or("-"), event["reason"]
             ),
             kind => println!(
-                "{}  {:<8}  serial {}  {}  {} {}  until {}  by {}  reason {}",
+                "{}  {:<8}  serial {}  {}  {} {}  until {}  caller {}  label {}  reason {}",
                 event["timestamp"].as_str().unwrap_or_default(),
                 kind.unwrap_or_default(),
                 event["serial"], event["key_id"], event["cert_type"], event["principals"],
                 rfc3339(event["valid_before"].as_u64().unwrap_or_default()),
-                event["caller_identity"].as_str().or(event["requested_by"].as_str()).unwrap_or("-"),
+                match (event["caller_identity"].as_str(), event["access"].as_str()) {
+                    (Some(arn), Some(access)) if !access.is_empty() => format!("{arn} ({access})"),
+                    (Some(arn), _) => arn.to_owned(),
+                    (None, _) => "unproven".to_owned(),
+                },
+                serde_json::to_string(event["requested_by"].as_str().unwrap_or("-")).unwrap_or_default(),
                 event["reason"]
             ),
         }
