@@ -158,22 +158,52 @@ fn stack_deploys_on_localstack_and_the_function_signs_with_its_keys() {
     assert_eq!((leases, records.len()), (1, 4), "one lease of serials, recorded in the audit bucket: {records:?}");
     let state = runtime.block_on(world.objects());
     assert!(!state.iter().any(|k| k.starts_with("audit/")), "audit records leaked into the state bucket: {state:?}");
+
+    // the stack's access rules for users (the SSO permission set) and hosts (its instance role)
+    let rules = world.path("rules.json");
+    std::fs::write(&rules, &outputs["AccessRules"]).unwrap();
+    world.sshca_ok(&["init", &environment, "--rules", rules.to_str().unwrap()]);
+    let shown = world.sshca_ok(&["show-policy", &environment]);
+    assert!(shown.contains("1. arn:aws:iam::000000000000:root  →  admin"), "whoever runs init stays admin: {shown}");
+    assert!(shown.contains("assumed-role/AWSReservedSSO_SshUsers_*/*  →  user; named by its session name (set by AWS)"), "{shown}");
+    assert!(shown.contains("→  host; host certificates only; principals [\"{session}.hosts.example.com\"]"), "{shown}");
+    invoke_policies_grant_only_the_function(&world, &outputs, &environment);
+}
+
+/// The users' and hosts' managed policies, as IAM keeps them: invoking this environment's
+/// function and nothing else.
+fn invoke_policies_grant_only_the_function(world: &World, outputs: &std::collections::HashMap<String, String>, environment: &str) {
+    for output in ["UsersInvokePolicyArn", "HostsInvokePolicyArn"] {
+        let policy = aws_cli(world, &["iam", "get-policy", "--policy-arn", &outputs[output]]);
+        let version = policy["Policy"]["DefaultVersionId"].as_str().unwrap().to_owned();
+        let document = aws_cli(world, &["iam", "get-policy-version", "--policy-arn", &outputs[output], "--version-id", &version]);
+        let statements = document["PolicyVersion"]["Document"]["Statement"].as_array().unwrap().clone();
+        assert_eq!(statements.len(), 1, "{output}: {statements:?}");
+        assert_eq!(statements[0]["Action"], "lambda:InvokeFunction", "{output}");
+        assert_eq!(
+            statements[0]["Resource"],
+            format!("arn:aws:lambda:us-east-1:000000000000:function:sshca-sign-key-{environment}"),
+            "{output}"
+        );
+    }
+}
+
+fn aws_cli(world: &World, args: &[&str]) -> serde_json::Value {
+    let output = Command::new(tool("SSHCA_AWS_CLI"))
+        .args(args)
+        .args(["--output", "json", "--endpoint-url", &S3Server::LocalStack.endpoint()])
+        .envs(world.env())
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "aws {args:?}: {}", stderr(&output));
+    serde_json::from_slice(&output.stdout).unwrap()
 }
 
 /// The deployed function role's policies, as IAM keeps them: no wildcard actions, no
 /// `Resource: "*"` on S3 or KMS, no deletion in the audit bucket.
 fn function_role_has_least_privilege(world: &World, stack: &str, audit_bucket: &str) {
-    let aws = |args: &[&str]| -> serde_json::Value {
-        let output = Command::new(tool("SSHCA_AWS_CLI"))
-            .args(args)
-            .args(["--output", "json", "--endpoint-url", &S3Server::LocalStack.endpoint()])
-            .envs(world.env())
-            .env("AWS_DEFAULT_REGION", "us-east-1")
-            .output()
-            .unwrap();
-        assert!(output.status.success(), "aws {args:?}: {}", stderr(&output));
-        serde_json::from_slice(&output.stdout).unwrap()
-    };
+    let aws = |args: &[&str]| aws_cli(world, args);
     let resource = aws(&["cloudformation", "describe-stack-resource", "--stack-name", stack, "--logical-resource-id", "SignKeyRole"]);
     let role = resource["StackResourceDetail"]["PhysicalResourceId"].as_str().unwrap().to_owned();
     let inline = aws(&["iam", "list-role-policies", "--role-name", &role]);

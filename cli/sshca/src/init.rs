@@ -173,7 +173,7 @@ async fn set_access(aws: &Aws, bucket: &str, policy: &mut Policy, args: &InitArg
             access.rules.insert(0, AccessRule::admin(pattern));
         }
     }
-    if access.rules.is_empty() {
+    if !access.rules.iter().any(|rule| rule.grant == Grant::Admin) {
         let me = aws
             .sts
             .get_caller_identity()
@@ -194,7 +194,7 @@ async fn set_access(aws: &Aws, bucket: &str, policy: &mut Policy, args: &InitArg
             .context("STS named no ARN for your identity")?
             .to_owned();
         eprintln!("access: {me} (you) is the environment's admin; add others with --admin or --rules");
-        access.rules.push(AccessRule::admin(&me));
+        access.rules.insert(0, AccessRule::admin(&me));
     }
     if let Some(audience) = &args.audience {
         access.audience = audience.clone();

@@ -467,6 +467,17 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_example_rules_are_valid() {
+        let mut policy = Policy::new("staging");
+        policy.access.audience = "sshca:bucket:staging".into();
+        policy.access.rules = serde_json::from_str(include_str!("../../../infra/access-rules.json")).unwrap();
+        policy.validate().unwrap();
+        let jane = decide(&policy, &identity("arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_SshUsers_0a1b/jane"), &request(), NOW);
+        let refused = jane.unwrap_err().to_string();
+        assert!(refused.contains("principal \"jane\" is not allowed in environment"), "the environment still bounds the rule: {refused}");
+    }
+
+    #[test]
     fn rules_that_trust_a_caller_chosen_session_name_are_refused() {
         let mut policy = policy();
         policy.access.rules[3].principals = vec!["{session}".into()];
