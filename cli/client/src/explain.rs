@@ -24,7 +24,7 @@ pub fn no_credentials() -> Error {
 
 /// Why the credential chain gave nothing, in one line.
 pub fn credentials(err: CredentialsError) -> Error {
-    let detail = aws_credential_types::provider::error::CredentialsError::to_string(&err);
+    let detail = err.to_string();
     let chain = format!("{}", aws_sdk_lambda::error::DisplayErrorContext(&err)).to_ascii_lowercase();
     match err {
         CredentialsError::CredentialsNotLoaded(_) => match missing_profile() {

@@ -206,7 +206,7 @@ pub fn decide(policy: &Policy, requester: &Requester, request: &SignRequest, now
         }
         Requester::Proven(identity) => identity,
     };
-    let Some((index, rule)) = policy.access.rules.iter().enumerate().find(|(_, rule)| matches_any(&[rule.arn.clone()], &identity.arn))
+    let Some((index, rule)) = policy.access.rules.iter().enumerate().find(|(_, rule)| matches_any(std::slice::from_ref(&rule.arn), &identity.arn))
     else {
         return Err(IssueError::AccessDenied(format!(
             "{} matches no access rule of environment {environment:?}: an admin can add one with `sshca init {environment} --rules FILE` (see `sshca show-policy {environment}`)",
