@@ -52,6 +52,11 @@ fn revoke_and_refuse(server: S3Server) {
     world.sshca_ok(&["revoke", "staging", "--key-id", "jane#3", "-r", "key id"]);
     world.sshca_ok(&["revoke", "staging", "--public-key", pub_path(&jane[3]).to_str().unwrap(), "-r", "key compromised"]);
     world.sshca_ok(&["revoke", "staging", "--user", "bob", "-r", "left the company"]);
+    // a revoked key gets no new certificate (each sshca process is a fresh container: no stale cache)
+    let again = world.sshca(&["sign", "--local", "-e", "staging", "-u", "jane", "-r", "x", "-p", pub_path(&jane[3]).to_str().unwrap()]);
+    assert!(!again.status.success(), "a revoked key was signed again");
+    assert!(stderr(&again).contains("PolicyViolation: not allowed by policy: the key SHA256:"), "{}", stderr(&again));
+    assert!(stderr(&again).contains("is revoked in environment \"staging\": make a new key"), "{}", stderr(&again));
     let krl = fetch_krl(&world);
     assert_eq!([&jane[..], &bob[..]].concat().iter().map(|k| revoked(&krl, k)).collect::<Vec<_>>(), [false, true, true, true, true, true]);
     let listing = Command::new("ssh-keygen").args(["-Q", "-l", "-f"]).arg(&krl).output().unwrap();

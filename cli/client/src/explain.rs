@@ -82,3 +82,25 @@ fn missing_profile() -> Option<(String, String)> {
     let in_credentials = defines(&credentials, &[format!("[{profile}]")]);
     (!in_config && !in_credentials).then_some((profile, config))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_name_the_fix_in_one_line() {
+        let cases = [
+            (Some("AccessDeniedException"), "grant it to your AWS identity"),
+            (Some("ResourceNotFoundException"), "pass --function NAME or set SSHCA_FUNCTION"),
+            (Some("ExpiredTokenException"), "aws sso login"),
+            (Some("UnrecognizedClientException"), "does not accept your AWS credentials"),
+            (None, "could not be reached"),
+        ];
+        for (code, expected) in cases {
+            let message = call("Lambda", code, Some("m"), "lambda:InvokeFunction", "function \"f\"").to_string();
+            assert!(message.contains(expected), "{code:?}: {message}");
+            assert_eq!(message.lines().count(), 1, "{message}");
+        }
+        assert!(call("Lambda", Some("AccessDeniedException"), None, "lambda:InvokeFunction", "x").to_string().contains("lambda:InvokeFunction"));
+    }
+}

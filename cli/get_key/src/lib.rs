@@ -5,6 +5,7 @@
 //! install atomically → agent. Nothing in the ssh directory changes before every check passed.
 
 pub mod agent;
+pub mod cli;
 pub mod download;
 pub mod ensure;
 pub mod install;

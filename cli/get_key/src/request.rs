@@ -4,7 +4,7 @@
 //! back in the answer and is installed like `get_key URL` installs one.
 
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use ssh_key::{Algorithm, LineEnding, PrivateKey};
@@ -45,6 +45,9 @@ pub fn request(ask: &Ask, options: &Options) -> Result<Report, GetKeyError> {
         .map_err(|err| GetKeyError::Request(format!("cannot start: {err}")))?;
     let response = runtime.block_on(ask_function(ask, public_key)).map_err(|err| GetKeyError::Request(format!("{err:#}")))?;
     let certificate = verify::parse(response.certificate.as_bytes())?;
+    if certificate.cert_type() != ssh_key::certificate::CertType::User {
+        return Err(GetKeyError::Request("the function answered with a host certificate; get_key installs only user certificates".into()));
+    }
     // Without a pinned CA, the CA that the function (reached with your own credentials) names.
     let trusted = if trusted.is_empty() {
         vec![response
@@ -78,9 +81,9 @@ async fn ask_function(ask: &Ask, public_key: String) -> anyhow::Result<sign_key:
     sshca_client::Lambda::new(&config, &ask.function).sign(&request).await
 }
 
-/// The public key line of `ask.key`, making the key pair first when asked to.
+/// The public key line of `ask.key` (from `<key>.pub`, else from the private key), making the key
+/// pair first when asked to.
 fn public_key_of(ask: &Ask) -> Result<String, GetKeyError> {
-    let public = PathBuf::from(format!("{}.pub", ask.key.display()));
     if !ask.key.exists() {
         if !ask.create_key {
             return Err(GetKeyError::Request(format!(
@@ -88,34 +91,35 @@ fn public_key_of(ask: &Ask) -> Result<String, GetKeyError> {
                 ask.key.display()
             )));
         }
-        create_key(&ask.key, &public, &ask.environment)?;
+        create_key(&ask.key, &ask.environment)?;
     }
-    std::fs::read_to_string(&public).map_err(|err| GetKeyError::UnreadableKey {
-        path: public.display().to_string(),
-        message: format!("{err}: the public key must be next to the private key"),
-    })
+    let unreadable = |message: String| GetKeyError::UnreadableKey { path: ask.key.display().to_string(), message };
+    let key = crate::keys::public_key_of(&ask.key).map_err(unreadable)?;
+    let key = key.ok_or_else(|| unreadable("neither it nor its .pub file holds a public key ssh-key can read".into()))?;
+    ssh_key::PublicKey::new(key, "").to_openssh().map_err(|err| unreadable(err.to_string()))
 }
 
-/// Writes a new Ed25519 key pair: the private key only readable by its owner, created anew
-/// (never over an existing file).
-fn create_key(private: &Path, public: &Path, environment: &str) -> Result<(), GetKeyError> {
+/// Writes a new Ed25519 key pair. The private key is written whole to a temporary file (only its
+/// owner may read it) and then linked into place, never over an existing key (a concurrent
+/// `get_key` may have made one: that one is used); the `.pub` file follows, and a missing one is
+/// no harm (the public key is read from the private key then).
+fn create_key(private: &Path, environment: &str) -> Result<(), GetKeyError> {
     let failed = |err: &dyn std::fmt::Display| GetKeyError::Request(format!("cannot create the key {}: {err}", private.display()));
     let mut key = PrivateKey::random(&mut ssh_key::rand_core::OsRng, Algorithm::Ed25519).map_err(|err| failed(&err))?;
     key.set_comment(format!("sshca {environment}"));
     let pem = key.to_openssh(LineEnding::LF).map_err(|err| failed(&err))?;
     let public_line = key.public_key().to_openssh().map_err(|err| failed(&err))?;
-    if let Some(dir) = private.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|err| failed(&err))?;
+    let dir = private.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|err| failed(&err))?;
+    let mut file = tempfile::Builder::new().prefix(".get_key-").permissions(std::fs::Permissions::from_mode(0o600)).tempfile_in(dir).map_err(|err| failed(&err))?;
+    file.write_all(pem.as_bytes()).and_then(|_| file.as_file().sync_all()).map_err(|err| failed(&err))?;
+    match file.persist_noclobber(private) {
+        Ok(_) => {}
+        Err(err) if err.error.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
+        Err(err) => return Err(failed(&err.error)),
     }
-    let write = |path: &Path, mode: u32, body: &[u8]| -> std::io::Result<()> {
-        let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(path)?;
-        file.write_all(body)?;
-        file.sync_all()
-    };
-    write(private, 0o600, pem.as_bytes()).map_err(|err| failed(&err))?;
-    if let Err(err) = write(public, 0o644, format!("{public_line}\n").as_bytes()) {
-        let _ = std::fs::remove_file(private);
-        return Err(failed(&err));
-    }
+    let mut public = tempfile::Builder::new().prefix(".get_key-").tempfile_in(dir).map_err(|err| failed(&err))?;
+    public.write_all(format!("{public_line}\n").as_bytes()).map_err(|err| failed(&err))?;
+    public.persist(PathBuf::from(format!("{}.pub", private.display()))).map_err(|err| failed(&err.error))?;
     Ok(())
 }

@@ -102,9 +102,20 @@ async fn client_config(issuer: &Issuer, args: &ConfigArgs) -> Result<()> {
         );
     }
     let hosts = policy.allowed_host_principals.join(",");
+    // What goes into `Match … exec "…"` runs in every user's shell on every connection: only
+    // characters that neither the shell nor ssh's % tokens give a meaning.
+    let plain = |text: &str, extra: &str| text.chars().all(|c| c.is_ascii_alphanumeric() || "._:@/+=,-".contains(c) || extra.contains(c));
+    if !plain(&hosts, "*?") {
+        bail!("environment {environment:?} has host name patterns that cannot go into an ssh config line ({hosts:?}): fix them with `sshca init {environment} --allowed-host-principals …`");
+    }
     let user_cas = issuer.trusted_ca_keys(environment, CertKind::User).await?;
     let pins: String = user_cas.iter().map(|key| format!(" --ca-fingerprint {}", key.fingerprint(Default::default()))).collect();
     let key = args.key.clone().unwrap_or_else(|| format!("~/.ssh/id_ed25519_{environment}"));
+    for (what, value) in [("--key", key.as_str()), ("--function", args.function.as_str()), ("the audience", policy.access.audience.as_str())] {
+        if !plain(value.strip_prefix("~/").unwrap_or(value), "") {
+            bail!("{what} {value:?} cannot go into the shell command of an ssh config line: use letters, digits and . _ : @ / + = , -");
+        }
+    }
     let host_cas = issuer.trusted_ca_keys(environment, CertKind::Host).await.unwrap_or_default();
     let known_hosts: String =
         host_cas.iter().map(|k| k.to_openssh().map(|line| format!("@cert-authority {hosts} {line}\n"))).collect::<Result<_, _>>()?;

@@ -148,14 +148,26 @@ impl Access {
         let problem = |index: usize, message: String| {
             Err(IssueError::Configuration(format!("access rule {} of environment {environment:?}: {message}", index + 1)))
         };
-        if self.audience.trim().is_empty() || self.audience.chars().any(|c| !c.is_ascii_graphic()) {
+        if self.audience.is_empty() {
             return Err(IssueError::Configuration(format!(
                 "environment {environment:?} has no valid audience for proofs of identity: set one with `sshca init {environment} --audience NAME`"
             )));
         }
+        if self.audience.chars().any(|c| !(c.is_ascii_alphanumeric() || "-._:@/".contains(c))) {
+            return Err(IssueError::Configuration(format!(
+                "the audience {:?} of environment {environment:?} may hold only letters, digits and - . _ : @ / (it goes into users' ssh config)",
+                request::truncate_for_message(&self.audience)
+            )));
+        }
+        let serves_non_admins = self.rules.iter().any(|rule| rule.grant != Grant::Admin);
+        if self.allow_unproven && serves_non_admins {
+            return Err(IssueError::Configuration(format!(
+                "environment {environment:?} serves unproven requests as an admin's, and has user or host rules whose identities could then leave their proof out to become admins: turn one off (`sshca init {environment} --require-proof`)"
+            )));
+        }
         for (index, rule) in self.rules.iter().enumerate() {
-            if !rule.arn.starts_with("arn:") {
-                return problem(index, format!("{:?} is not an ARN pattern (arn:aws:iam::ACCOUNT:user/NAME…)", rule.arn));
+            if let Err(why) = check_pattern(rule) {
+                return problem(index, why);
             }
             let uses_session = rule.principals.iter().any(|p| p.contains("{session}"));
             if uses_session && !rule.session_name_set_by_aws {
@@ -171,8 +183,8 @@ impl Access {
                 Grant::Host if rule.principals.is_empty() => {
                     return problem(index, "a host rule needs the host name patterns it may sign for, e.g. [\"{session}.hosts.example.com\"]".into());
                 }
-                Grant::Host if rule.max_ttl.is_some() || rule.extensions.is_some() || !rule.critical_options.is_empty() => {
-                    return problem(index, "a host rule takes only principals: hosts get the environment's host lifetime".into());
+                Grant::Host if rule.extensions.is_some() || !rule.critical_options.is_empty() => {
+                    return problem(index, "a host rule takes only principals and max_ttl: host certificates carry no extensions or critical options".into());
                 }
                 _ => {}
             }
@@ -185,6 +197,42 @@ impl Access {
         }
         Ok(())
     }
+}
+
+/// An ARN pattern names one partition, service and account literally: a wildcard there would
+/// match identities of every account. Where a rule trusts session names, the role is named
+/// exactly (`?` may stand for the fixed-length suffix of IAM Identity Center roles): anyone who can
+/// create a role whose name matches a looser pattern could otherwise assume it with any session
+/// name, such as another user's or another host's.
+fn check_pattern(rule: &AccessRule) -> Result<(), String> {
+    let fields: Vec<&str> = rule.arn.splitn(6, ':').collect();
+    let literal = |text: &str| !text.is_empty() && !text.contains(['*', '?']);
+    let shaped = fields.len() == 6
+        && fields[0] == "arn"
+        && literal(fields[1])
+        && matches!(fields[2], "iam" | "sts")
+        && fields[3].is_empty()
+        && fields[4].len() == 12
+        && fields[4].bytes().all(|b| b.is_ascii_digit());
+    if !shaped {
+        return Err(format!(
+            "{:?} must name its partition, service (iam or sts) and 12-digit account without wildcards, e.g. arn:aws:sts::123456789012:assumed-role/ROLE/*",
+            rule.arn
+        ));
+    }
+    if rule.session_name_set_by_aws {
+        let role = fields[5].strip_prefix("assumed-role/").and_then(|rest| rest.split_once('/')).map(|(role, _)| role);
+        match role {
+            Some(role) if !role.contains('*') => {}
+            _ => {
+                return Err(format!(
+                    "{:?} trusts session names, so it must name its role exactly (assumed-role/ROLE/*; `?` for each character of an IAM Identity Center role's suffix, e.g. AWSReservedSSO_SshUsers_????????????????)",
+                    rule.arn
+                ))
+            }
+        }
+    }
+    Ok(())
 }
 
 fn denied(environment: &str, arn: &str, why: &str) -> IssueError {
@@ -270,6 +318,12 @@ pub fn decide(policy: &Policy, requester: &Requester, request: &SignRequest, now
                 return Err(denied(environment, &identity.arn, "is a host and may get only host certificates"));
             }
             limits.allowed_host_principals = expand(&rule.principals, "", identity)?;
+            if let Some(max_ttl) = rule.max_ttl {
+                limits.host_max_ttl = limits.host_max_ttl.min(max_ttl);
+                if request.ttl.is_none() && request.valid_before.is_none() {
+                    request.ttl = Some(policy.host_default_ttl.min(limits.host_max_ttl));
+                }
+            }
             if request.username.is_empty() {
                 request.username = request.principals.as_ref().and_then(|p| p.first().cloned()).unwrap_or_default();
             }
@@ -356,7 +410,7 @@ mod tests {
             allow_unproven: false,
             rules: vec![
                 AccessRule {
-                    arn: "arn:aws:iam::1:user/admin".into(),
+                    arn: "arn:aws:iam::111111111111:user/admin".into(),
                     grant: Grant::Admin,
                     session_name_set_by_aws: false,
                     principals: vec![],
@@ -365,7 +419,7 @@ mod tests {
                     critical_options: BTreeMap::new(),
                 },
                 AccessRule {
-                    arn: "arn:aws:iam::1:user/*".into(),
+                    arn: "arn:aws:iam::111111111111:user/*".into(),
                     grant: Grant::User,
                     session_name_set_by_aws: false,
                     principals: vec!["{user}".into(), "deploy".into()],
@@ -374,7 +428,7 @@ mod tests {
                     critical_options: [("source-address".to_owned(), "10.0.0.0/8".to_owned())].into(),
                 },
                 AccessRule {
-                    arn: "arn:aws:sts::1:assumed-role/AWSReservedSSO_Eng_*/*".into(),
+                    arn: "arn:aws:sts::111111111111:assumed-role/AWSReservedSSO_Eng_???/*".into(),
                     grant: Grant::User,
                     session_name_set_by_aws: true,
                     principals: vec!["{user}".into()],
@@ -383,7 +437,7 @@ mod tests {
                     critical_options: BTreeMap::new(),
                 },
                 AccessRule {
-                    arn: "arn:aws:sts::1:assumed-role/eng/*".into(),
+                    arn: "arn:aws:sts::111111111111:assumed-role/eng/*".into(),
                     grant: Grant::User,
                     session_name_set_by_aws: false,
                     principals: vec!["{user}".into()],
@@ -392,7 +446,7 @@ mod tests {
                     critical_options: BTreeMap::new(),
                 },
                 AccessRule {
-                    arn: "arn:aws:sts::1:assumed-role/web-hosts/*".into(),
+                    arn: "arn:aws:sts::111111111111:assumed-role/web-hosts/*".into(),
                     grant: Grant::Host,
                     session_name_set_by_aws: true,
                     principals: vec!["{session}.example.com".into()],
@@ -412,7 +466,7 @@ mod tests {
 
     #[test]
     fn a_user_gets_its_own_templated_certificate_within_its_rule() {
-        let decision = decide(&policy(), &identity("arn:aws:iam::1:user/alice"), &request(), NOW).unwrap();
+        let decision = decide(&policy(), &identity("arn:aws:iam::111111111111:user/alice"), &request(), NOW).unwrap();
         assert_eq!(decision.request.username, "alice");
         assert_eq!(decision.plan.principals, ["alice", "deploy"]);
         assert_eq!(decision.plan.extensions.keys().collect::<Vec<_>>(), ["permit-pty"]);
@@ -423,7 +477,7 @@ mod tests {
 
     #[test]
     fn a_user_is_refused_what_its_rule_does_not_give() {
-        let alice = identity("arn:aws:iam::1:user/alice");
+        let alice = identity("arn:aws:iam::111111111111:user/alice");
         let cases = [
             (SignRequest { username: "bob".into(), ..request() }, "only for itself"),
             (SignRequest { principals: Some(vec!["bob".into()]), ..request() }, "\"bob\" is not allowed"),
@@ -440,15 +494,15 @@ mod tests {
 
     #[test]
     fn session_names_count_only_where_aws_sets_them() {
-        let sso = decide(&policy(), &identity("arn:aws:sts::1:assumed-role/AWSReservedSSO_Eng_abc/jane"), &request(), NOW).unwrap();
+        let sso = decide(&policy(), &identity("arn:aws:sts::111111111111:assumed-role/AWSReservedSSO_Eng_abc/jane"), &request(), NOW).unwrap();
         assert_eq!(sso.request.username, "jane");
-        let chosen = decide(&policy(), &identity("arn:aws:sts::1:assumed-role/eng/alice"), &request(), NOW).unwrap();
+        let chosen = decide(&policy(), &identity("arn:aws:sts::111111111111:assumed-role/eng/alice"), &request(), NOW).unwrap();
         assert_eq!(chosen.request.username, "eng", "a caller-chosen session name must not name the user");
     }
 
     #[test]
     fn hosts_get_host_certificates_for_their_own_names_only() {
-        let host = identity("arn:aws:sts::1:assumed-role/web-hosts/i-0abc");
+        let host = identity("arn:aws:sts::111111111111:assumed-role/web-hosts/i-0abc");
         let ok = SignRequest { cert_type: CertKind::Host, principals: Some(vec!["i-0abc.example.com".into()]), ..request() };
         let decision = decide(&policy(), &host, &ok, NOW).unwrap();
         assert_eq!(decision.plan.valid_before, NOW + policy().host_default_ttl);
@@ -472,7 +526,7 @@ mod tests {
         policy.access.audience = "sshca:bucket:staging".into();
         policy.access.rules = serde_json::from_str(include_str!("../../../infra/access-rules.json")).unwrap();
         policy.validate().unwrap();
-        let jane = decide(&policy, &identity("arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_SshUsers_0a1b/jane"), &request(), NOW);
+        let jane = decide(&policy, &identity("arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_SshUsers_0a1b2c3d4e5f6a7b/jane"), &request(), NOW);
         let refused = jane.unwrap_err().to_string();
         assert!(refused.contains("principal \"jane\" is not allowed in environment"), "the environment still bounds the rule: {refused}");
     }
@@ -482,5 +536,38 @@ mod tests {
         let mut policy = policy();
         policy.access.rules[3].principals = vec!["{session}".into()];
         assert!(policy.validate().unwrap_err().to_string().contains("session_name_set_by_aws"));
+    }
+
+    #[test]
+    fn patterns_that_match_other_accounts_or_creatable_roles_are_refused() {
+        let cases = [
+            ("arn:aws:sts::*:assumed-role/eng/*", false, "12-digit account"),
+            ("arn:*:iam::111111111111:user/alice", false, "without wildcards"),
+            ("arn:aws:iam::111111111111:user/alice", true, "must name its role exactly"),
+            ("arn:aws:sts::111111111111:assumed-role/AWSReservedSSO_SshUsers_*/*", true, "must name its role exactly"),
+            ("arn:aws:sts::111111111111:assumed-role/*/*", true, "must name its role exactly"),
+        ];
+        for (arn, session_name_set_by_aws, expected) in cases {
+            let mut policy = policy();
+            policy.access.rules[2] = AccessRule { arn: arn.into(), session_name_set_by_aws, ..policy.access.rules[2].clone() };
+            let err = policy.validate().unwrap_err().to_string();
+            assert!(err.contains(expected), "{arn}: {err}");
+        }
+    }
+
+    #[test]
+    fn unproven_requests_are_never_served_beside_user_or_host_rules() {
+        let mut policy = policy();
+        policy.access.allow_unproven = true;
+        assert!(policy.validate().unwrap_err().to_string().contains("leave their proof out to become admins"));
+        policy.access.rules.retain(|rule| rule.grant == Grant::Admin);
+        policy.validate().unwrap();
+    }
+
+    #[test]
+    fn audiences_stay_safe_to_paste_into_a_shell() {
+        let mut policy = policy();
+        policy.access.audience = "sshca:b:staging\"; touch /tmp/x".into();
+        assert!(policy.validate().unwrap_err().to_string().contains("may hold only"));
     }
 }

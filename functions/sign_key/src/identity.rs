@@ -110,6 +110,15 @@ pub fn check_binding(
             return Err(refused(format!("header {required} is not signed")));
         }
     }
+    // Only the headers of a GetCallerIdentity are put on the request the function sends.
+    const SIGNABLE: [&str; 7] =
+        ["content-type", "host", "x-amz-content-sha256", "x-amz-date", "x-amz-security-token", AUDIENCE_HEADER, REQUEST_HASH_HEADER];
+    if let Some(other) = signed.iter().find(|name| !SIGNABLE.contains(name)) {
+        return Err(refused(format!("header {:?} may not be signed (only {})", crate::request::truncate_for_message(other), SIGNABLE.join(", "))));
+    }
+    if headers.get("content-type").is_some_and(|value| *value != GET_CALLER_IDENTITY_CONTENT_TYPE) {
+        return Err(refused(format!("its content-type must be {GET_CALLER_IDENTITY_CONTENT_TYPE:?}")));
+    }
     if headers.contains_key("x-amz-security-token") && !signed.contains(&"x-amz-security-token") {
         return Err(refused("the session token is not signed"));
     }
@@ -214,7 +223,7 @@ mod tests {
             (proof(ALL, NOW - 301), AUDIENCE, "signed 301s ago"),
             (proof(ALL, NOW + 61), AUDIENCE, "in the future"),
             (IdentityProof { body: "Action=AssumeRole".into(), ..proof(ALL, NOW) }, AUDIENCE, "exactly"),
-            (proof(&format!("{ALL};x-extra"), NOW), AUDIENCE, "x-extra is missing"),
+            (proof(&format!("{ALL};x-extra"), NOW), AUDIENCE, "\"x-extra\" may not be signed"),
         ];
         for (case, audience, expected) in cases {
             let err = check_binding(&case, audience, "h", NOW, 60).unwrap_err();

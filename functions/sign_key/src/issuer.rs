@@ -595,23 +595,31 @@ mod tests {
         }
     }
 
+    /// An environment that serves unproven requests (as most of these tests send).
     async fn setup() -> (Arc<MemoryStore>, Arc<TestKeys>, Issuer) {
+        setup_with(true).await
+    }
+
+    /// `allow_unproven`, or else a user rule for IAM users of account 111111111111.
+    async fn setup_with(allow_unproven: bool) -> (Arc<MemoryStore>, Arc<TestKeys>, Issuer) {
         let store = Arc::new(MemoryStore::default());
         let mut policy = Policy::new("staging");
         policy.user_ca = Some(CaKeyRef::Kms { key_id: "test".into() });
         policy.default_principals = vec!["deploy".into()];
         policy.allowed_principals = vec!["deploy".into(), "alice".into()];
         policy.access.audience = "sshca:test:staging".into();
-        policy.access.allow_unproven = true;
-        policy.access.rules = vec![AccessRule {
-            arn: "arn:aws:iam::1:user/*".into(),
-            grant: Grant::User,
-            session_name_set_by_aws: false,
-            principals: vec!["{user}".into()],
-            max_ttl: None,
-            extensions: None,
-            critical_options: Default::default(),
-        }];
+        policy.access.allow_unproven = allow_unproven;
+        if !allow_unproven {
+            policy.access.rules = vec![AccessRule {
+                arn: "arn:aws:iam::111111111111:user/*".into(),
+                grant: Grant::User,
+                session_name_set_by_aws: false,
+                principals: vec!["{user}".into()],
+                max_ttl: None,
+                extensions: None,
+                critical_options: Default::default(),
+            }];
+        }
         store
             .put(&layout::policy("staging"), serde_json::to_vec(&policy).unwrap(), Condition::Always)
             .await
@@ -628,7 +636,7 @@ mod tests {
     #[async_trait]
     impl IdentityVerifier for Alice {
         async fn caller_identity(&self, _: &identity::SignedProof) -> Result<identity::ProvenIdentity, IssueError> {
-            Ok(identity::ProvenIdentity { arn: "arn:aws:iam::1:user/alice".into(), user_id: "AIDAALICE".into(), account: "1".into() })
+            Ok(identity::ProvenIdentity { arn: "arn:aws:iam::111111111111:user/alice".into(), user_id: "AIDAALICE".into(), account: "1".into() })
         }
     }
 
@@ -650,15 +658,15 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread")]
     async fn a_proven_user_gets_its_own_certificate_and_the_record_names_the_proven_arn() {
-        let (store, _, issuer) = setup().await;
+        let (store, _, issuer) = setup_with(false).await;
         let mut asked = SignRequest { username: String::new(), requested_by: Some("the CEO".into()), nonce: Some("n1".into()), ..request(&user_key()) };
         asked.identity = Some(prove(&asked));
         let response = issuer.issue(&asked, &Caller::default()).await.unwrap();
         assert_eq!(response.key_id, "alice#1");
-        assert_eq!(response.caller.as_deref(), Some("arn:aws:iam::1:user/alice"));
+        assert_eq!(response.caller.as_deref(), Some("arn:aws:iam::111111111111:user/alice"));
         let record = store.keys().into_iter().find(|k| k.ends_with("-issued.json")).unwrap();
         let entry: AuditEntry = serde_json::from_slice(&store.get(&record).await.unwrap().unwrap().body).unwrap();
-        assert_eq!(entry.caller_identity.as_deref(), Some("arn:aws:iam::1:user/alice"));
+        assert_eq!(entry.caller_identity.as_deref(), Some("arn:aws:iam::111111111111:user/alice"));
         assert!(entry.proven);
         assert_eq!(entry.access, "user");
         assert_eq!(entry.requested_by.as_deref(), Some("the CEO"));
@@ -746,6 +754,36 @@ mod tests {
             assert!(issuer.issue(&case, &Caller::default()).await.is_err(), "{case:?} accepted");
         }
         assert_eq!(store.keys(), [layout::policy("staging")], "bad input wrote something");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_policy_stored_for_another_environment_is_refused() {
+        let (store, _, issuer) = setup().await;
+        let stored = store.get(&layout::policy("staging")).await.unwrap().unwrap().body;
+        store.put(&layout::policy("prod"), stored, Condition::Always).await.unwrap();
+        let err = issuer.issue(&SignRequest { environment: "prod".into(), ..request(&user_key()) }, &Caller::default()).await.unwrap_err();
+        assert_eq!(err.error_type(), "Configuration");
+        assert!(err.to_string().contains("holds the policy of environment \"staging\", not \"prod\""), "{err}");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn host_keys_are_cached_apart_from_users_keys() {
+        let (store, _, issuer) = setup().await;
+        let mut policy: Policy = serde_json::from_slice(&store.get(&layout::policy("staging")).await.unwrap().unwrap().body).unwrap();
+        policy.host_ca = policy.user_ca.clone();
+        policy.allowed_host_principals = vec!["*.example.com".into()];
+        store.put(&layout::policy("staging"), serde_json::to_vec(&policy).unwrap(), Condition::Always).await.unwrap();
+        let host = SignRequest {
+            username: "jane@example.com".into(),
+            cert_type: CertKind::Host,
+            principals: Some(vec!["web.example.com".into()]),
+            ..request(&user_key())
+        };
+        let response = issuer.issue(&host, &Caller::default()).await.unwrap();
+        assert_eq!(response.valid_before - response.valid_after, policy.host_default_ttl + policy.backdate_seconds);
+        let keys = store.keys();
+        assert!(keys.contains(&"host-keys/staging/jane@example.com.pub".to_owned()), "{keys:?}");
+        assert!(!keys.iter().any(|k| k.starts_with("keys/")), "a host's key landed among users' keys: {keys:?}");
     }
 
     #[test]

@@ -7,7 +7,9 @@
 //! 3. throughput at 1/8/32/64 concurrent requests, with the count of distinct serials;
 //! 4. cold start of the Lambda binary (exec → ready, exec → first response), its peak RSS, its size;
 //! 5. `get_key` end to end vs one presigned GET;
-//! 6. local signing vs `ssh-keygen -s` of the same certificate.
+//! 6. local signing vs `ssh-keygen -s` of the same certificate;
+//! 7. the self-service path (`get_key request`: proof + invoke + install) vs STS GetCallerIdentity +
+//!    Sign + PUT, and `get_key ensure` with a good certificate vs a process that does nothing.
 //!
 //! Nothing here asserts a time: the numbers go in the table, the targets beside them.
 //!
@@ -27,11 +29,14 @@ use sign_key::store::{Condition, S3Store};
 use sign_key::{CaKeyRef, CertKind, Issuer, SignRequest, Signer, Store};
 use ssh_key::certificate::{Builder, CertType};
 use ssh_key::{HashAlg, PrivateKey};
-use sshca_tests::{bin, keygen, pub_path, LambdaEmulator, S3Server, World};
+use sshca_tests::identities::Identity;
+use sshca_tests::{bin, default_audience, keygen, pub_path, LambdaEmulator, S3Server, World};
 
 const ENVIRONMENT: &str = "bench";
 /// The same, with a KMS-sealed Ed25519 CA key (signed in the container, as BLESS does).
 const SEALED_ENVIRONMENT: &str = "bench-sealed";
+/// The same, with proofs required and an access rule for the benchmark's IAM user.
+const SELF_SERVICE_ENVIRONMENT: &str = "bench-self";
 
 struct Budget {
     /// Sequential samples per latency figure.
@@ -169,6 +174,58 @@ async fn bench_server(world: &World, budget: &Budget, lambda_binary: &Path, tabl
     })
     .await;
     table.row(&server, "get_key end to end (process)", &get_key, Some(ratio(get_key.p50(), get.p50())), "≤ 3 × one GET");
+
+    self_service(world, budget, lambda_binary, floor, table).await;
+}
+
+/// Item 7, the self-service path: `get_key request` (a process: proof + invoke + install) through
+/// the Lambda binary, against STS GetCallerIdentity + KMS Sign + S3 PUT; and `get_key ensure` with
+/// a good certificate against a process that does nothing.
+async fn self_service(world: &World, budget: &Budget, lambda_binary: &Path, floor: Duration, table: &mut Table) {
+    let server = format!("{:?}", world.server);
+    let sts = world.sts().await;
+    let caller_identity = latencies(budget.samples, || async { sts.get_caller_identity().send().await.expect("STS GetCallerIdentity") }).await;
+    table.row(&server, "STS GetCallerIdentity round trip", &caller_identity, None, "");
+    let user = Identity::iam_user(&format!("bench-{}", &uuid::Uuid::new_v4().simple().to_string()[..10]));
+    let rules = world.path("rules.json");
+    std::fs::write(&rules, json!([{"match": user.arn, "grant": "user", "principals": ["{user}"]}]).to_string()).expect("rules");
+    world.init(SELF_SERVICE_ENVIRONMENT, &["--principals", "deploy", "--allowed-principals", "deploy,bench-*", "--rules", rules.to_str().expect("a path")]);
+    let mut env = world.env();
+    env.push(("RUST_LOG", "warn".into()));
+    let emulator = LambdaEmulator::start_binary(lambda_binary, &env);
+    let audience = default_audience(world, SELF_SERVICE_ENVIRONMENT);
+    let ssh_dir = world.path("self-service");
+    std::fs::create_dir_all(&ssh_dir).expect("ssh dir");
+    let key = keygen(&ssh_dir, "id_ed25519_bench", "ed25519", None, "");
+    let get_key = |subcommand: &str, lambda: &str| {
+        let mut command = world.command("get_key");
+        user.apply(&mut command).env("AWS_ENDPOINT_URL_LAMBDA", lambda).env("AWS_EC2_METADATA_DISABLED", "true");
+        command.args([subcommand, "-e", SELF_SERVICE_ENVIRONMENT, "--no-agent", "-q", "--force", "--audience", &audience]).arg("--key").arg(&key);
+        let output = command.output().expect("run get_key");
+        assert!(output.status.success(), "get_key {subcommand}: {}", String::from_utf8_lossy(&output.stderr));
+        std::future::ready(())
+    };
+    let endpoint = emulator.endpoint();
+    get_key("request", &endpoint).await;
+    let request = latencies(budget.samples, || get_key("request", &endpoint)).await;
+    let self_floor = caller_identity.p50() + floor;
+    table.row(&server, "self-service: get_key request (proof + invoke + install)", &request, Some(ratio(request.p50(), self_floor)), "≤ 1.25 × (STS + Sign + PUT)");
+    drop(emulator);
+    // with a good certificate, ensure asks nobody: the endpoints it would use are closed
+    let ensure = latencies(budget.samples, || get_key("ensure", "http://127.0.0.1:9")).await;
+    let nothing = latencies(budget.samples, || {
+        assert!(Command::new("true").status().expect("run true").success());
+        std::future::ready(())
+    })
+    .await;
+    let version = latencies(budget.samples, || {
+        assert!(world.command("get_key").arg("--version").output().expect("run get_key").status.success());
+        std::future::ready(())
+    })
+    .await;
+    table.row(&server, "a process that does nothing (true)", &nothing, None, "");
+    table.row(&server, "get_key --version (exec + argument parsing)", &version, Some(ratio(version.p50(), nothing.p50())), "");
+    table.row(&server, "get_key ensure, certificate good (process)", &ensure, Some(ratio(ensure.p50(), nothing.p50())), "≤ 1.5 × a no-op process");
 }
 
 /// `bench soak`: `signers` concurrent signers (each its own issuer with its own serial leases, as

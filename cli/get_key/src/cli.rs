@@ -1,0 +1,157 @@
+//! The command line of `get_key`, shared by its two executables: `get_key` (links, `ensure` while
+//! the certificate is good: no AWS SDK in it, so it starts as fast as a small program) and
+//! `get_key-request` (`request`, and `ensure` when a certificate is due), which `get_key` runs
+//! for those.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::request::{default_key, Ask};
+use crate::{default_ssh_dir, Options, Report};
+
+#[derive(Parser)]
+#[command(
+    name = "get_key",
+    version,
+    about = "Install an SSH certificate next to the private key it certifies: from an sshca download link, or asked for with your AWS identity",
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// The download link your admin sent (quote it: it contains '&').
+    #[arg(required = true)]
+    pub url: Option<String>,
+    #[command(flatten)]
+    pub install: InstallArgs,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Ask sign_key for a certificate of your key, proving who you are with your AWS credentials.
+    Request(RequestArgs),
+    /// Do nothing while the installed certificate has enough validity left; else `request`.
+    Ensure(EnsureArgs),
+}
+
+#[derive(Args)]
+pub struct InstallArgs {
+    /// Where your keys are [default: ~/.ssh].
+    #[arg(long, global = true)]
+    pub ssh_dir: Option<PathBuf>,
+    /// The private key the certificate is for (default: for a link, the matching key found in
+    /// the ssh dir; for request/ensure, ~/.ssh/id_ed25519_<env>).
+    #[arg(long, global = true)]
+    pub key: Option<PathBuf>,
+    /// Only accept certificates of this CA: a public key line or a file of them (repeatable).
+    /// ~/.config/sshca/trusted_ca.pub is read too when it exists.
+    #[arg(long, global = true, conflicts_with = "ca_fingerprint")]
+    pub ca_key: Vec<String>,
+    /// Only accept certificates of the CA with this fingerprint (SHA256:…; repeatable).
+    #[arg(long, global = true)]
+    pub ca_fingerprint: Vec<String>,
+    /// Do not add the certificate to ssh-agent.
+    #[arg(long, global = true)]
+    pub no_agent: bool,
+    /// Replace a different, still valid certificate without keeping a backup.
+    #[arg(long, global = true)]
+    pub force: bool,
+    /// Print what was done as JSON.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Print nothing on success.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+#[derive(Args)]
+pub struct RequestArgs {
+    /// The environment (staging, production…).
+    #[arg(short, long)]
+    pub environment: String,
+    /// Make an Ed25519 key at --key (default ~/.ssh/id_ed25519_<env>) when there is none.
+    #[arg(long)]
+    pub create_key: bool,
+    /// A principal to ask for (repeatable); default: what your access rule gives you.
+    #[arg(short = 'n', long = "principal", value_delimiter = ',')]
+    pub principals: Vec<String>,
+    /// Lifetime: 30m, +8h, 1d; default: the environment's.
+    #[arg(short = 't', long, value_parser = crate::when::duration, allow_hyphen_values = true)]
+    pub ttl: Option<u64>,
+    #[arg(short, long, default_value = "get_key request")]
+    pub reason: String,
+    /// The sign_key function (name or ARN).
+    #[arg(long, env = "SSHCA_FUNCTION", default_value = "sign_key")]
+    pub function: String,
+    /// The deployment's audience for proofs of identity (in the block of `sshca config ENV --client`).
+    #[arg(long, env = "SSHCA_AUDIENCE")]
+    pub audience: String,
+}
+
+#[derive(Args)]
+pub struct EnsureArgs {
+    #[command(flatten)]
+    pub request: RequestArgs,
+    /// Ask for a new certificate when the installed one has less than this left.
+    #[arg(long, value_parser = crate::when::duration, default_value = "15m")]
+    pub min_validity: u64,
+}
+
+impl Cli {
+    pub fn ssh_dir(&self) -> PathBuf {
+        self.install.ssh_dir.clone().unwrap_or_else(default_ssh_dir)
+    }
+
+    /// How to install: from `url`, next to `key` (found in the ssh dir when `None`).
+    pub fn options(&self, url: String, key: Option<PathBuf>) -> Options {
+        let install = &self.install;
+        Options {
+            url,
+            ssh_dir: self.ssh_dir(),
+            key,
+            ca_keys: install.ca_key.clone(),
+            ca_fingerprints: install.ca_fingerprint.clone(),
+            pin_file: crate::verify::default_pin_file(),
+            agent_socket: if install.no_agent { None } else { std::env::var_os("SSH_AUTH_SOCK").filter(|s| !s.is_empty()).map(PathBuf::from) },
+            force: install.force,
+        }
+    }
+
+    pub fn ask(&self, args: &RequestArgs) -> Ask {
+        Ask {
+            environment: args.environment.clone(),
+            key: self.install.key.clone().unwrap_or_else(|| default_key(&self.ssh_dir(), &args.environment)),
+            create_key: args.create_key,
+            principals: args.principals.clone(),
+            ttl: args.ttl,
+            reason: args.reason.clone(),
+            function: args.function.clone(),
+            audience: args.audience.clone(),
+        }
+    }
+
+    /// Prints what was done (unless `-q`), or the error; the process's exit code.
+    pub fn report(&self, outcome: Result<Report, crate::GetKeyError>) -> i32 {
+        match outcome {
+            Ok(report) if self.install.json => {
+                println!("{}", serde_json::to_string_pretty(&report).expect("a report serializes"));
+                0
+            }
+            Ok(report) => {
+                if !self.install.quiet {
+                    for note in &report.skipped {
+                        eprintln!("note: skipped {note}");
+                    }
+                    println!("{report}");
+                }
+                0
+            }
+            Err(err) => {
+                eprintln!("get_key: {err}");
+                1
+            }
+        }
+    }
+}
