@@ -255,13 +255,27 @@ impl Sshd {
     }
 
     fn launch(trusted_ca_keys: &str, principals: &[&str], host_key: Option<&Path>, extra_config: &str) -> Self {
+        let host_certificate = host_key.map(|key| format!("HostCertificate {}\n", cert_path(key).display())).unwrap_or_default();
+        let policy = format!(
+            "{host_certificate}TrustedUserCAKeys {{dir}}/trusted_ca.pub\nAuthorizedPrincipalsFile {{dir}}/principals/%u\n\
+             AuthorizedKeysFile none\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
+             PermitRootLogin prohibit-password\n{extra_config}\n"
+        );
+        Self::with_config(trusted_ca_keys, principals, host_key, &policy)
+    }
+
+    /// A server whose configuration after `Port`, `ListenAddress`, `HostKey` and `PidFile` is
+    /// exactly `config` (`{dir}` is the server's directory, which holds `trusted_ca.pub` and
+    /// `principals/<user>`): for configurations that leave out what [`Sshd::start`] sets. It logs
+    /// at `LogLevel VERBOSE` (every login's key, certificate and CA) to [`Sshd::log_path`].
+    pub fn with_config(trusted_ca_keys: &str, principals: &[&str], host_key: Option<&Path>, config: &str) -> Self {
         let sshd = Path::new("/usr/sbin/sshd");
         assert!(sshd.exists(), "/usr/sbin/sshd is missing: install openssh-server (scripts/servers.sh start does)");
         std::fs::create_dir_all("/run/sshd").expect("create /run/sshd");
         let dir = tempfile::tempdir().expect("temp dir");
-        let (host_key, extra_config) = match host_key {
-            Some(key) => (key.to_owned(), format!("HostCertificate {}\n{extra_config}", cert_path(key).display())),
-            None => (keygen(dir.path(), "host_ed25519", "ed25519", None, ""), extra_config.to_owned()),
+        let host_key = match host_key {
+            Some(key) => key.to_owned(),
+            None => keygen(dir.path(), "host_ed25519", "ed25519", None, ""),
         };
         std::fs::write(dir.path().join("trusted_ca.pub"), trusted_ca_keys).expect("write CA keys");
         std::fs::create_dir(dir.path().join("principals")).expect("principals dir");
@@ -269,29 +283,37 @@ impl Sshd {
             .expect("write principals");
         let port = free_port();
         let config = format!(
-            "Port {port}\nListenAddress 127.0.0.1\nHostKey {host_key}\nPidFile {d}/sshd.pid\n\
-             TrustedUserCAKeys {d}/trusted_ca.pub\nAuthorizedPrincipalsFile {d}/principals/%u\n\
-             AuthorizedKeysFile none\nUsePAM no\nStrictModes no\nPasswordAuthentication no\n\
-             KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nLogLevel VERBOSE\n{extra_config}\n",
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {host_key}\nPidFile {d}/sshd.pid\nUsePAM no\nStrictModes no\nLogLevel VERBOSE\n{}",
+            config.replace("{dir}", &dir.path().display().to_string()),
             host_key = host_key.display(),
             d = dir.path().display(),
         );
         let config_path = dir.path().join("sshd_config");
         std::fs::write(&config_path, config).expect("write sshd_config");
+        // -e: every sshd process logs to standard error, which is the log file (with -E, the
+        // per-connection processes log to syslog instead)
+        let log = std::fs::File::create(dir.path().join("sshd.log")).expect("create the sshd log");
         let child = Command::new(sshd)
             .arg("-D")
+            .arg("-e")
             .arg("-f")
             .arg(&config_path)
-            .arg("-E")
-            .arg(dir.path().join("sshd.log"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .expect("start sshd");
         let mut sshd = Sshd { port, dir, child };
         sshd.wait_until_listening();
         sshd
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("sshd_config")
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("sshd.log")
     }
 
     fn wait_until_listening(&mut self) {
@@ -309,7 +331,7 @@ impl Sshd {
     }
 
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("sshd.log")).unwrap_or_default()
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 
     /// Base `ssh` command to this server as the current user: no prompts, no host key checks, no

@@ -1,9 +1,11 @@
 //! `sshca`: the admin command line of sshca. Sets up an environment's CA, signs keys, prints
 //! the CA keys servers and clients must trust.
 
+mod doctor;
 mod hosts;
 mod init;
 mod input;
+mod metrics;
 mod revocation;
 mod rotate;
 mod show_policy;
@@ -41,6 +43,10 @@ enum Command {
     Sign(sign::SignArgs),
     /// Show an environment's policy: its audience, limits and access rules.
     ShowPolicy(show_policy::ShowPolicyArgs),
+    /// On a server: check its effective sshd configuration against the environment.
+    Doctor(doctor::DoctorArgs),
+    /// On a server: sshd's logins and the host certificate's and KRL's ages as Prometheus metrics.
+    Metrics(metrics::MetricsArgs),
     /// Print an environment's CA public key (for TrustedUserCAKeys or known_hosts).
     CaKey(CaKeyArgs),
     /// Print what servers and clients must be configured with (sshd_config, CA keys, known_hosts).
@@ -104,6 +110,9 @@ async fn run(cli: Cli) -> Result<()> {
         Command::ShowPolicy(args) => show_policy::show_policy(&issuer()?, args).await,
         Command::Config(args) => hosts::config(&issuer()?, args).await,
         Command::RenewHost(args) => hosts::renew_host(&signer(args.local(), args.function(), args.audience())?, args).await,
+        Command::Doctor(args) if args.offline() => doctor::doctor(None, args).await,
+        Command::Doctor(args) => doctor::doctor(Some(&issuer()?), args).await,
+        Command::Metrics(args) => metrics::metrics(args),
         Command::Rotate(args) => rotate::rotate(&aws, &bucket()?, args).await,
         Command::Revoke(args) => revocation::revoke(&issuer()?, args).await,
         Command::Krl(args) => revocation::krl(&issuer()?, args).await,

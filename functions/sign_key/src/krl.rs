@@ -103,6 +103,104 @@ pub fn version_of(krl: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(krl[12..20].try_into().ok()?))
 }
 
+/// What a KRL says about itself and how much it revokes, for a server's health check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Summary {
+    pub version: u64,
+    /// Unix seconds.
+    pub generated_at: u64,
+    /// Certificates (serials, serial ranges, key ids) and keys (explicit, by hash) it revokes.
+    pub revoked: u64,
+}
+
+/// Reads any KRL OpenSSH writes (every section and subsection kind of `PROTOCOL.krl`), or says why
+/// it is not one.
+pub fn summarize(krl: &[u8]) -> Result<Summary, String> {
+    let mut reader = Reader(krl);
+    if reader.take(8)? != MAGIC {
+        return Err("it does not start with SSHKRL (not an OpenSSH KRL)".into());
+    }
+    if reader.u32()? != FORMAT_VERSION {
+        return Err("its format version is not 1".into());
+    }
+    let version = reader.u64()?;
+    let generated_at = reader.u64()?;
+    reader.u64()?; // flags
+    reader.string()?; // reserved
+    reader.string()?; // comment
+    let mut revoked = 0u64;
+    while !reader.0.is_empty() {
+        let kind = reader.take(1)?[0];
+        let mut section = Reader(reader.string()?);
+        match kind {
+            SECTION_CERTIFICATES => {
+                section.string()?; // CA key
+                section.string()?; // reserved
+                while !section.0.is_empty() {
+                    let sub = section.take(1)?[0];
+                    let mut body = Reader(section.string()?);
+                    revoked += match sub {
+                        CERT_SERIAL_LIST => (body.0.len() / 8) as u64,
+                        0x21 => {
+                            let mut count = 0u64;
+                            while !body.0.is_empty() {
+                                let (low, high) = (body.u64()?, body.u64()?);
+                                count = count.saturating_add(high.saturating_sub(low).saturating_add(1));
+                            }
+                            count
+                        }
+                        0x22 => {
+                            body.u64()?;
+                            body.string()?.iter().map(|byte| u64::from(byte.count_ones())).sum()
+                        }
+                        CERT_KEY_ID => {
+                            let mut count = 0;
+                            while !body.0.is_empty() {
+                                body.string()?;
+                                count += 1;
+                            }
+                            count
+                        }
+                        other => return Err(format!("it has an unknown certificate subsection {other:#x}")),
+                    };
+                }
+            }
+            SECTION_EXPLICIT_KEY | 3 | 5 => {
+                while !section.0.is_empty() {
+                    section.string()?;
+                    revoked += 1;
+                }
+            }
+            4 => {} // signatures
+            other => return Err(format!("it has an unknown section {other}")),
+        }
+    }
+    Ok(Summary { version, generated_at, revoked })
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
+        if self.0.len() < n {
+            return Err("it is truncated".into());
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
+    }
+    fn u32(&mut self) -> Result<u32, String> {
+        Ok(u32::from_be_bytes(self.take(4)?.try_into().expect("4 bytes")))
+    }
+    fn u64(&mut self) -> Result<u64, String> {
+        Ok(u64::from_be_bytes(self.take(8)?.try_into().expect("8 bytes")))
+    }
+    fn string(&mut self) -> Result<&'a [u8], String> {
+        let length = self.u32()? as usize;
+        self.take(length)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,5 +215,10 @@ mod tests {
         let list = [0x20, 0, 0, 0, 16, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 5];
         assert!(krl.windows(list.len()).any(|w| w == list), "serial list not found");
         assert_eq!(version_of(b"not a krl at all, really"), None);
+        let key = KeyData::Ed25519(ssh_key::public::Ed25519PublicKey([2; 32]));
+        let krl = encode(&Revoked { serials: vec![5, 3], key_ids: vec!["b", "a"], cas: vec![&ca], keys: vec![&key] }, 7, 1000, "c");
+        assert_eq!(summarize(&krl), Ok(Summary { version: 7, generated_at: 1000, revoked: 5 }));
+        assert!(summarize(&krl[..krl.len() - 3]).unwrap_err().contains("truncated"));
+        assert!(summarize(b"garbage!").unwrap_err().contains("SSHKRL"));
     }
 }

@@ -1,0 +1,234 @@
+//! Fleet health with real OpenSSH: `sshca doctor` against real sshd configurations (good, and
+//! each broken in one way), and `sshca metrics` over a real sshd's log after real logins.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use sshca_tests::*;
+
+const ENV: &str = "staging";
+const HOST: &str = "web1.example.com";
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// An environment with a host certificate for `HOST`, its user CA keys and KRL in files, as a
+/// server would hold them.
+struct Server {
+    world: World,
+    host_key: PathBuf,
+    user_ca_file: PathBuf,
+    krl: PathBuf,
+}
+
+impl Server {
+    fn new() -> Self {
+        let world = World::new(S3Server::LocalStack);
+        world.init(ENV, &["--principals", "deploy", "--allowed-principals", "deploy,other", "--allowed-host-principals", "*.example.com"]);
+        let host_key = keygen(world.dir.path(), "ssh_host_ed25519_key", "ed25519", None, "");
+        world.sshca_ok(&["renew-host", "--local", "-e", ENV, "-n", HOST, "-k", host_key.to_str().unwrap()]);
+        let server = Server { user_ca_file: world.path("sshca_user_ca.pub"), krl: world.path("sshca_revoked.krl"), world, host_key };
+        server.refresh();
+        server
+    }
+
+    /// What a server's config roll-out and KRL timer do: the user CA keys and the KRL, fresh.
+    fn refresh(&self) {
+        std::fs::write(&self.user_ca_file, self.world.sshca_ok(&["config", ENV, "--only", "user-ca-keys"])).unwrap();
+        self.world.sshca_ok(&["krl", ENV, "-o", self.krl.to_str().unwrap()]);
+    }
+
+    /// The healthy configuration, with `replace` applied (keyword → line; "" drops it).
+    fn config(&self, replace: &[(&str, &str)]) -> String {
+        let mut lines = vec![
+            ("TrustedUserCAKeys", format!("TrustedUserCAKeys {}", self.user_ca_file.display())),
+            ("AuthorizedPrincipalsFile", "AuthorizedPrincipalsFile {dir}/principals/%u".to_owned()),
+            ("AuthorizedKeysFile", "AuthorizedKeysFile none".to_owned()),
+            ("HostCertificate", format!("HostCertificate {}", cert_path(&self.host_key).display())),
+            ("RevokedKeys", format!("RevokedKeys {}", self.krl.display())),
+            ("PasswordAuthentication", "PasswordAuthentication no".to_owned()),
+            ("KbdInteractiveAuthentication", "KbdInteractiveAuthentication no".to_owned()),
+        ];
+        for (keyword, line) in replace {
+            let slot = lines.iter_mut().find(|(k, _)| k == keyword).expect("a known keyword");
+            slot.1 = (*line).to_owned();
+        }
+        lines.into_iter().map(|(_, line)| line + "\n").collect()
+    }
+
+    /// Starts a real sshd with `config`, then runs `sshca doctor` on it.
+    fn doctor(&self, config: &str, extra: &[&str]) -> (Output, String) {
+        let sshd = Sshd::with_config("", &["deploy"], Some(&self.host_key), config);
+        let config_path = sshd.config_path();
+        let mut args = vec!["doctor", ENV, "--sshd-config", config_path.to_str().unwrap(), "-n", HOST];
+        args.extend_from_slice(extra);
+        let output = self.world.sshca(&args);
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(!stdout.contains('\x1b'), "colour when piped: {stdout}");
+        (output, stdout)
+    }
+
+    /// The doctor finds exactly `check` wrong, says what and the fix, and exits non-zero.
+    fn finds_only(&self, config: &str, extra: &[&str], check: &str, what: &str, fix: &str) {
+        let (output, stdout) = self.doctor(config, extra);
+        assert_eq!(output.status.code(), Some(1), "{check}: {stdout}{}", stderr(&output));
+        let failed: Vec<&str> = stdout.lines().filter(|l| l.trim_start().starts_with("FAIL")).collect();
+        assert_eq!(failed.len(), 1, "{check}: exactly the planted problem: {stdout}");
+        assert!(failed[0].contains(check) && failed[0].contains(what), "{check}: expected {what:?} in {stdout}");
+        let fix_line = stdout.lines().find(|l| l.trim_start().starts_with("fix:")).unwrap();
+        assert!(fix_line.contains(fix), "{check}: expected the fix {fix:?} in {stdout}");
+    }
+}
+
+#[test]
+fn doctor_reports_exactly_the_planted_problem() {
+    let server = Server::new();
+    let (output, stdout) = server.doctor(&server.config(&[]), &[]);
+    assert!(output.status.success(), "the healthy server: {stdout}{}", stderr(&output));
+    assert!(stdout.starts_with("sshca doctor staging: healthy"), "{stdout}");
+    assert_eq!(stdout.lines().filter(|l| l.trim_start().starts_with("ok")).count(), 5, "{stdout}");
+
+    server.finds_only(&server.config(&[("TrustedUserCAKeys", "")]), &[], "TrustedUserCAKeys", "not set", "sshca config staging --only user-ca-keys");
+    server.finds_only(&server.config(&[("AuthorizedKeysFile", "AuthorizedKeysFile .ssh/authorized_keys")]), &[], "AuthorizedKeysFile", "plain keys listed there are accepted", "AuthorizedKeysFile none");
+    server.finds_only(&server.config(&[]), &["--at", "+31d", "--krl-max-age", "60d"], "HostCertificate", "expired", "sshca renew-host -e staging -n web1.example.com");
+    server.finds_only(&server.config(&[]), &["--within", "40d"], "HostCertificate", "within the renewal window", "sshca renew-host");
+    server.finds_only(&server.config(&[("RevokedKeys", "RevokedKeys {dir}/missing.krl")]), &[], "RevokedKeys", "cannot be read", "sshca krl staging -o");
+    let stale = Command::new("touch").args(["-d", "3 hours ago"]).arg(&server.krl).status().unwrap();
+    assert!(stale.success());
+    server.finds_only(&server.config(&[]), &[], "RevokedKeys", "last refreshed 3h", "sshca krl staging -o");
+    server.refresh();
+
+    // a host certificate from another CA
+    let other_ca = keygen(server.world.dir.path(), "other_ca", "ed25519", None, "");
+    let foreign = server.world.path("foreign_host_key");
+    std::fs::copy(&server.host_key, &foreign).unwrap();
+    std::fs::copy(pub_path(&server.host_key), pub_path(&foreign)).unwrap();
+    let signed = Command::new("ssh-keygen").args(["-q", "-s"]).arg(&other_ca).args(["-h", "-I", "foreign", "-n", HOST, "-V", "-5m:+30d"]).arg(pub_path(&foreign)).status().unwrap();
+    assert!(signed.success());
+    let foreign_line = format!("HostCertificate {}", cert_path(&foreign).display());
+    server.finds_only(&server.config(&[("HostCertificate", &foreign_line)]), &[], "HostCertificate", "signed by another CA", "sshca renew-host");
+
+    // a rotation announces a next user CA key this server does not trust yet: promoting it would lock it out
+    server.world.sshca_ok(&["rotate", ENV, "--create-next", "--role", "user"]);
+    server.finds_only(&server.config(&[]), &[], "TrustedUserCAKeys", "lacks the next user CA key", "sshca config staging --only user-ca-keys");
+    server.refresh();
+    let (output, stdout) = server.doctor(&server.config(&[]), &["--json"]);
+    assert!(output.status.success(), "after the roll-out: {stdout}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["healthy"], true, "{report}");
+
+    // offline, with the CA keys from a file
+    let keys = server.world.path("ca_keys");
+    let known_hosts = server.world.sshca_ok(&["config", ENV, "--only", "known-hosts", "--host-pattern", "*.example.com"]);
+    std::fs::write(&keys, std::fs::read_to_string(&server.user_ca_file).unwrap() + &known_hosts).unwrap();
+    let sshd = Sshd::with_config("", &["deploy"], Some(&server.host_key), &server.config(&[]));
+    let mut offline = Command::new(bin("sshca"));
+    offline.args(["doctor", ENV, "--ca-keys", keys.to_str().unwrap(), "-n", HOST, "--sshd-config"]).arg(sshd.config_path());
+    let output = offline.env_remove("SSHCA_BUCKET").env("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:9").output().unwrap();
+    assert!(output.status.success(), "offline: {}{}", String::from_utf8_lossy(&output.stdout), stderr(&output));
+}
+
+/// Series of a Prometheus text exposition, as a parser reads it: `metric{sorted labels}` → value.
+fn scrape(path: &Path) -> HashMap<String, f64> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).expect("Prometheus text format");
+    scrape
+        .samples
+        .into_iter()
+        .map(|sample| {
+            let mut labels: Vec<String> = sample.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            labels.sort();
+            let value = match sample.value {
+                prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Untyped(v) => v,
+                other => panic!("unexpected sample {other:?}"),
+            };
+            (format!("{}{{{}}}", sample.metric, labels.join(",")), value)
+        })
+        .collect()
+}
+
+#[test]
+fn metrics_count_real_logins_and_only_new_ones() {
+    let server = Server::new();
+    let world = &server.world;
+    let user = current_user();
+    // a second user CA, local, for a certificate sshca would never sign: an expired one
+    let local_ca = keygen(world.dir.path(), "local_ca", "ed25519", None, "");
+    let trusted = std::fs::read_to_string(&server.user_ca_file).unwrap() + &std::fs::read_to_string(pub_path(&local_ca)).unwrap();
+    std::fs::write(&server.user_ca_file, &trusted).unwrap();
+    let sign = |name: &str, principal: &str| {
+        let key = keygen(world.dir.path(), name, "ed25519", None, "");
+        let url = world.sshca_ok(&["sign", "--local", "-e", ENV, "-u", name, "--principal", principal, "-r", "metrics", "-p", pub_path(&key).to_str().unwrap()]);
+        std::fs::write(cert_path(&key), download(url.trim()).unwrap()).unwrap();
+        key
+    };
+    let good = sign("good", "deploy");
+    let wrong_principal = sign("wrong", "other");
+    let revoked = sign("revoked", "deploy");
+    let serial = ssh_keygen_list(&cert_path(&revoked)).split("Serial: ").nth(1).unwrap().lines().next().unwrap().to_owned();
+    world.sshca_ok(&["revoke", ENV, "--serial", &serial, "-r", "metrics test"]);
+    server.refresh();
+    std::fs::write(&server.user_ca_file, &trusted).unwrap();
+    let expired = keygen(world.dir.path(), "expired", "ed25519", None, "");
+    let signed = Command::new("ssh-keygen").args(["-q", "-s"]).arg(&local_ca).args(["-I", "old", "-n", "deploy", "-V", "20200101:20200102"]).arg(pub_path(&expired)).status().unwrap();
+    assert!(signed.success());
+    let plain = keygen(world.dir.path(), "plain", "ed25519", None, "");
+    std::fs::create_dir(world.path("authorized")).unwrap();
+    std::fs::copy(pub_path(&plain), world.path("authorized").join(&user)).unwrap();
+    let authorized = format!("AuthorizedKeysFile {}/authorized/%u", world.dir.path().display());
+    let sshd = Sshd::with_config("", &["deploy"], Some(&server.host_key), &server.config(&[("AuthorizedKeysFile", &authorized)]));
+
+    let logins = [(&good, true), (&good, true), (&wrong_principal, false), (&revoked, false), (&expired, false), (&plain, true)];
+    for (key, accepted) in logins {
+        assert_eq!(sshd.login_with(key), accepted, "{}: {}", key.display(), sshd.log());
+    }
+    let output_file = world.path("sshca.prom");
+    let metrics = || {
+        let output = world
+            .command("sshca")
+            .args(["metrics", "--log", sshd.log_path().to_str().unwrap(), "--output", output_file.to_str().unwrap(), "--sshd-config"])
+            .arg(sshd.config_path())
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "sshca metrics: {}", stderr(&output));
+        stderr(&output)
+    };
+    metrics();
+    let sshca_ca = ssh_keygen_list(&cert_path(&good)).split("Signing CA: ").nth(1).unwrap().split_whitespace().nth(1).unwrap().to_owned();
+    let local_fp = ssh_keygen_list(&cert_path(&expired)).split("Signing CA: ").nth(1).unwrap().split_whitespace().nth(1).unwrap().to_owned();
+    let cert = |ca: &str, result: &str| format!("ssh_cert_auth_total{{ca={ca},principal={user},result={result}}}");
+    let samples = scrape(&output_file);
+    let expected = [
+        (cert(&sshca_ca, "accepted"), 2.0),
+        (cert(&sshca_ca, "wrong_principal"), 1.0),
+        (cert(&sshca_ca, "revoked"), 1.0),
+        (cert(&local_fp, "expired"), 1.0),
+        ("ssh_key_auth_total{result=accepted}".to_owned(), 1.0),
+    ];
+    for (series, value) in &expected {
+        assert_eq!(samples.get(series), Some(value), "{series} in {samples:?}");
+    }
+    let cert_series = samples.keys().filter(|k| k.starts_with("ssh_cert_auth_total")).count();
+    assert_eq!(cert_series, 4, "no other certificate outcome: {samples:?}");
+    let krl = format!("ssh_revoked_certs_total{{krl={}}}", server.krl.display());
+    assert!(samples[&krl] >= 1.0, "{samples:?}");
+    let expiry = format!("ssh_ca_cert_expiry_seconds{{certificate={}}}", cert_path(&server.host_key).display());
+    assert!((29.0 * 86_400.0..=30.0 * 86_400.0 + 60.0).contains(&samples[&expiry]), "{samples:?}");
+    assert!(samples.keys().any(|k| k.starts_with("ssh_krl_age_seconds")) && samples.keys().any(|k| k.starts_with("ssh_ca_cert_age_seconds")));
+
+    // the next run reads only what was logged since: one more accepted login
+    assert!(sshd.login_with(&good));
+    let said = metrics();
+    let samples = scrape(&output_file);
+    assert_eq!(samples.get(&cert(&sshca_ca, "accepted")), Some(&3.0), "{samples:?}");
+    assert_eq!(samples.get(&cert(&sshca_ca, "wrong_principal")), Some(&1.0), "{samples:?}");
+    assert_eq!(samples.get("ssh_key_auth_total{result=accepted}"), Some(&1.0), "{samples:?}");
+    let new_lines: usize = said.split_whitespace().next().unwrap().parse().unwrap();
+    let all_lines = sshd.log().lines().count();
+    assert!(new_lines < all_lines / 2, "the second run read {new_lines} of {all_lines} lines: {said}");
+    let unchanged = metrics();
+    assert!(unchanged.starts_with("0 new log line(s), 0 login(s) counted"), "{unchanged}");
+    assert_eq!(scrape(&output_file).get(&cert(&sshca_ca, "accepted")), Some(&3.0));
+}
