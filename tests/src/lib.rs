@@ -387,6 +387,46 @@ pub(crate) fn free_port() -> u16 {
     listener.local_addr().expect("local addr").port()
 }
 
+/// A real ssh-agent on a socket of its own; stopped on drop.
+pub struct Agent {
+    pub socket: PathBuf,
+    child: Child,
+}
+
+impl Agent {
+    pub fn start(dir: &Path) -> Self {
+        let socket = dir.join("agent.sock");
+        let child = Command::new("ssh-agent")
+            .arg("-D")
+            .arg("-a")
+            .arg(&socket)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("ssh-agent is installed (openssh-client)");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !socket.exists() {
+            assert!(Instant::now() < deadline, "ssh-agent did not create its socket");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Agent { socket, child }
+    }
+
+    /// `ssh-add -l`: what the agent holds.
+    pub fn list(&self) -> String {
+        let output = Command::new("ssh-add").arg("-l").env("SSH_AUTH_SOCK", &self.socket).output().unwrap();
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A tool the test servers script installs, named by the variable `scripts/servers.sh env` sets.
 pub fn tool(var: &str) -> PathBuf {
     let path = std::env::var_os(var).map(PathBuf::from).unwrap_or_else(|| {

@@ -232,3 +232,91 @@ fn metrics_count_real_logins_and_only_new_ones() {
     assert!(unchanged.starts_with("0 new log line(s), 0 login(s) counted"), "{unchanged}");
     assert_eq!(scrape(&output_file).get(&cert(&sshca_ca, "accepted")), Some(&3.0));
 }
+
+/// `sshca doctor --client` on a user's machine: known_hosts scoped to the environment's hosts,
+/// the `Match exec` block, an agent with too many keys, a certificate about to expire.
+#[test]
+fn client_doctor_finds_what_fails_logins() {
+    let world = World::new(S3Server::LocalStack);
+    world.init(ENV, &["--principals", "deploy", "--allowed-host-principals", "*.example.com"]);
+    let ssh_dir = world.path("ssh");
+    std::fs::create_dir(&ssh_dir).unwrap();
+    let doctor = |agent: Option<&Path>, extra: &[&str]| {
+        let mut command = world.command("sshca");
+        command.args(["doctor", ENV, "--client", "--ssh-dir", ssh_dir.to_str().unwrap()]).args(extra);
+        if let Some(socket) = agent {
+            command.env("SSH_AUTH_SOCK", socket);
+        }
+        let output = command.output().unwrap();
+        (output.status.code(), String::from_utf8_lossy(&output.stdout).into_owned())
+    };
+    let failed = |stdout: &str| stdout.lines().filter(|l| l.trim_start().starts_with("FAIL")).map(str::to_owned).collect::<Vec<_>>();
+
+    let (code, stdout) = doctor(None, &[]);
+    assert_eq!(code, Some(1), "{stdout}");
+    let problems = failed(&stdout);
+    assert_eq!(problems.len(), 2, "{stdout}");
+    assert!(problems[0].contains("known_hosts") && problems[0].contains("no @cert-authority line for the current host CA"), "{stdout}");
+    assert!(problems[1].contains("ssh config") && problems[1].contains("get_key ensure -e staging"), "{stdout}");
+
+    let block = world.sshca_ok(&["config", ENV, "--client"]);
+    let (ssh_config, known_hosts) = block.split_once("#\n# 2.").unwrap();
+    std::fs::write(ssh_dir.join("config"), ssh_config).unwrap();
+    std::fs::write(ssh_dir.join("known_hosts"), known_hosts).unwrap();
+    let (code, stdout) = doctor(None, &[]);
+    assert_eq!(code, Some(0), "with the block of sshca config --client: {stdout}");
+
+    let everywhere = known_hosts.replace("@cert-authority *.example.com ", "@cert-authority * ");
+    std::fs::write(ssh_dir.join("known_hosts"), everywhere).unwrap();
+    let (_, stdout) = doctor(None, &[]);
+    assert!(failed(&stdout).iter().any(|l| l.contains("trusted for every host (*)")), "{stdout}");
+    std::fs::write(ssh_dir.join("known_hosts"), known_hosts).unwrap();
+
+    // a certificate with 10 minutes left, against a wish for an hour
+    let key = keygen(&ssh_dir, "id_ed25519_staging", "ed25519", None, "");
+    let url = world.sshca_ok(&["sign", "--local", "-e", ENV, "-u", "jane", "-r", "doctor", "-t", "+10m", "-p", pub_path(&key).to_str().unwrap()]);
+    std::fs::write(cert_path(&key), download(url.trim()).unwrap()).unwrap();
+    let (code, stdout) = doctor(None, &["--min-validity", "1h"]);
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(failed(&stdout).iter().any(|l| l.contains("certificates") && l.contains("-cert.pub expires in ")), "{stdout}");
+    assert_eq!(doctor(None, &["--min-validity", "5m"]).0, Some(0));
+
+    // a real ssh-agent holding more keys than MaxAuthTries lets a server try
+    let agent = Agent::start(world.dir.path());
+    for n in 0..6 {
+        let extra = keygen(world.dir.path(), &format!("agent{n}"), "ed25519", None, "");
+        let added = Command::new("ssh-add").arg("-q").arg(&extra).env("SSH_AUTH_SOCK", &agent.socket).status().unwrap();
+        assert!(added.success());
+    }
+    let (code, stdout) = doctor(Some(&agent.socket), &["--min-validity", "5m"]);
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(failed(&stdout).iter().any(|l| l.contains("ssh-agent") && l.contains("6 keys and certificates")), "{stdout}");
+}
+
+/// `sshca metrics --log -` counts the lines on standard input, as `journalctl --cursor-file`
+/// hands over only the new ones each run, and keeps its counters across runs.
+#[test]
+fn metrics_from_standard_input_accumulate() {
+    let dir = tempfile::tempdir().unwrap();
+    let output_file = dir.path().join("sshca.prom");
+    let accepted = "Accepted publickey for deploy from 10.0.0.1 port 1 ssh2: ED25519-CERT SHA256:k ID jane#1 (serial 1) CA ECDSA SHA256:ca\n";
+    let plain = "Accepted publickey for root from 10.0.0.1 port 2 ssh2: ED25519 SHA256:p\n";
+    let sshd_config = dir.path().join("sshd_config");
+    let host_key = keygen(dir.path(), "host", "ed25519", None, "");
+    std::fs::write(&sshd_config, format!("HostKey {}\nAuthorizedKeysFile none\n", host_key.display())).unwrap();
+    for batch in [format!("{accepted}{plain}"), accepted.to_owned()] {
+        let mut child = Command::new(bin("sshca"))
+            .args(["metrics", "--log", "-", "--output", output_file.to_str().unwrap(), "--sshd-config", sshd_config.to_str().unwrap()])
+            .stdin(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(batch.as_bytes()).unwrap();
+        let output = child.wait_with_output().unwrap();
+        assert!(output.status.success(), "{}", stderr(&output));
+    }
+    let samples = scrape(&output_file);
+    assert_eq!(samples.get("ssh_cert_auth_total{ca=SHA256:ca,principal=deploy,result=accepted}"), Some(&2.0), "{samples:?}");
+    assert_eq!(samples.get("ssh_key_auth_total{result=accepted}"), Some(&1.0), "{samples:?}");
+}

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use sshca_tests::*;
@@ -127,45 +127,6 @@ fn installs_next_to_the_right_key(server: S3Server) {
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(cert_path(&locked).exists());
     assert!(!pub_path(&locked).exists());
-}
-
-/// A real ssh-agent on a socket of its own; stopped on drop.
-struct Agent {
-    socket: PathBuf,
-    child: Child,
-}
-
-impl Agent {
-    fn start(dir: &Path) -> Self {
-        let socket = dir.join("agent.sock");
-        let child = Command::new("ssh-agent")
-            .arg("-D")
-            .arg("-a")
-            .arg(&socket)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("ssh-agent is installed (openssh-client)");
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while !socket.exists() {
-            assert!(Instant::now() < deadline, "ssh-agent did not create its socket");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Agent { socket, child }
-    }
-
-    fn list(&self) -> String {
-        let output = Command::new("ssh-add").arg("-l").env("SSH_AUTH_SOCK", &self.socket).output().unwrap();
-        String::from_utf8_lossy(&output.stdout).into_owned()
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn adds_to_ssh_agent(server: S3Server) {

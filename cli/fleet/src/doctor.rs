@@ -10,6 +10,8 @@ use serde::Serialize;
 use ssh_key::certificate::CertType;
 use ssh_key::{Certificate, HashAlg, PrivateKey, PublicKey};
 
+pub use sign_key::policy::human_duration_approx as human;
+
 use crate::sshd::EffectiveConfig;
 
 /// The CA keys an environment's servers must trust, each with its role (`current`, `next`,
@@ -250,16 +252,6 @@ fn revoked_keys(config: &EffectiveConfig, expect: &Expectations, now: u64) -> Fi
     good(CHECK, format!("{file}: version {}, {} revoked, refreshed {} ago", summary.version, summary.revoked, human(age)))
 }
 
-/// `3d4h`, `15m`: the two largest units.
-pub fn human(seconds: u64) -> String {
-    let parts = [(seconds / 86_400, "d"), (seconds / 3600 % 24, "h"), (seconds / 60 % 60, "m"), (seconds % 60, "s")];
-    let text: String = parts.iter().filter(|(n, _)| *n > 0).take(2).map(|(n, unit)| format!("{n}{unit}")).collect();
-    if text.is_empty() {
-        "0s".to_owned()
-    } else {
-        text
-    }
-}
 
 #[cfg(test)]
 mod tests {

@@ -28,7 +28,9 @@ struct State {
 /// Where to read and write.
 #[derive(Debug, Clone)]
 pub struct Paths {
-    pub log: PathBuf,
+    /// sshd's log; `None`: standard input, the new lines only (as `journalctl --cursor-file`
+    /// gives them, which keeps its own cursor).
+    pub log: Option<PathBuf>,
     pub output: PathBuf,
     /// The cursor and counters; default `<output>.state`.
     pub state: PathBuf,
@@ -48,18 +50,15 @@ pub fn update(paths: &Paths, config: Option<&EffectiveConfig>, now: u64) -> Resu
             .map_err(|err| format!("{} is corrupt ({err}): delete it to count the log from its start", paths.state.display()))?,
         Err(_) => State::default(),
     };
-    let mut log = std::fs::File::open(&paths.log).map_err(|err| format!("cannot read the sshd log {}: {err}", paths.log.display()))?;
-    let metadata = log.metadata().map_err(|err| err.to_string())?;
-    if metadata.ino() != state.inode || metadata.len() < state.offset {
-        state.inode = metadata.ino();
-        state.offset = 0;
-    }
-    log.seek(SeekFrom::Start(state.offset)).map_err(|err| err.to_string())?;
-    let mut added = Vec::new();
-    log.read_to_end(&mut added).map_err(|err| format!("reading {}: {err}", paths.log.display()))?;
-    // A line still being written is read next time, whole.
-    let complete = added.iter().rposition(|&b| b == b'\n').map_or(0, |last| last + 1);
-    let text = String::from_utf8_lossy(&added[..complete]);
+    let added = match &paths.log {
+        Some(log) => read_since(log, &mut state)?,
+        None => {
+            let mut added = Vec::new();
+            std::io::stdin().read_to_end(&mut added).map_err(|err| format!("reading standard input: {err}"))?;
+            added
+        }
+    };
+    let text = String::from_utf8_lossy(&added);
     let mut scanner = Scanner::default();
     let mut run = Run { new_lines: 0, counted: 0 };
     for line in text.lines() {
@@ -69,13 +68,30 @@ pub fn update(paths: &Paths, config: Option<&EffectiveConfig>, now: u64) -> Resu
             run.counted += 1;
         }
     }
-    state.offset += complete as u64;
     let rendered = render(&state.counters, config, now);
     // The state first: a run that stops between the two writes leaves old metrics, never counts
     // the same lines twice.
     write_atomically(&paths.state, &serde_json::to_vec(&state).expect("state serializes"))?;
     write_atomically(&paths.output, rendered.as_bytes())?;
     Ok(run)
+}
+
+/// The complete lines `log` gained since `state`'s cursor, which moves past them; a rotated or
+/// truncated log is read from its start.
+fn read_since(path: &Path, state: &mut State) -> Result<Vec<u8>, String> {
+    let mut log = std::fs::File::open(path).map_err(|err| format!("cannot read the sshd log {}: {err}", path.display()))?;
+    let metadata = log.metadata().map_err(|err| err.to_string())?;
+    if metadata.ino() != state.inode || metadata.len() < state.offset {
+        state.inode = metadata.ino();
+        state.offset = 0;
+    }
+    log.seek(SeekFrom::Start(state.offset)).map_err(|err| err.to_string())?;
+    let mut added = Vec::new();
+    log.read_to_end(&mut added).map_err(|err| format!("reading {}: {err}", path.display()))?;
+    // A line still being written is read next time, whole.
+    added.truncate(added.iter().rposition(|&b| b == b'\n').map_or(0, |last| last + 1));
+    state.offset += added.len() as u64;
+    Ok(added)
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {

@@ -21,6 +21,19 @@ pub enum AgentOutcome {
     AddedWithSshAdd { lifetime: u32 },
 }
 
+/// What the agent at `socket` holds: each a certificate, or a plain key (`None`).
+pub fn identities(socket: &Path) -> Result<Vec<Option<Certificate>>, String> {
+    let stream = UnixStream::connect(socket).map_err(|err| format!("cannot reach ssh-agent at {}: {err}", socket.display()))?;
+    let identities = Client::new(stream).request_identities().map_err(|err| format!("ssh-agent refused: {err}"))?;
+    Ok(identities
+        .into_iter()
+        .map(|identity| match identity.credential {
+            PublicCredential::Cert(certificate) => Some(*certificate),
+            _ => None,
+        })
+        .collect())
+}
+
 /// Adds `certificate` with the private key at `key_path` to the agent at `socket`, limited to
 /// `lifetime` seconds, after removing older certificates of the same key.
 pub fn add(socket: &Path, key_path: &Path, certificate: &Certificate, lifetime: u32) -> Result<AgentOutcome, String> {

@@ -201,15 +201,7 @@ fn find_key(options: &Options, certificate: &Certificate) -> Result<(PathBuf, Ve
 }
 
 /// `2h30m`-style durations.
-pub fn human(seconds: u64) -> String {
-    let parts = [(seconds / 86_400, "d"), (seconds / 3600 % 24, "h"), (seconds / 60 % 60, "m"), (seconds % 60, "s")];
-    let text: String = parts.iter().filter(|(n, _)| *n > 0).take(2).map(|(n, unit)| format!("{n}{unit}")).collect();
-    if text.is_empty() {
-        "0s".to_owned()
-    } else {
-        text
-    }
-}
+pub use sign_key::policy::human_duration_approx as human;
 
 impl std::fmt::Display for Report {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -9,6 +9,7 @@ use clap::Args;
 use get_key::when::When;
 use sign_key::issuer::unix_now;
 use sign_key::{CertKind, Issuer};
+use sshca_fleet::client::ClientState;
 use sshca_fleet::doctor::{self, CaKeys, Expectations, Finding};
 use sshca_fleet::sshd::EffectiveConfig;
 
@@ -35,6 +36,15 @@ pub struct DoctorArgs {
     /// `sshca config ENV --only user-ca-keys` and `--only known-hosts` print.
     #[arg(long, value_name = "FILE")]
     ca_keys: Option<PathBuf>,
+    /// Check this user machine instead: known_hosts, the ssh config block, ssh-agent, certificates.
+    #[arg(long)]
+    client: bool,
+    /// For --client: the ssh directory [default: ~/.ssh].
+    #[arg(long, requires = "client")]
+    ssh_dir: Option<PathBuf>,
+    /// For --client: certificates must have this much left.
+    #[arg(long, value_parser = parse_duration, default_value = "1h")]
+    min_validity: u64,
     /// Check as of another time (+30d: will this server still be healthy then?).
     #[arg(long, value_parser = When::parse, allow_hyphen_values = true)]
     at: Option<When>,
@@ -64,15 +74,20 @@ pub async fn doctor(issuer: Option<&Issuer>, args: DoctorArgs) -> Result<()> {
         }
         (None, None) => anyhow::bail!("no CA keys: pass --bucket (read access to the policy) or --ca-keys FILE"),
     };
-    let config = EffectiveConfig::read(&args.sshd, &args.sshd_config).map_err(anyhow::Error::msg)?;
-    let expect = Expectations {
-        environment: args.environment.clone(),
-        names: args.names.clone(),
-        renew_within: args.within,
-        krl_max_age: args.krl_max_age,
-    };
     let now = args.at.map_or_else(unix_now, |at| at.at(unix_now()));
-    let findings = doctor::check(&config, &cas, &expect, now);
+    let findings = if args.client {
+        let ssh_dir = args.ssh_dir.clone().unwrap_or_else(get_key::default_ssh_dir);
+        sshca_fleet::client::check(&args.environment, &client_state(&ssh_dir), &cas, args.min_validity, now)
+    } else {
+        let config = EffectiveConfig::read(&args.sshd, &args.sshd_config).map_err(anyhow::Error::msg)?;
+        let expect = Expectations {
+            environment: args.environment.clone(),
+            names: args.names.clone(),
+            renew_within: args.within,
+            krl_max_age: args.krl_max_age,
+        };
+        doctor::check(&config, &cas, &expect, now)
+    };
     let problems = findings.iter().filter(|f| !f.healthy).count();
     if args.json {
         println!("{}", serde_json::to_string_pretty(&serde_json::json!({"healthy": problems == 0, "findings": findings}))?);
@@ -83,6 +98,21 @@ pub async fn doctor(issuer: Option<&Issuer>, args: DoctorArgs) -> Result<()> {
         std::process::exit(1);
     }
     Ok(())
+}
+
+/// What a user's machine holds: its ssh files, the certificates in its ssh directory, its agent.
+fn client_state(ssh_dir: &std::path::Path) -> ClientState {
+    let read = |name: &str| std::fs::read_to_string(ssh_dir.join(name)).unwrap_or_default();
+    let certificates = std::fs::read_dir(ssh_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|path| path.to_string_lossy().ends_with("-cert.pub"))
+        .filter_map(|path| Some((path.clone(), ssh_key::Certificate::from_openssh(std::fs::read_to_string(&path).ok()?.trim()).ok()?)))
+        .collect();
+    let agent = std::env::var_os("SSH_AUTH_SOCK").filter(|s| !s.is_empty()).map(|socket| get_key::agent::identities(std::path::Path::new(&socket)));
+    ClientState { known_hosts: read("known_hosts"), ssh_config: read("config"), certificates, agent }
 }
 
 fn print_table(environment: &str, findings: &[Finding], problems: usize, colour: bool) {

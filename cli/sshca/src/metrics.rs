@@ -11,7 +11,8 @@ use sshca_fleet::sshd::EffectiveConfig;
 
 #[derive(Args)]
 pub struct MetricsArgs {
-    /// sshd's log (LogLevel VERBOSE): /var/log/auth.log, or a file `journalctl -u ssh -o cat` feeds.
+    /// sshd's log (LogLevel VERBOSE), read from where the last run stopped; `-`: the new lines on
+    /// standard input, e.g. from `journalctl -u ssh -o cat --cursor-file=FILE`.
     #[arg(long, default_value = "/var/log/auth.log")]
     log: PathBuf,
     /// Where node_exporter's textfile collector reads (replaced atomically).
@@ -30,7 +31,8 @@ pub struct MetricsArgs {
 pub fn metrics(args: MetricsArgs) -> Result<()> {
     let config = EffectiveConfig::read(&args.sshd, &args.sshd_config).map_err(anyhow::Error::msg)?;
     let state = args.state.unwrap_or_else(|| PathBuf::from(format!("{}.state", args.output.display())));
-    let paths = Paths { log: args.log, output: args.output, state };
+    let log = (args.log.as_os_str() != "-").then_some(args.log);
+    let paths = Paths { log, output: args.output, state };
     let run = metrics::update(&paths, Some(&config), unix_now()).map_err(anyhow::Error::msg)?;
     eprintln!("{} new log line(s), {} login(s) counted; wrote {}", run.new_lines, run.counted, paths.output.display());
     Ok(())

@@ -490,8 +490,17 @@ fn mpint_bits(bytes: &[u8]) -> u32 {
 
 /// `90d`, `2h30m`, `45s`: the largest units first, zero parts left out.
 pub fn human_duration(seconds: u64) -> String {
+    duration_in_units(seconds, 4)
+}
+
+/// [`human_duration`] to its two largest units: `3d4h`, `15m`.
+pub fn human_duration_approx(seconds: u64) -> String {
+    duration_in_units(seconds, 2)
+}
+
+fn duration_in_units(seconds: u64, most: usize) -> String {
     let parts = [(seconds / 86_400, "d"), (seconds / 3600 % 24, "h"), (seconds / 60 % 60, "m"), (seconds % 60, "s")];
-    let text: String = parts.iter().filter(|(n, _)| *n > 0).map(|(n, unit)| format!("{n}{unit}")).collect();
+    let text: String = parts.iter().filter(|(n, _)| *n > 0).take(most).map(|(n, unit)| format!("{n}{unit}")).collect();
     if text.is_empty() {
         "0s".to_owned()
     } else {
