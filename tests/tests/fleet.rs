@@ -92,7 +92,15 @@ fn doctor_reports_exactly_the_planted_problem() {
 
     server.finds_only(&server.config(&[("TrustedUserCAKeys", "")]), &[], "TrustedUserCAKeys", "not set", "sshca config staging --only user-ca-keys");
     server.finds_only(&server.config(&[("AuthorizedKeysFile", "AuthorizedKeysFile .ssh/authorized_keys")]), &[], "AuthorizedKeysFile", "plain keys listed there are accepted", "AuthorizedKeysFile none");
-    server.finds_only(&server.config(&[]), &["--at", "+31d", "--krl-max-age", "60d"], "HostCertificate", "expired", "sshca renew-host -e staging -n web1.example.com");
+    server.finds_only(&server.config(&[]), &["--at", "+31d", "--krl-max-age", "60d"], "HostCertificate", "expired 1d", "sshca renew-host -e staging -n web1.example.com");
+    // and a host certificate that really expired: three seconds of validity, four seconds ago
+    let short_lived = server.world.path("short_host_key");
+    std::fs::copy(&server.host_key, &short_lived).unwrap();
+    std::fs::copy(pub_path(&server.host_key), pub_path(&short_lived)).unwrap();
+    server.world.sshca_ok(&["renew-host", "--local", "-e", ENV, "-n", HOST, "-k", short_lived.to_str().unwrap(), "-t", "3s"]);
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    let expired_line = format!("HostCertificate {}", cert_path(&short_lived).display());
+    server.finds_only(&server.config(&[("HostCertificate", &expired_line)]), &[], "HostCertificate", "expired", "sshca renew-host -e staging -n web1.example.com");
     server.finds_only(&server.config(&[]), &["--within", "40d"], "HostCertificate", "within the renewal window", "sshca renew-host");
     server.finds_only(&server.config(&[("RevokedKeys", "RevokedKeys {dir}/missing.krl")]), &[], "RevokedKeys", "cannot be read", "sshca krl staging -o");
     let stale = Command::new("touch").args(["-d", "3 hours ago"]).arg(&server.krl).status().unwrap();

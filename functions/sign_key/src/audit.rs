@@ -5,7 +5,7 @@ use time::OffsetDateTime;
 
 use crate::error::{IssueError, StoreError};
 use crate::layout;
-use crate::store::{Condition, Store};
+use crate::store::{put_once, Store};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -64,23 +64,23 @@ pub struct AuditEntry {
     pub error: Option<String>,
 }
 
-/// Writes the record once (`If-None-Match: *`): an audit record is never overwritten. A record
-/// already there is this one, written by an earlier attempt whose answer was lost (serials are
-/// unique), so that counts as written.
+/// Writes the record once: a record already there counts as written only when it is this very
+/// record (an earlier attempt whose answer was lost). A void record whose name is taken by
+/// something else is written under a name of its own (`<serial>-void-<id>.json`), so that the
+/// serial's voiding is on record whatever was planted.
 pub async fn record(store: &dyn Store, entry: &AuditEntry, at: OffsetDateTime) -> Result<String, IssueError> {
-    let key = layout::audit_entry(
-        &entry.environment,
-        (at.year(), u8::from(at.month()), at.day()),
-        entry.serial,
-        entry.event.as_str(),
-    );
+    let date = (at.year(), u8::from(at.month()), at.day());
+    let key = layout::audit_entry(&entry.environment, date, entry.serial, entry.event.as_str());
     let body = serde_json::to_vec_pretty(entry).expect("an audit entry serializes");
-    match store.put(&key, body, Condition::IfAbsent).await {
-        Ok(_) | Err(StoreError::PreconditionFailed) => Ok(key),
-        Err(err) => Err(IssueError::Unavailable(format!(
-            "the audit record could not be written, so no certificate is handed out: {err}"
-        ))),
-    }
+    let written = match put_once(store, &key, body.clone()).await {
+        Err(StoreError::Taken { key: taken }) if entry.event == Event::Void => {
+            let own = layout::audit_entry(&entry.environment, date, entry.serial, &format!("void-{}", uuid::Uuid::new_v4().simple()));
+            tracing::error!(taken = %taken, written = %own, "the void record's name was taken by another object: written under its own name");
+            put_once(store, &own, body).await.map(|_| own)
+        }
+        other => other.map(|_| key),
+    };
+    written.map_err(|err| IssueError::Unavailable(format!("the audit record could not be written, so no certificate is handed out: {err}")))
 }
 
 /// The issuance records (`issued` and `void`) of `environment` from the day of `since` (Unix

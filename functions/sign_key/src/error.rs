@@ -50,6 +50,8 @@ impl IssueError {
 pub enum StoreError {
     #[error("the conditional write lost a race (HTTP 412)")]
     PreconditionFailed,
+    #[error("{key} already holds something this write did not put there: a write-once record was pre-planted or overwritten; `sshca audit` and the bucket's object versions show what")]
+    Taken { key: String },
     #[error("bucket {0:?} does not exist: create it, or point SSHCA_BUCKET / --bucket at the right one")]
     BucketMissing(String),
     #[error("access to s3://{bucket}/{key} was denied: grant the caller s3:GetObject/s3:PutObject on it")]

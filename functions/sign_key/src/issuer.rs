@@ -25,7 +25,7 @@ use crate::policy::{Plan, Policy};
 use crate::request::{self, CertKind, SignRequest, SignResponse};
 use crate::revoke;
 use crate::serial::SerialLeases;
-use crate::store::{Condition, Store};
+use crate::store::{put_once, Condition, Store};
 
 /// How long a policy read from the bucket is trusted before it is read again: an admin's change
 /// reaches every warm container within this time.
@@ -312,6 +312,14 @@ impl Issuer {
         entry: &mut AuditEntry,
     ) -> Result<(String, String), IssueError> {
         let certificate = sign_certificate(ca.as_ref(), subject, kind, plan, entry.serial, &entry.key_id).await?;
+        // A re-pointed key alias or a faulty signer must give an error, never a certificate that
+        // servers refuse (or that another key signed).
+        if certificate.signature_key() != ca.public_key() || certificate.verify_signature().is_err() {
+            return Err(IssueError::Unavailable(format!(
+                "the CA's signature does not verify against its public key {} (a re-pointed KMS key alias or a KMS fault): nothing was handed out",
+                ca.public_key().fingerprint(HashAlg::Sha256)
+            )));
+        }
         let line = certificate.to_openssh().map_err(|err| IssueError::Unavailable(err.to_string()))?;
         let now = OffsetDateTime::now_utc();
         entry.timestamp = now.format(&Rfc3339).expect("UTC times format");
@@ -322,7 +330,7 @@ impl Issuer {
         let object = layout::certificate(&entry.environment, &entry.username, entry.serial);
         let (audited, stored) = tokio::join!(
             audit::record(self.audit.as_ref(), entry, now),
-            self.store.put(&object, format!("{line}\n").into_bytes(), Condition::IfAbsent),
+            put_once(self.store.as_ref(), &object, format!("{line}\n").into_bytes()),
         );
         audited?;
         stored?;
@@ -567,10 +575,27 @@ mod tests {
     use crate::policy::CaKeyRef;
     use crate::store::memory::MemoryStore;
 
-    /// CA keys generated in memory; `fail` makes signing fail like an unreachable KMS.
+    /// CA keys generated in memory; `fail` makes signing fail like an unreachable KMS, and
+    /// `impostor` signs with another key than the CA's (a re-pointed KMS alias).
     struct TestKeys {
         key: Arc<LocalSigner>,
         fail: AtomicBool,
+        impostor: AtomicBool,
+    }
+
+    struct Impostor {
+        claimed: KeyData,
+        signer: LocalSigner,
+    }
+
+    #[async_trait]
+    impl Signer for Impostor {
+        fn public_key(&self) -> &KeyData {
+            &self.claimed
+        }
+        async fn sign(&self, message: &[u8]) -> Result<Signature, CaError> {
+            self.signer.sign(message).await
+        }
     }
 
     struct FailingSigner(KeyData);
@@ -590,6 +615,10 @@ mod tests {
         async fn load(&self, _: &str, _: &CaKeyRef) -> Result<Arc<dyn Signer>, CaError> {
             if self.fail.load(Ordering::SeqCst) {
                 return Ok(Arc::new(FailingSigner(self.key.public_key().clone())));
+            }
+            if self.impostor.load(Ordering::SeqCst) {
+                let other = PrivateKey::random(&mut OsRng, Algorithm::Ed25519).unwrap();
+                return Ok(Arc::new(Impostor { claimed: self.key.public_key().clone(), signer: LocalSigner::new(other) }));
             }
             Ok(self.key.clone())
         }
@@ -625,7 +654,7 @@ mod tests {
             .await
             .unwrap();
         let key = PrivateKey::random(&mut OsRng, Algorithm::Ed25519).unwrap();
-        let keys = Arc::new(TestKeys { key: Arc::new(LocalSigner::new(key)), fail: AtomicBool::new(false) });
+        let keys = Arc::new(TestKeys { key: Arc::new(LocalSigner::new(key)), fail: AtomicBool::new(false), impostor: AtomicBool::new(false) });
         let issuer = Issuer::new(store.clone(), store.clone(), keys.clone(), Arc::new(Alice));
         (store, keys, issuer)
     }
@@ -720,6 +749,35 @@ mod tests {
         let objects = store.keys();
         assert!(objects.iter().any(|k| k.ends_with("00000000000000000001-void.json")), "{objects:?}");
         assert!(!objects.iter().any(|k| k.starts_with("certs/")), "{objects:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_signature_by_another_key_is_never_handed_out() {
+        let (store, keys, issuer) = setup().await;
+        keys.impostor.store(true, Ordering::SeqCst);
+        let err = issuer.issue(&request(&user_key()), &Caller::default()).await.unwrap_err();
+        assert_eq!(err.error_type(), "Unavailable", "{err}");
+        let objects = store.keys();
+        assert!(objects.iter().any(|k| k.ends_with("00000000000000000001-void.json")), "{objects:?}");
+        assert!(!objects.iter().any(|k| k.starts_with("certs/") || k.ends_with("-issued.json")), "{objects:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_planted_record_at_the_next_serial_is_not_taken_for_ours() {
+        let (store, _, issuer) = setup().await;
+        let today = OffsetDateTime::now_utc();
+        let date = (today.year(), u8::from(today.month()), today.day());
+        for event in ["issued", "void"] {
+            store.put(&layout::audit_entry("staging", date, 1, event), b"planted".to_vec(), Condition::IfAbsent).await.unwrap();
+        }
+        let err = issuer.issue(&request(&user_key()), &Caller::default()).await.unwrap_err();
+        assert!(err.to_string().contains("already holds something this write did not put there"), "{err}");
+        let objects = store.keys();
+        let own_void = objects.iter().find(|k| k.contains("00000000000000000001-void-")).expect("the void record under its own name");
+        let void: AuditEntry = serde_json::from_slice(&store.get(own_void).await.unwrap().unwrap().body).unwrap();
+        assert_eq!((void.event, void.serial), (Event::Void, 1));
+        // the next serial is issued as usual
+        assert_eq!(issuer.issue(&request(&user_key()), &Caller::default()).await.unwrap().serial, 2);
     }
 
     #[tokio::test(flavor = "multi_thread")]

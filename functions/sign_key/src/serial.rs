@@ -19,7 +19,7 @@ use tokio::sync::Mutex;
 
 use crate::error::{IssueError, StoreError};
 use crate::layout;
-use crate::store::{Condition, Store};
+use crate::store::{put_once, Condition, Store};
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Counter {
@@ -48,12 +48,16 @@ const MAX_BACKOFF: Duration = Duration::from_millis(250);
 /// Takes `count` serials of `environment`: read the counter, then write `next + count` only if
 /// nobody wrote in between (`If-Match` on its entity tag, or `If-None-Match: *` for the first). A
 /// lost race is retried after a jittered, growing pause.
-pub async fn lease(store: &dyn Store, environment: &str, count: u64) -> Result<Range<u64>, IssueError> {
+///
+/// A missing counter starts at 1 only in an environment that never leased a serial: otherwise it
+/// is rebuilt above the highest lease in the audit trail (`audit`), so that a deleted counter
+/// never hands out a serial twice.
+pub async fn lease(store: &dyn Store, audit: &dyn Store, environment: &str, count: u64) -> Result<Range<u64>, IssueError> {
     let key = layout::serial_counter(environment);
     let mut backoff = FIRST_BACKOFF;
     for _ in 0..MAX_ATTEMPTS {
         let (first, condition) = match read_counter(store, &key).await? {
-            None => (1, Condition::IfAbsent),
+            None => (first_after_leases(audit, environment, &key).await?, Condition::IfAbsent),
             Some((next, etag)) => (next, Condition::IfMatch(etag)),
         };
         let next = first.checked_add(count).ok_or_else(|| {
@@ -73,6 +77,22 @@ pub async fn lease(store: &dyn Store, environment: &str, count: u64) -> Result<R
     Err(IssueError::Unavailable(format!(
         "could not take a serial from {key} after {MAX_ATTEMPTS} attempts (too many concurrent signers): try again"
     )))
+}
+
+/// Where a missing counter resumes: after the highest serial the audit trail's lease records
+/// name (keys sort by first serial), or 1 when there are none.
+async fn first_after_leases(audit: &dyn Store, environment: &str, counter: &str) -> Result<u64, IssueError> {
+    let Some(highest) = audit.list(&layout::serial_leases(environment)).await?.pop() else { return Ok(1) };
+    let record = audit.get(&highest).await?.and_then(|object| serde_json::from_slice::<LeaseRecord>(&object.body).ok());
+    match record {
+        Some(record) => {
+            tracing::warn!(counter, resumed_at = record.last + 1, "the serial counter was missing: rebuilt above the highest lease");
+            record.last.checked_add(1).ok_or_else(|| IssueError::Configuration(format!("the serial counter {counter} is exhausted")))
+        }
+        None => Err(IssueError::Configuration(format!(
+            "the serial counter {counter} is missing and the highest lease record {highest} cannot be read: restore {counter} from the bucket's object versions (its `next` must be above every serial in audit/{environment}/)"
+        ))),
+    }
 }
 
 /// The counter's next serial and entity tag, `None` before the first lease.
@@ -100,8 +120,9 @@ pub struct SerialLeases {
 
 struct Lease {
     serials: Range<u64>,
-    /// Whether the lease's audit record is durable; no serial is handed out before it is.
-    recorded: bool,
+    /// The lease's audit record until it is durable (no serial is handed out before); kept
+    /// byte for byte, so that a retry after a lost answer writes the very same record.
+    unrecorded: Option<Vec<u8>>,
 }
 
 impl SerialLeases {
@@ -115,27 +136,33 @@ impl SerialLeases {
     pub async fn next(&self, store: &dyn Store, audit: &dyn Store, environment: &str, request_id: &str) -> Result<u64, IssueError> {
         let mut leases = self.leases.lock().await;
         if leases.get(environment).is_none_or(|lease| lease.serials.is_empty()) {
-            let serials = lease(store, environment, self.block).await?;
-            leases.insert(environment.to_owned(), Lease { serials, recorded: false });
-        }
-        let lease = leases.get_mut(environment).expect("leased above");
-        if !lease.recorded {
-            // A failed record keeps the lease unrecorded and unused: the next request retries it.
+            let serials = lease(store, audit, environment, self.block).await?;
             let record = LeaseRecord {
                 environment: environment.to_owned(),
-                first: lease.serials.start,
-                last: lease.serials.end - 1,
+                first: serials.start,
+                last: serials.end - 1,
                 holder: self.holder.clone(),
                 request_id: request_id.to_owned(),
                 leased_at: OffsetDateTime::now_utc().format(&Rfc3339).expect("UTC times format"),
             };
             let body = serde_json::to_vec_pretty(&record).expect("a lease record serializes");
-            match audit.put(&layout::serial_lease(environment, record.first), body, Condition::IfAbsent).await {
-                Ok(_) | Err(StoreError::PreconditionFailed) => lease.recorded = true,
+            leases.insert(environment.to_owned(), Lease { serials, unrecorded: Some(body) });
+        }
+        let lease = leases.get_mut(environment).expect("leased above");
+        if let Some(body) = &lease.unrecorded {
+            let (first, last) = (lease.serials.start, lease.serials.end - 1);
+            match put_once(audit, &layout::serial_lease(environment, first), body.clone()).await {
+                Ok(()) => lease.unrecorded = None,
+                // Someone else's record under this lease's name: its serials cannot be accounted
+                // for as ours, so none is used; the next request leases a new block.
+                Err(err @ StoreError::Taken { .. }) => {
+                    leases.remove(environment);
+                    return Err(IssueError::Unavailable(format!("serials {first}..={last} are not used: {err}")));
+                }
+                // A failed record keeps the lease unrecorded and unused: the next request retries it.
                 Err(err) => {
                     return Err(IssueError::Unavailable(format!(
-                        "the lease of serials {}..={} could not be recorded in the audit trail, so none is used: {err}",
-                        record.first, record.last
+                        "the lease of serials {first}..={last} could not be recorded in the audit trail, so none is used: {err}"
                     )))
                 }
             }
@@ -208,5 +235,31 @@ mod tests {
         audit.fail_writes(false);
         assert_eq!(signer.next(&store, &audit, "staging", "req").await.unwrap(), 1);
         assert_eq!(lease_records(&audit, "staging").await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_deleted_counter_resumes_above_the_highest_lease() {
+        let (store, audit) = (MemoryStore::default(), MemoryStore::default());
+        let signer = SerialLeases::new(10, "first");
+        assert_eq!(signer.next(&store, &audit, "staging", "req").await.unwrap(), 1);
+        store.delete(&layout::serial_counter("staging"));
+        let later = SerialLeases::new(10, "later");
+        assert_eq!(later.next(&store, &audit, "staging", "req").await.unwrap(), 11, "serials 1..=10 were leased already");
+    }
+
+    #[tokio::test]
+    async fn a_planted_lease_record_is_not_taken_for_ours() {
+        let (store, audit) = (MemoryStore::default(), MemoryStore::default());
+        assert_eq!(SerialLeases::new(10, "first").next(&store, &audit, "staging", "req").await.unwrap(), 1);
+        audit.put(&layout::serial_lease("staging", 11), b"{}".to_vec(), Condition::IfAbsent).await.unwrap();
+        let signer = SerialLeases::new(10, "second");
+        let err = signer.next(&store, &audit, "staging", "req").await.unwrap_err();
+        assert!(err.to_string().contains("serials 11..=20 are not used"), "{err}");
+        assert_eq!(signer.next(&store, &audit, "staging", "req").await.unwrap(), 21, "the next block is leased and used");
+        // with the counter gone too, the unreadable highest lease is refused with the way out
+        store.delete(&layout::serial_counter("staging"));
+        audit.put(&layout::serial_lease("staging", 31), b"{}".to_vec(), Condition::IfAbsent).await.unwrap();
+        let err = SerialLeases::new(10, "third").next(&store, &audit, "staging", "req").await.unwrap_err();
+        assert!(err.to_string().contains("restore serial/staging.json from the bucket's object versions"), "{err}");
     }
 }

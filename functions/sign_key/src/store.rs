@@ -40,6 +40,20 @@ pub trait Store: Send + Sync {
     async fn presign_get(&self, key: &str, expires_in: Duration) -> Result<String, StoreError>;
 }
 
+/// Writes `body` under `key` once. An object already there counts as this write only when it
+/// holds exactly `body` (an earlier attempt whose answer was lost); anything else there is
+/// [`StoreError::Taken`]: someone else wrote first, and it must not pass for ours.
+pub async fn put_once(store: &dyn Store, key: &str, body: Vec<u8>) -> Result<(), StoreError> {
+    match store.put(key, body.clone(), Condition::IfAbsent).await {
+        Ok(_) => Ok(()),
+        Err(StoreError::PreconditionFailed) => match store.get(key).await? {
+            Some(existing) if existing.body == body => Ok(()),
+            _ => Err(StoreError::Taken { key: key.to_owned() }),
+        },
+        Err(err) => Err(err),
+    }
+}
+
 /// The S3 implementation. Build the client once per process (see [`crate::aws`]) and share it.
 #[derive(Clone)]
 pub struct S3Store {
@@ -171,6 +185,11 @@ pub(crate) mod memory {
     impl MemoryStore {
         pub fn keys(&self) -> Vec<String> {
             self.objects.lock().unwrap().keys().cloned().collect()
+        }
+
+        /// Removes an object, as someone with delete rights on the bucket could.
+        pub fn delete(&self, key: &str) {
+            self.objects.lock().unwrap().remove(key);
         }
 
         /// Makes every write fail as an unreachable server would (or work again).
