@@ -138,6 +138,8 @@ fn stack_deploys_on_localstack_and_the_function_signs_with_its_keys() {
     }
 
     function_role_has_least_privilege(&world, &format!("sshca-{environment}"), &audit_bucket);
+    ca_keys_sign_only_for_the_function(&world, &outputs, &format!("sshca-{environment}"));
+    audit_trail_is_append_only(&world, &audit_bucket);
 
     let world = World { bucket: state_bucket.clone(), ..world };
     let out = world.sshca_ok(&[
@@ -168,6 +170,50 @@ fn stack_deploys_on_localstack_and_the_function_signs_with_its_keys() {
     assert!(shown.contains("assumed-role/AWSReservedSSO_SshUsers_????????????????/*  →  user; named by its session name (set by AWS)"), "{shown}");
     assert!(shown.contains("→  host; host certificates only; principals [\"{session}.hosts.example.com\"]"), "{shown}");
     invoke_policies_grant_only_the_function(&world, &outputs, &environment);
+}
+
+/// The CA keys' policies, as KMS keeps them: admins administer without signing, the function
+/// signs, and an explicit deny keeps everyone else (whatever their identity policies say) from
+/// signing certificates offline.
+fn ca_keys_sign_only_for_the_function(world: &World, outputs: &std::collections::HashMap<String, String>, stack: &str) {
+    let resource = aws_cli(world, &["cloudformation", "describe-stack-resource", "--stack-name", stack, "--logical-resource-id", "SignKeyRole"]);
+    let role_name = resource["StackResourceDetail"]["PhysicalResourceId"].as_str().unwrap().to_owned();
+    let role_arn = aws_cli(world, &["iam", "get-role", "--role-name", &role_name])["Role"]["Arn"].as_str().unwrap().to_owned();
+    for output in ["UserCaKeyId", "HostCaKeyId"] {
+        let answer = aws_cli(world, &["kms", "get-key-policy", "--key-id", &outputs[output], "--policy-name", "default"]);
+        let policy: serde_json::Value = serde_json::from_str(answer["Policy"].as_str().unwrap()).unwrap();
+        let statements = policy["Statement"].as_array().unwrap();
+        let actions = |statement: &serde_json::Value| -> Vec<String> {
+            match &statement["Action"] {
+                serde_json::Value::String(one) => vec![one.clone()],
+                many => many.as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_owned()).collect(),
+            }
+        };
+        for statement in statements.iter().filter(|s| s["Effect"] == "Allow") {
+            let acts = actions(statement);
+            assert!(!acts.iter().any(|a| a.contains('*')), "{output}: a wildcard action: {statement}");
+            if acts.iter().any(|a| a == "kms:Sign") {
+                assert_eq!(statement["Principal"]["AWS"], role_arn, "{output}: only the function role may sign: {statement}");
+            }
+        }
+        let deny = statements.iter().find(|s| s["Effect"] == "Deny" && actions(s) == ["kms:Sign"]).unwrap_or_else(|| panic!("{output}: no Sign deny: {policy}"));
+        assert_eq!(deny["Principal"], "*", "{deny}");
+        let exempt: Vec<&str> = deny["Condition"]["ArnNotEquals"]["aws:PrincipalArn"].as_array().unwrap().iter().filter_map(|a| a.as_str()).collect();
+        assert!(exempt.iter().all(|arn| *arn == role_arn), "{output}: the deny exempts only the function role: {deny}");
+    }
+}
+
+/// The audit bucket's policy: no deletion, and no write that is not a write-once write, for
+/// anyone; its Object Lock default is governance mode unless COMPLIANCE is asked for.
+fn audit_trail_is_append_only(world: &World, audit_bucket: &str) {
+    let answer = aws_cli(world, &["s3api", "get-bucket-policy", "--bucket", audit_bucket]);
+    let policy: serde_json::Value = serde_json::from_str(answer["Policy"].as_str().unwrap()).unwrap();
+    let text = policy.to_string();
+    let denies = |action: &str| policy["Statement"].as_array().unwrap().iter().any(|s| s["Effect"] == "Deny" && s["Principal"] == "*" && s["Action"].to_string().contains(action));
+    assert!(denies("s3:DeleteObject") && denies("s3:DeleteObjectVersion"), "{text}");
+    assert!(denies("s3:PutObject") && text.contains("s3:if-none-match"), "writes without If-None-Match are not denied: {text}");
+    let lock = aws_cli(world, &["s3api", "get-object-lock-configuration", "--bucket", audit_bucket]);
+    assert_eq!(lock["ObjectLockConfiguration"]["Rule"]["DefaultRetention"]["Mode"], "GOVERNANCE", "{lock}");
 }
 
 /// The users' and hosts' managed policies, as IAM keeps them: invoking this environment's
@@ -207,14 +253,19 @@ fn function_role_has_least_privilege(world: &World, stack: &str, audit_bucket: &
     let resource = aws(&["cloudformation", "describe-stack-resource", "--stack-name", stack, "--logical-resource-id", "SignKeyRole"]);
     let role = resource["StackResourceDetail"]["PhysicalResourceId"].as_str().unwrap().to_owned();
     let inline = aws(&["iam", "list-role-policies", "--role-name", &role]);
-    let names: Vec<&str> = inline["PolicyNames"].as_array().unwrap().iter().filter_map(|n| n.as_str()).collect();
-    assert_eq!(names, ["sign-key"], "the role's inline policies");
+    let mut names: Vec<&str> = inline["PolicyNames"].as_array().unwrap().iter().filter_map(|n| n.as_str()).collect();
+    names.sort();
+    assert_eq!(names, ["sign-key", "sign-key-kms"], "the role's inline policies");
     let attached = aws(&["iam", "list-attached-role-policies", "--role-name", &role]);
     assert_eq!(attached["AttachedPolicies"], serde_json::json!([]), "no managed policy may widen the role");
-    let policy = aws(&["iam", "get-role-policy", "--role-name", &role, "--policy-name", "sign-key"]);
-    let document = &policy["PolicyDocument"];
-    assert!(document["Statement"].as_array().is_some_and(|s| s.len() >= 5), "{document}");
-    let violations = sshca_tests::iam::violations(document, audit_bucket);
+    let mut statements = Vec::new();
+    for name in names {
+        let policy = aws(&["iam", "get-role-policy", "--role-name", &role, "--policy-name", name]);
+        statements.extend(policy["PolicyDocument"]["Statement"].as_array().unwrap().iter().cloned());
+    }
+    let document = serde_json::json!({"Statement": statements});
+    assert!(statements.len() >= 5, "{document}");
+    let violations = sshca_tests::iam::violations(&document, audit_bucket);
     assert!(violations.is_empty(), "the function role grants too much: {violations:?}");
 }
 
