@@ -1,6 +1,7 @@
 //! Write access to the bucket must not let anyone pass a record off as the issuer's, or make it
 //! hand out a serial twice: a record pre-planted at the next serial is not counted as the
 //! issuance's own, and a deleted serial counter resumes above every lease the audit trail names.
+//! And admins changing the policy at once do not undo each other's changes.
 
 use sshca_tests::*;
 
@@ -35,4 +36,32 @@ fn planted_records_and_a_deleted_counter(server: S3Server) {
     assert_eq!(serial_of(sign()), 4, "a deleted counter resumes above the highest lease, never at 1");
 }
 
-on_both_s3_servers!(planted_records_and_a_deleted_counter);
+/// Policy writes are compare-and-swap: concurrent `sshca init`s that each add an admin all land
+/// (none overwrites another's change with what it read before), and a key cannot be both a user
+/// and a host CA.
+fn concurrent_policy_changes_are_all_kept(server: S3Server) {
+    let world = World::new(server);
+    world.init(ENV, &["--principals", "deploy"]);
+    let admins: Vec<String> = (0..6).map(|n| format!("arn:aws:iam::000000000000:user/admin{n}")).collect();
+    let children: Vec<_> = admins
+        .iter()
+        .map(|admin| world.command("sshca").args(["init", ENV, "--admin", admin]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped()).spawn().unwrap())
+        .collect();
+    for child in children {
+        let output = child.wait_with_output().unwrap();
+        assert!(output.status.success(), "a concurrent init: {}", String::from_utf8_lossy(&output.stderr));
+    }
+    let policy: serde_json::Value = serde_json::from_str(&world.sshca_ok(&["show-policy", ENV, "--json"])).unwrap();
+    let rules = policy["access"]["rules"].to_string();
+    for admin in &admins {
+        assert!(rules.contains(admin.as_str()), "{admin} was lost: {rules}");
+    }
+    assert!(rules.contains("arn:aws:iam::000000000000:root"), "the first admin was lost: {rules}");
+
+    let user_ca = policy["user_ca"]["key_id"].as_str().unwrap();
+    let both = world.sshca(&["rotate", ENV, "--role", "host", "--next-ca-key", user_ca]);
+    assert!(!both.status.success(), "a user CA key became a host CA key");
+    assert!(String::from_utf8_lossy(&both.stderr).contains("is both a user and a host CA key"), "{}", String::from_utf8_lossy(&both.stderr));
+}
+
+on_both_s3_servers!(planted_records_and_a_deleted_counter, concurrent_policy_changes_are_all_kept);

@@ -10,7 +10,7 @@ use sign_key::aws::Aws;
 use sign_key::ca::KmsCaKeys;
 use sign_key::issuer::read_policy;
 use sign_key::policy::human_duration;
-use sign_key::{CertKind, IssueError, Policy, S3Store};
+use sign_key::{CaKeyRef, CertKind, IssueError, Policy, S3Store};
 
 use crate::input::read_input;
 use crate::parse_duration;
@@ -86,11 +86,64 @@ pub async fn init(aws: &Aws, bucket: &str, args: InitArgs) -> Result<()> {
         create_bucket(aws, bucket).await?;
     }
     let store = Arc::new(S3Store::new(aws.s3.clone(), bucket));
-    let mut policy = match read_policy(store.as_ref(), &args.environment).await {
-        Ok(policy) => policy,
-        Err(IssueError::UnknownEnvironment(_)) => Policy::new(&args.environment),
+    let existing = match read_policy(store.as_ref(), &args.environment).await {
+        Ok(policy) => Some(policy),
+        Err(IssueError::UnknownEnvironment(_)) => None,
         Err(err) => return Err(err.into()),
     };
+    // Read once: the change may be applied again (stdin cannot be read twice).
+    let rules = args.rules.as_deref().map(read_rules).transpose()?;
+    let rules = rules.as_deref();
+    // Checked before any key is created, so a bad flag leaves nothing behind.
+    let preview = configure(existing, &args, rules, bucket, &[], None)?;
+    preview.validate()?;
+    let me = match preview.access.rules.iter().any(|rule| rule.grant == Grant::Admin) {
+        true => None,
+        false => Some(caller_arn(aws).await?),
+    };
+    let mut created = Vec::new();
+    for (kind, given, slot) in [(CertKind::User, &args.user_ca_key, &preview.user_ca), (CertKind::Host, &args.host_ca_key, &preview.host_ca)] {
+        if given.is_none() && args.create_keys && slot.is_none() {
+            let key = admin::create_ca_key(aws, store.as_ref(), &args.environment, kind, args.key_spec, args.seal_key.as_deref()).await?;
+            eprintln!("created {} CA key {key:?} ({})", kind.as_str(), args.key_spec);
+            created.push((kind, key));
+        }
+    }
+    let ca_keys = KmsCaKeys::new(aws.kms.clone(), store.clone());
+    let (policy, ca_public_keys) = admin::update_policy(store.as_ref(), &ca_keys, &args.environment, |current| {
+        configure(current, &args, rules, bucket, &created, me.as_deref())
+    })
+    .await?;
+    if let Some(me) = &me {
+        eprintln!("access: {me} (you) is the environment's admin; add others with --admin or --rules");
+    }
+    eprintln!(
+        "environment {:?} ready in s3://{bucket}: default principals {:?}, allowed {:?}, TTL {} (max {})",
+        args.environment,
+        policy.default_principals,
+        policy.allowed_principals,
+        human_duration(policy.default_ttl),
+        human_duration(policy.max_ttl)
+    );
+    for key in ca_public_keys {
+        println!("{}", key.to_openssh()?);
+    }
+    Ok(())
+}
+
+/// The policy `args` make of `current` (a new one when `None`): applied again to whatever
+/// someone else wrote in between, so it must not depend on anything but its inputs. `created`
+/// are CA keys made for the slots that were empty; `me`, the caller's ARN, becomes the first
+/// admin when no rule is one.
+fn configure(
+    current: Option<Policy>,
+    args: &InitArgs,
+    rules: Option<&[AccessRule]>,
+    bucket: &str,
+    created: &[(CertKind, CaKeyRef)],
+    me: Option<&str>,
+) -> Result<Policy> {
+    let mut policy = current.unwrap_or_else(|| Policy::new(&args.environment));
     policy.environment = args.environment.clone();
     if let Some(principals) = args.principals.clone() {
         if args.allowed_principals.is_none() {
@@ -111,43 +164,21 @@ pub async fn init(aws: &Aws, bucket: &str, args: InitArgs) -> Result<()> {
     policy.max_ttl = args.max_ttl.unwrap_or(policy.max_ttl);
     policy.host_max_ttl = args.host_max_ttl.unwrap_or(policy.host_max_ttl);
     policy.host_default_ttl = args.host_default_ttl.unwrap_or(policy.host_default_ttl);
-    if policy.default_ttl > policy.max_ttl {
-        policy.default_ttl = policy.max_ttl;
-    }
-    if policy.host_default_ttl > policy.host_max_ttl {
-        policy.host_default_ttl = policy.host_max_ttl;
-    }
-    set_access(aws, bucket, &mut policy, &args).await?;
-    // Checked before any key is created, so a bad flag leaves nothing behind.
-    policy.validate()?;
-
-    for (kind, given) in [(CertKind::User, args.user_ca_key.clone()), (CertKind::Host, args.host_ca_key.clone())] {
+    policy.default_ttl = policy.default_ttl.min(policy.max_ttl);
+    policy.host_default_ttl = policy.host_default_ttl.min(policy.host_max_ttl);
+    set_access(&mut policy, args, rules, bucket, me);
+    for (kind, given) in [(CertKind::User, &args.user_ca_key), (CertKind::Host, &args.host_ca_key)] {
         let slot = match kind {
             CertKind::User => &mut policy.user_ca,
             CertKind::Host => &mut policy.host_ca,
         };
         if let Some(key_id) = given {
-            *slot = Some(sign_key::CaKeyRef::Kms { key_id });
-        } else if args.create_keys && slot.is_none() {
-            let created = admin::create_ca_key(aws, store.as_ref(), &args.environment, kind, args.key_spec, args.seal_key.as_deref()).await?;
-            eprintln!("created {} CA key {created:?} ({})", kind.as_str(), args.key_spec);
-            *slot = Some(created);
+            *slot = Some(CaKeyRef::Kms { key_id: key_id.clone() });
+        } else if slot.is_none() {
+            *slot = created.iter().find(|(k, _)| *k == kind).map(|(_, key)| key.clone());
         }
     }
-    let ca_keys = KmsCaKeys::new(aws.kms.clone(), store.clone());
-    let ca_public_keys = admin::write_policy(store.as_ref(), &ca_keys, &policy).await?;
-    eprintln!(
-        "environment {:?} ready in s3://{bucket}: default principals {:?}, allowed {:?}, TTL {} (max {})",
-        args.environment,
-        policy.default_principals,
-        policy.allowed_principals,
-        human_duration(policy.default_ttl),
-        human_duration(policy.max_ttl)
-    );
-    for key in ca_public_keys {
-        println!("{}", key.to_openssh()?);
-    }
-    Ok(())
+    Ok(policy)
 }
 
 async fn create_bucket(aws: &Aws, bucket: &str) -> Result<()> {
@@ -161,40 +192,18 @@ async fn create_bucket(aws: &Aws, bucket: &str) -> Result<()> {
 
 
 /// The access part of the policy: rules, admins, audience, whether proofs are required.
-async fn set_access(aws: &Aws, bucket: &str, policy: &mut Policy, args: &InitArgs) -> Result<()> {
+fn set_access(policy: &mut Policy, args: &InitArgs, rules: Option<&[AccessRule]>, bucket: &str, me: Option<&str>) {
     let access = &mut policy.access;
-    if let Some(source) = &args.rules {
-        let rules = read_input(source, "the access rules")?;
-        access.rules = serde_json::from_slice::<Vec<AccessRule>>(&rules)
-            .with_context(|| format!("{source} is not a JSON list of access rules (see infra/access-rules.json)"))?;
+    if let Some(rules) = rules {
+        access.rules = rules.to_vec();
     }
     for pattern in args.admins.iter().rev() {
         if !access.rules.iter().any(|rule| &rule.arn == pattern && rule.grant == Grant::Admin) {
             access.rules.insert(0, AccessRule::admin(pattern));
         }
     }
-    if !access.rules.iter().any(|rule| rule.grant == Grant::Admin) {
-        let me = aws
-            .sts
-            .get_caller_identity()
-            .send()
-            .await
-            .map_err(|err| {
-                use aws_sdk_sts::error::ProvideErrorMetadata;
-                let service = err.as_service_error();
-                sshca_client::explain::call(
-                    "STS",
-                    service.and_then(|e| e.code()),
-                    service.and_then(|e| e.message()),
-                    "sts:GetCallerIdentity",
-                    "your identity",
-                )
-            })?
-            .arn()
-            .context("STS named no ARN for your identity")?
-            .to_owned();
-        eprintln!("access: {me} (you) is the environment's admin; add others with --admin or --rules");
-        access.rules.insert(0, AccessRule::admin(&me));
+    if let Some(me) = me.filter(|_| !access.rules.iter().any(|rule| rule.grant == Grant::Admin)) {
+        access.rules.insert(0, AccessRule::admin(me));
     }
     if let Some(audience) = &args.audience {
         access.audience = audience.clone();
@@ -207,5 +216,19 @@ async fn set_access(aws: &Aws, bucket: &str, policy: &mut Policy, args: &InitArg
     if args.require_proof {
         access.allow_unproven = false;
     }
-    Ok(())
+}
+
+fn read_rules(source: &str) -> Result<Vec<AccessRule>> {
+    let rules = read_input(source, "the access rules")?;
+    serde_json::from_slice(&rules).with_context(|| format!("{source} is not a JSON list of access rules (see infra/access-rules.json)"))
+}
+
+/// The ARN STS names for the caller's own credentials.
+async fn caller_arn(aws: &Aws) -> Result<String> {
+    use aws_sdk_sts::error::ProvideErrorMetadata;
+    let answer = aws.sts.get_caller_identity().send().await.map_err(|err| {
+        let service = err.as_service_error();
+        sshca_client::explain::call("STS", service.and_then(|e| e.code()), service.and_then(|e| e.message()), "sts:GetCallerIdentity", "your identity")
+    })?;
+    Ok(answer.arn().context("STS named no ARN for your identity")?.to_owned())
 }

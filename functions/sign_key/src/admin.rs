@@ -10,7 +10,7 @@ use ssh_key::{Algorithm, PrivateKey, PublicKey};
 
 use crate::aws::Aws;
 use crate::ca::{sealing_context, CaKeys};
-use crate::error::IssueError;
+use crate::error::{IssueError, StoreError};
 use crate::layout;
 use crate::policy::{CaKeyRef, Policy};
 use crate::request::CertKind;
@@ -125,9 +125,52 @@ pub async fn create_ca_key(
     }
 }
 
-/// Validates and stores the environment's policy, after checking that every CA key it names
-/// (current, next, previous) can sign. Returns the public keys of the current user and host CAs.
-pub async fn write_policy(store: &dyn Store, ca_keys: &dyn CaKeys, policy: &Policy) -> Result<Vec<PublicKey>, IssueError> {
+/// How often a policy change is applied again when someone else changed the policy in between.
+const POLICY_ATTEMPTS: usize = 10;
+
+/// Changes the environment's policy by compare-and-swap: reads it (`None` when there is none),
+/// applies `change`, checks the result (valid, and every CA key it names can sign) and writes it
+/// only if nobody else wrote in between; otherwise reads again and applies `change` to what they
+/// wrote, so that no change is lost. Returns the policy written and the public keys of its
+/// current user and host CAs.
+pub async fn update_policy<E, F>(
+    store: &dyn Store,
+    ca_keys: &dyn CaKeys,
+    environment: &str,
+    mut change: F,
+) -> Result<(Policy, Vec<PublicKey>), E>
+where
+    E: From<IssueError>,
+    F: FnMut(Option<Policy>) -> Result<Policy, E>,
+{
+    let key = layout::policy(environment);
+    for _ in 0..POLICY_ATTEMPTS {
+        let (current, condition) = match store.get(&key).await.map_err(IssueError::from)? {
+            None => (None, Condition::IfAbsent),
+            Some(object) => (Some(crate::issuer::parse_policy(environment, &object.body)?), Condition::IfMatch(object.etag)),
+        };
+        let policy = change(current)?;
+        let current_keys = checked_keys(ca_keys, &policy).await?;
+        let body = serde_json::to_vec_pretty(&policy).expect("a policy serializes");
+        match store.put(&key, body, condition).await {
+            Ok(_) => return Ok((policy, current_keys)),
+            Err(StoreError::PreconditionFailed) => {
+                tracing::warn!(policy = %key, "the policy changed while this change was made: applying it again to the new one");
+                let pause = rand::Rng::gen_range(&mut rand::thread_rng(), 0..50);
+                tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+            }
+            Err(err) => return Err(IssueError::from(err).into()),
+        }
+    }
+    Err(IssueError::Unavailable(format!(
+        "the policy of environment {environment:?} kept changing while this change was applied (someone else is running sshca init or rotate): run the command again"
+    ))
+    .into())
+}
+
+/// Checks `policy` and that every CA key it names (current, next, previous) can sign; returns
+/// the public keys of the current user and host CAs.
+async fn checked_keys(ca_keys: &dyn CaKeys, policy: &Policy) -> Result<Vec<PublicKey>, IssueError> {
     policy.validate()?;
     let environment = &policy.environment;
     let mut current = Vec::new();
@@ -144,7 +187,5 @@ pub async fn write_policy(store: &dyn Store, ca_keys: &dyn CaKeys, policy: &Poli
             "environment {environment:?} has no CA key: pass --create-keys, or --user-ca-key / --host-ca-key KMS_KEY_ID"
         )));
     }
-    let body = serde_json::to_vec_pretty(policy).expect("a policy serializes");
-    store.put(&layout::policy(environment), body, Condition::Always).await?;
     Ok(current)
 }

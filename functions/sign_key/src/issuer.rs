@@ -425,7 +425,11 @@ pub async fn read_policy(store: &dyn Store, environment: &str) -> Result<Policy,
         .get(&layout::policy(environment))
         .await?
         .ok_or_else(|| IssueError::UnknownEnvironment(environment.to_owned()))?;
-    serde_json::from_slice(&object.body).map_err(|err| {
+    parse_policy(environment, &object.body)
+}
+
+pub(crate) fn parse_policy(environment: &str, body: &[u8]) -> Result<Policy, IssueError> {
+    serde_json::from_slice(body).map_err(|err| {
         IssueError::Configuration(format!(
             "the policy of environment {environment:?} ({}) is not valid: {err}; fix it or write it again with `sshca init`",
             layout::policy(environment)
@@ -828,7 +832,7 @@ mod tests {
     async fn host_keys_are_cached_apart_from_users_keys() {
         let (store, _, issuer) = setup().await;
         let mut policy: Policy = serde_json::from_slice(&store.get(&layout::policy("staging")).await.unwrap().unwrap().body).unwrap();
-        policy.host_ca = policy.user_ca.clone();
+        policy.host_ca = Some(CaKeyRef::Kms { key_id: "host".into() });
         policy.allowed_host_principals = vec!["*.example.com".into()];
         store.put(&layout::policy("staging"), serde_json::to_vec(&policy).unwrap(), Condition::Always).await.unwrap();
         let host = SignRequest {

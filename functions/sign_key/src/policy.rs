@@ -193,6 +193,13 @@ impl Policy {
         if self.min_rsa_bits < ABSOLUTE_MIN_RSA_BITS {
             return problem(format!("min_rsa_bits {} is below {ABSOLUTE_MIN_RSA_BITS}: RSA keys that small are refused anyway", self.min_rsa_bits));
         }
+        let user_keys = [&self.user_ca, &self.next_user_ca, &self.previous_user_ca];
+        let host_keys = [&self.host_ca, &self.next_host_ca, &self.previous_host_ca];
+        if let Some(both) = user_keys.iter().flat_map(|k| k.as_ref()).find(|k| host_keys.iter().any(|h| h.as_ref() == Some(*k))) {
+            return problem(format!(
+                "{both:?} is both a user and a host CA key: a host certificate's signer must never be trusted for user logins, so give each role its own key (`sshca rotate --role user|host`)"
+            ));
+        }
         for principal in &self.default_principals {
             request::check_principal(principal)?;
             if !matches_any(&self.allowed_principals, principal) {
