@@ -64,4 +64,45 @@ fn concurrent_policy_changes_are_all_kept(server: S3Server) {
     assert!(String::from_utf8_lossy(&both.stderr).contains("is both a user and a host CA key"), "{}", String::from_utf8_lossy(&both.stderr));
 }
 
-on_both_s3_servers!(planted_records_and_a_deleted_counter, concurrent_policy_changes_are_all_kept);
+/// `ssh-keygen -Q`: whether the environment's published KRL revokes `key`'s certificate.
+fn revoked(world: &World, key: &std::path::Path) -> bool {
+    let krl = world.path("revoked.krl");
+    world.sshca_ok(&["krl", ENV, "-o", krl.to_str().unwrap()]);
+    let output = std::process::Command::new("ssh-keygen").arg("-Q").arg("-f").arg(&krl).arg(cert_path(key)).output().unwrap();
+    String::from_utf8_lossy(&output.stdout).contains("REVOKED")
+}
+
+/// The revocation log decides, not a summary: a garbage record at the next version neither blocks
+/// later revocations nor hides earlier ones (and is named), a planted summary file changes
+/// nothing, and a planted KRL claiming a huge version is replaced by the next revocation.
+fn revocations_survive_planted_records(server: S3Server) {
+    let world = World::new(server);
+    world.init(ENV, &["--principals", "deploy"]);
+    let keys: Vec<_> = (1..=3)
+        .map(|n| {
+            let key = keygen(world.dir.path(), &format!("k{n}"), "ed25519", None, "");
+            let url = world.sshca_ok(&["sign", "--local", "-e", ENV, "-u", "jane", "-r", "revocation", "-p", pub_path(&key).to_str().unwrap()]);
+            std::fs::write(cert_path(&key), download(url.trim()).unwrap()).unwrap();
+            key
+        })
+        .collect();
+    world.sshca_ok(&["revoke", ENV, "--serial", "1", "-r", "first"]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let s3 = runtime.block_on(world.s3());
+    let plant = |key: String, body: Vec<u8>| runtime.block_on(s3.put_object().bucket(&world.bucket).key(key).body(body.into()).send()).unwrap();
+    let garbage = format!("audit/{ENV}/revocations/{:020}.json", 2);
+    plant(garbage.clone(), b"garbage".to_vec());
+    let output = world.sshca(&["revoke", ENV, "--serial", "2", "-r", "second"]);
+    assert!(output.status.success(), "a garbage record blocked a revocation: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(String::from_utf8_lossy(&output.stderr).contains(&format!("the revocation record {garbage} cannot be read and was skipped")));
+    plant(format!("revoked/{ENV}.json"), br#"{"version": 99, "serials": [], "key_ids": [], "keys": []}"#.to_vec());
+    assert_eq!(keys.iter().map(|k| revoked(&world, k)).collect::<Vec<_>>(), [true, true, false]);
+
+    let planted = sign_key::krl::encode(&sign_key::krl::Revoked::default(), u64::MAX, 0, "planted");
+    plant(format!("krl/{ENV}.krl"), planted);
+    assert!(!revoked(&world, &keys[0]), "the planted KRL is what servers get until the next revocation");
+    world.sshca_ok(&["revoke", ENV, "--serial", "3", "-r", "third"]);
+    assert_eq!(keys.iter().map(|k| revoked(&world, k)).collect::<Vec<_>>(), [true, true, true], "the next revocation republished the whole log");
+}
+
+on_both_s3_servers!(planted_records_and_a_deleted_counter, concurrent_policy_changes_are_all_kept, revocations_survive_planted_records);

@@ -51,7 +51,11 @@ pub async fn revoke(issuer: &Issuer, args: RevokeArgs) -> Result<()> {
         reason: args.reason.unwrap_or_default(),
         requested_by: std::env::var("USER").ok(),
     };
-    match revoke::revoke(issuer, &request).await? {
+    let report = revoke::revoke(issuer, &request).await?;
+    for key in &report.unreadable {
+        eprintln!("warning: the revocation record {key} cannot be read and was skipped (planted or damaged?): see its object versions in the audit bucket");
+    }
+    match report.outcome {
         RevokeOutcome::Revoked { version, serials, key_ids, keys } => eprintln!(
             "revoked {serials} serial(s), {key_ids} key id(s), {keys} key(s) (revocation #{version}); the KRL is updated: \
              servers fetch it with `sshca krl {env} -o /etc/ssh/sshca_revoked.krl`",

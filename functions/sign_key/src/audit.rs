@@ -83,6 +83,23 @@ pub async fn record(store: &dyn Store, entry: &AuditEntry, at: OffsetDateTime) -
     written.map_err(|err| IssueError::Unavailable(format!("the audit record could not be written, so no certificate is handed out: {err}")))
 }
 
+/// Every issuance record (`issued` and `void`) of `environment`, whatever its day; records that
+/// cannot be read are left out.
+pub async fn all_entries(store: &dyn Store, environment: &str) -> Result<Vec<AuditEntry>, IssueError> {
+    let prefix = format!("audit/{environment}/");
+    let mut entries = Vec::new();
+    for key in store.list(&prefix).await? {
+        let dated = key[prefix.len()..].starts_with(|c: char| c.is_ascii_digit());
+        if !dated || !(key.ends_with("-issued.json") || key.contains("-void")) {
+            continue;
+        }
+        if let Some(object) = store.get(&key).await? {
+            entries.extend(serde_json::from_slice::<AuditEntry>(&object.body).ok());
+        }
+    }
+    Ok(entries)
+}
+
 /// The issuance records (`issued` and `void`) of `environment` from the day of `since` (Unix
 /// seconds) to today, oldest first: only those days' prefixes are listed.
 pub async fn entries_since(store: &dyn Store, environment: &str, since: u64) -> Result<Vec<AuditEntry>, IssueError> {

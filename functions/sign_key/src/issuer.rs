@@ -288,8 +288,7 @@ impl Issuer {
         let revoked = match self.revoked_keys.get(environment) {
             Some(revoked) => revoked,
             None => {
-                let (state, _) = revoke::read_state(self.store.as_ref(), environment).await?;
-                let revoked = Arc::new(state.keys);
+                let revoked = Arc::new(revoke::read_log(self.audit.as_ref(), environment).await?.state.keys);
                 self.revoked_keys.insert(environment.to_owned(), revoked.clone());
                 revoked
             }

@@ -1,11 +1,12 @@
 //! Revocation: by serial, key id, user or public key, recorded in the audit trail and published
 //! as the environment's OpenSSH KRL.
 //!
-//! The revocation state (`revoked/<env>.json`, with a version) is only ever advanced by
-//! compare-and-swap, and every version is first written as a write-once audit record
-//! (`audit/<env>/revocations/<version>.json`). The record is the log, the state its summary: a
-//! revoker that finds a record for the next version not yet applied (its writer died) applies it
-//! before adding its own, so concurrent revocations all land and each has exactly one record.
+//! The log is the truth: each revocation is a write-once record
+//! (`audit/<env>/revocations/<version>.json`), and what is revoked is derived from all of them.
+//! A record that cannot be read (planted garbage, say) is reported with its key and skipped: it
+//! can neither block later revocations (they take the next free version) nor undo earlier ones.
+//! The published KRL (`krl/<env>.krl`) is replaced whenever it differs from the one the log
+//! makes, whatever version number it claims.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -70,11 +71,14 @@ pub enum RevokeOutcome {
     AlreadyRevoked { version: u64 },
 }
 
-const MAX_ATTEMPTS: u32 = 50;
-
-fn state_key(environment: &str) -> String {
-    format!("revoked/{environment}.json")
+/// What `revoke` did, and the revocation records it had to skip because they cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevokeReport {
+    pub outcome: RevokeOutcome,
+    pub unreadable: Vec<String>,
 }
+
+const MAX_ATTEMPTS: u32 = 50;
 
 fn record_key(environment: &str, version: u64) -> String {
     format!("audit/{environment}/revocations/{version:020}.json")
@@ -93,20 +97,39 @@ impl RevocationState {
     }
 }
 
-pub async fn read_state(store: &dyn Store, environment: &str) -> Result<(RevocationState, Condition), IssueError> {
-    match store.get(&state_key(environment)).await? {
-        None => Ok((RevocationState::default(), Condition::IfAbsent)),
-        Some(object) => {
-            let state = serde_json::from_slice(&object.body).map_err(|err| {
-                IssueError::Configuration(format!("the revocation state {} is corrupt: {err}", state_key(environment)))
-            })?;
-            Ok((state, Condition::IfMatch(object.etag)))
+/// What the revocation log says: the state every readable record builds, the next free version,
+/// and the records that could not be read (by key).
+#[derive(Debug, Clone, Default)]
+pub struct Log {
+    pub state: RevocationState,
+    pub next_version: u64,
+    pub unreadable: Vec<String>,
+}
+
+/// Reads every revocation record of `environment`, oldest first.
+pub async fn read_log(audit: &dyn Store, environment: &str) -> Result<Log, IssueError> {
+    let prefix = format!("audit/{environment}/revocations/");
+    let mut log = Log { next_version: 1, ..Log::default() };
+    for key in audit.list(&prefix).await? {
+        let version = key.strip_prefix(&prefix).and_then(|name| name.strip_suffix(".json")).and_then(|n| n.parse::<u64>().ok());
+        if let Some(version) = version {
+            log.next_version = log.next_version.max(version.saturating_add(1));
+        }
+        let record = match audit.get(&key).await? {
+            Some(object) => serde_json::from_slice::<RevocationRecord>(&object.body).ok(),
+            None => continue,
+        };
+        match record.filter(|record| Some(record.version) == version && record.environment == environment) {
+            Some(record) => log.state.apply(&record),
+            None => log.unreadable.push(key),
         }
     }
+    log.state.version = log.next_version - 1;
+    Ok(log)
 }
 
 /// Revokes what `request` names and republishes the KRL.
-pub async fn revoke(issuer: &Issuer, request: &RevokeRequest) -> Result<RevokeOutcome, IssueError> {
+pub async fn revoke(issuer: &Issuer, request: &RevokeRequest) -> Result<RevokeReport, IssueError> {
     let environment = &request.environment;
     request::check_environment(environment)?;
     if request.reason.trim().is_empty() {
@@ -115,7 +138,7 @@ pub async fn revoke(issuer: &Issuer, request: &RevokeRequest) -> Result<RevokeOu
     request::check_reason(&request.reason)?;
     let store = issuer.store().as_ref();
     let audit = issuer.audit_store().as_ref();
-    let policy = issuer.policy(environment).await?;
+    issuer.policy(environment).await?;
 
     let mut wanted = RevocationState::default();
     if !request.serials.is_empty() {
@@ -142,11 +165,12 @@ pub async fn revoke(issuer: &Issuer, request: &RevokeRequest) -> Result<RevokeOu
     }
     for user in &request.users {
         request::check_username(user)?;
-        let lookback = policy.max_ttl.max(policy.host_max_ttl) + policy.backdate_seconds;
-        let entries = audit::entries_since(audit, environment, unix_now().saturating_sub(lookback)).await?;
+        // Every record ever written, whatever today's TTLs are: a certificate issued under an
+        // older, longer max TTL is still found. Void records that hold a signed certificate count.
+        let entries = audit::all_entries(audit, environment).await?;
         let now = unix_now();
         let mut found = 0;
-        for entry in entries.iter().filter(|e| e.event == Event::Issued && &e.username == user && e.valid_before > now) {
+        for entry in entries.iter().filter(|e| &e.username == user && e.valid_before > now && (e.event == Event::Issued || e.certificate.is_some())) {
             wanted.serials.insert(entry.serial);
             found += 1;
         }
@@ -160,37 +184,20 @@ pub async fn revoke(issuer: &Issuer, request: &RevokeRequest) -> Result<RevokeOu
         return Err(IssueError::InvalidRequest("nothing to revoke: name --serial, --key-id, --user or --public-key".into()));
     }
 
-    let mut recorded = None;
     let mut backoff = Duration::from_millis(5);
-    let mut state;
-    let mut attempts = 0;
-    loop {
-        attempts += 1;
-        if attempts > MAX_ATTEMPTS {
+    let mut recorded = None;
+    for attempt in 0.. {
+        if attempt == MAX_ATTEMPTS {
             return Err(IssueError::Unavailable("too many concurrent revocations: try again".into()));
         }
-        let (current, condition) = read_state(store, environment).await?;
-        state = current;
-        // A record for the next version whose writer did not get to apply it: apply it first.
-        if let Some(pending) = audit.get(&record_key(environment, state.version + 1)).await? {
-            let record: RevocationRecord = serde_json::from_slice(&pending.body)
-                .map_err(|err| IssueError::Configuration(format!("revocation record is corrupt: {err}")))?;
-            state.apply(&record);
-            match store.put(&state_key(environment), serde_json::to_vec(&state).expect("serializes"), condition).await {
-                Ok(_) | Err(StoreError::PreconditionFailed) => continue,
-                Err(err) => return Err(err.into()),
-            }
-        }
-        if recorded.is_some() {
-            break;
-        }
+        let log = read_log(audit, environment).await?;
         let record = RevocationRecord {
             event: "revoked".into(),
             environment: environment.clone(),
-            version: state.version + 1,
-            serials: wanted.serials.difference(&state.serials).copied().collect(),
-            key_ids: wanted.key_ids.difference(&state.key_ids).cloned().collect(),
-            keys: wanted.keys.difference(&state.keys).cloned().collect(),
+            version: log.next_version,
+            serials: wanted.serials.difference(&log.state.serials).copied().collect(),
+            key_ids: wanted.key_ids.difference(&log.state.key_ids).cloned().collect(),
+            keys: wanted.keys.difference(&log.state.keys).cloned().collect(),
             reason: request.reason.clone(),
             requested_by: request.requested_by.clone(),
             timestamp: OffsetDateTime::now_utc().format(&Rfc3339).expect("UTC formats"),
@@ -200,29 +207,29 @@ pub async fn revoke(issuer: &Issuer, request: &RevokeRequest) -> Result<RevokeOu
         }
         let body = serde_json::to_vec_pretty(&record).expect("serializes");
         match audit.put(&record_key(environment, record.version), body, Condition::IfAbsent).await {
-            Ok(_) => {}
+            Ok(_) => {
+                recorded = Some(RevokeOutcome::Revoked {
+                    version: record.version,
+                    serials: record.serials.len(),
+                    key_ids: record.key_ids.len(),
+                    keys: record.keys.len(),
+                });
+                break;
+            }
+            // another revoker took this version: read the log again and take the next
             Err(StoreError::PreconditionFailed) => {
                 let pause = rand::thread_rng().gen_range(Duration::ZERO..=backoff);
                 tokio::time::sleep(pause).await;
                 backoff = (backoff * 2).min(Duration::from_millis(250));
-                continue;
             }
             Err(err) => return Err(err.into()),
         }
-        recorded = Some((record.version, record.serials.len(), record.key_ids.len(), record.keys.len()));
-        state.apply(&record);
-        match store.put(&state_key(environment), serde_json::to_vec(&state).expect("serializes"), condition).await {
-            Ok(_) => break,
-            // someone else applied our record (see above); the next round confirms it
-            Err(StoreError::PreconditionFailed) => continue,
-            Err(err) => return Err(err.into()),
-        }
     }
-    publish_krl(issuer, environment, &state).await?;
-    Ok(match recorded {
-        Some((version, serials, key_ids, keys)) => RevokeOutcome::Revoked { version, serials, key_ids, keys },
-        None => RevokeOutcome::AlreadyRevoked { version: state.version },
-    })
+    // Every revocation republishes the KRL the whole log makes, ours included.
+    let log = read_log(audit, environment).await?;
+    publish_krl(issuer, environment, &log.state).await?;
+    let outcome = recorded.unwrap_or(RevokeOutcome::AlreadyRevoked { version: log.state.version });
+    Ok(RevokeReport { outcome, unreadable: log.unreadable })
 }
 
 pub(crate) fn bare_key_line(key: &KeyData) -> Result<String, IssueError> {
@@ -230,7 +237,9 @@ pub(crate) fn bare_key_line(key: &KeyData) -> Result<String, IssueError> {
 }
 
 /// The KRL for `state`: serials and key ids scoped to every CA key the environment trusts.
-pub async fn encode_krl(issuer: &Issuer, environment: &str, state: &RevocationState) -> Result<Vec<u8>, IssueError> {
+/// The KRL for `state`, generated at `at` (Unix seconds): serials and key ids scoped to every CA
+/// key the environment trusts.
+pub async fn encode_krl(issuer: &Issuer, environment: &str, state: &RevocationState, at: u64) -> Result<Vec<u8>, IssueError> {
     let mut cas = issuer.trusted_ca_keys(environment, CertKind::User).await?;
     cas.extend(issuer.trusted_ca_keys(environment, CertKind::Host).await.unwrap_or_default());
     let keys: Vec<PublicKey> = state.keys.iter().filter_map(|line| PublicKey::from_openssh(line).ok()).collect();
@@ -240,23 +249,28 @@ pub async fn encode_krl(issuer: &Issuer, environment: &str, state: &RevocationSt
         cas: cas.iter().map(PublicKey::key_data).collect(),
         keys: keys.iter().map(PublicKey::key_data).collect(),
     };
-    Ok(krl::encode(&revoked, state.version, unix_now(), &format!("sshca {environment} revocations")))
+    Ok(krl::encode(&revoked, state.version, at, &format!("sshca {environment} revocations")))
 }
 
-/// Writes the KRL of `state` unless a KRL of the same or a newer version is there already
-/// (compare-and-swap, so a slower revoker never replaces a newer list with an older one).
+/// Makes the published KRL the one `state` makes: replaced (compare-and-swap) whenever it differs,
+/// whatever version it claims, so a planted KRL is undone by the next revocation or `sshca krl`.
 async fn publish_krl(issuer: &Issuer, environment: &str, state: &RevocationState) -> Result<(), IssueError> {
     let store = issuer.store().as_ref();
     let key = krl_key(environment);
     for _ in 0..MAX_ATTEMPTS {
         let (condition, published) = match store.get(&key).await? {
-            Some(object) => (Condition::IfMatch(object.etag), krl::version_of(&object.body)),
+            Some(object) => (Condition::IfMatch(object.etag), Some(object.body)),
             None => (Condition::IfAbsent, None),
         };
-        if published.is_some_and(|version| version >= state.version) {
-            return Ok(());
+        // Encoded at the published KRL's own time, an unchanged list is byte for byte the same.
+        if let Some(published) = &published {
+            if let Ok(summary) = krl::summarize(published) {
+                if &encode_krl(issuer, environment, state, summary.generated_at).await? == published {
+                    return Ok(());
+                }
+            }
         }
-        match store.put(&key, encode_krl(issuer, environment, state).await?, condition).await {
+        match store.put(&key, encode_krl(issuer, environment, state, unix_now()).await?, condition).await {
             Ok(_) => return Ok(()),
             Err(StoreError::PreconditionFailed) => continue,
             Err(err) => return Err(err.into()),
@@ -270,7 +284,7 @@ pub async fn current_krl(issuer: &Issuer, environment: &str) -> Result<Vec<u8>, 
     request::check_environment(environment)?;
     match issuer.store().get(&krl_key(environment)).await? {
         Some(object) => Ok(object.body),
-        None => encode_krl(issuer, environment, &RevocationState::default()).await,
+        None => encode_krl(issuer, environment, &RevocationState::default(), unix_now()).await,
     }
 }
 
