@@ -105,4 +105,58 @@ fn revocations_survive_planted_records(server: S3Server) {
     assert_eq!(keys.iter().map(|k| revoked(&world, k)).collect::<Vec<_>>(), [true, true, true], "the next revocation republished the whole log");
 }
 
+/// A policy may name only KMS keys made for its environment and role, in this account: an
+/// untagged key, one tagged for another environment or role, or one in another account is refused
+/// by `sshca init`, and a next CA key planted straight into the policy in the bucket is refused
+/// by `sshca config` rather than handed to servers to trust.
+#[test]
+fn only_keys_made_for_the_environment_are_trusted() {
+    let world = World::new(S3Server::LocalStack);
+    world.init(ENV, &["--principals", "deploy"]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let kms = runtime.block_on(world.kms());
+    let create = |tags: &[(&str, &str)]| {
+        let mut request = kms.create_key().key_usage(aws_sdk_kms::types::KeyUsageType::SignVerify).key_spec(aws_sdk_kms::types::KeySpec::EccNistP256);
+        for (key, value) in tags {
+            request = request.tags(aws_sdk_kms::types::Tag::builder().tag_key(*key).tag_value(*value).build().unwrap());
+        }
+        runtime.block_on(request.send()).unwrap().key_metadata().unwrap().arn().unwrap().to_owned()
+    };
+    let untagged = create(&[]);
+    let elsewhere = create(&[("sshca:environment", "production"), ("sshca:role", "user")]);
+    let host_role = create(&[("sshca:environment", ENV), ("sshca:role", "host")]);
+    let foreign = {
+        let mut config = aws_sdk_kms::config::Builder::from(&runtime.block_on(sdk_config(Some(&kms_endpoint()))));
+        config = config.credentials_provider(aws_sdk_kms::config::Credentials::new("111111111111", "test", None, None, "another account"));
+        let other = aws_sdk_kms::Client::from_conf(config.build());
+        let tag = |k: &str, v: &str| aws_sdk_kms::types::Tag::builder().tag_key(k).tag_value(v).build().unwrap();
+        let created = other.create_key().key_usage(aws_sdk_kms::types::KeyUsageType::SignVerify).key_spec(aws_sdk_kms::types::KeySpec::EccNistP256);
+        let created = runtime.block_on(created.tags(tag("sshca:environment", ENV)).tags(tag("sshca:role", "user")).send()).unwrap();
+        created.key_metadata().unwrap().arn().unwrap().to_owned()
+    };
+    let cases = [
+        (&untagged, "it has no sshca:environment tag"),
+        (&elsewhere, "it is tagged sshca:environment=production, not staging"),
+        (&host_role, "it is tagged sshca:role=host, not user"),
+        (&foreign, "it is in account 111111111111, not this account (000000000000)"),
+    ];
+    for (key, expected) in cases {
+        let output = world.sshca(&["init", ENV, "--user-ca-key", key]);
+        assert!(!output.status.success(), "{key} accepted");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(expected) && stderr.contains("aws kms tag-resource"), "{expected:?} not in {stderr}");
+    }
+
+    // a next user CA planted straight into the policy object
+    let s3 = runtime.block_on(world.s3());
+    let key = format!("config/{ENV}.json");
+    let object = runtime.block_on(s3.get_object().bucket(&world.bucket).key(&key).send()).unwrap();
+    let mut policy: serde_json::Value = serde_json::from_slice(&runtime.block_on(object.body.collect()).unwrap().into_bytes()).unwrap();
+    policy["next_user_ca"] = serde_json::json!({"kind": "kms", "key_id": foreign});
+    runtime.block_on(s3.put_object().bucket(&world.bucket).key(&key).body(policy.to_string().into_bytes().into()).send()).unwrap();
+    let output = world.sshca(&["config", ENV, "--only", "user-ca-keys"]);
+    assert!(!output.status.success(), "servers were handed a planted CA key: {}", String::from_utf8_lossy(&output.stdout));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("it is in account 111111111111"));
+}
+
 on_both_s3_servers!(planted_records_and_a_deleted_counter, concurrent_policy_changes_are_all_kept, revocations_survive_planted_records);

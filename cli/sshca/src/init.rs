@@ -109,7 +109,7 @@ pub async fn init(aws: &Aws, bucket: &str, args: InitArgs) -> Result<()> {
             created.push((kind, key));
         }
     }
-    let ca_keys = KmsCaKeys::new(aws.kms.clone(), store.clone());
+    let ca_keys = KmsCaKeys::new(aws.kms.clone(), aws.sts.clone(), store.clone());
     let (policy, ca_public_keys) = admin::update_policy(store.as_ref(), &ca_keys, &args.environment, |current| {
         configure(current, &args, rules, bucket, &created, me.as_deref())
     })

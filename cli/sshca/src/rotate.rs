@@ -58,7 +58,7 @@ pub async fn rotate(aws: &Aws, bucket: &str, args: RotateArgs) -> Result<()> {
             created.push((kind, admin::create_ca_key(aws, store.as_ref(), &args.environment, kind, args.key_spec, args.seal_key.as_deref()).await?));
         }
     }
-    let ca_keys = KmsCaKeys::new(aws.kms.clone(), store.clone());
+    let ca_keys = KmsCaKeys::new(aws.kms.clone(), aws.sts.clone(), store.clone());
     let mut said = Vec::new();
     admin::update_policy(store.as_ref(), &ca_keys, &args.environment, |current| {
         let current = current.with_context(|| format!("environment {:?} has no policy: `sshca init` it first", args.environment))?;

@@ -176,7 +176,7 @@ async fn checked_keys(ca_keys: &dyn CaKeys, policy: &Policy) -> Result<Vec<Publi
     let mut current = Vec::new();
     for kind in [CertKind::User, CertKind::Host] {
         for (role, key) in policy.trusted_cas(kind) {
-            let signer = ca_keys.load(environment, key).await?;
+            let signer = ca_keys.load(environment, kind, key).await?;
             if role == "current" {
                 current.push(PublicKey::new(signer.public_key().clone(), format!("sshca {environment} {} CA", kind.as_str())));
             }

@@ -51,7 +51,7 @@ impl Aws {
     pub fn issuer(&self, bucket: &str, audit_bucket: Option<&str>) -> Issuer {
         let store = Arc::new(S3Store::new(self.s3.clone(), bucket));
         let audit = Arc::new(S3Store::new(self.s3.clone(), audit_bucket.unwrap_or(bucket)));
-        let ca_keys = Arc::new(KmsCaKeys::new(self.kms.clone(), store.clone()));
+        let ca_keys = Arc::new(KmsCaKeys::new(self.kms.clone(), self.sts.clone(), store.clone()));
         Issuer::new(store, audit, ca_keys, Arc::new(StsVerifier::new(self.sts.clone())))
     }
 }

@@ -6,14 +6,16 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_sdk_kms::primitives::Blob;
-use aws_sdk_kms::types::{KeySpec, KeyState, KeyUsageType, MessageType, SigningAlgorithmSpec};
+use aws_sdk_kms::types::{KeySpec, KeyUsageType, MessageType, SigningAlgorithmSpec};
 use sha2::Digest;
 use ssh_key::public::{EcdsaPublicKey, Ed25519PublicKey, KeyData, RsaPublicKey};
 use ssh_key::{Algorithm, EcdsaCurve, HashAlg, PrivateKey, Signature};
 use tokio::sync::Mutex;
 
 use crate::error::CaError;
+use crate::key_ownership::KeyOwnership;
 use crate::policy::CaKeyRef;
+use crate::request::CertKind;
 use crate::store::Store;
 
 /// A CA key: its public half, and a way to sign a certificate's to-be-signed bytes.
@@ -23,10 +25,10 @@ pub trait Signer: Send + Sync {
     async fn sign(&self, message: &[u8]) -> Result<Signature, CaError>;
 }
 
-/// Finds the [`Signer`] for a CA key reference.
+/// Finds the [`Signer`] for a CA key reference of `environment`'s user or host CA.
 #[async_trait]
 pub trait CaKeys: Send + Sync {
-    async fn load(&self, environment: &str, key: &CaKeyRef) -> Result<Arc<dyn Signer>, CaError>;
+    async fn load(&self, environment: &str, role: CertKind, key: &CaKeyRef) -> Result<Arc<dyn Signer>, CaError>;
 }
 
 /// Encryption context binding a sealed CA key to its environment: KMS refuses to decrypt it
@@ -155,7 +157,7 @@ fn ssh_signature(algorithm: Algorithm, kms_signature: &[u8]) -> Result<Signature
     }
 }
 
-fn kms_error<E, R>(key_id: &str, err: aws_sdk_kms::error::SdkError<E, R>) -> CaError
+pub(crate) fn kms_error<E, R>(key_id: &str, err: aws_sdk_kms::error::SdkError<E, R>) -> CaError
 where
     E: aws_sdk_kms::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug,
@@ -197,17 +199,21 @@ impl Signer for LocalSigner {
     }
 }
 
+/// A CA key as loaded: for an environment, in a role.
+type LoadedKey = (String, CertKind, CaKeyRef);
+
 /// The production [`CaKeys`]: KMS keys and KMS-sealed keys in the bucket. A CA key's public half
 /// never changes for a given reference, so each is loaded once per container and kept.
 pub struct KmsCaKeys {
     kms: aws_sdk_kms::Client,
+    ownership: KeyOwnership,
     store: Arc<dyn Store>,
-    loaded: Mutex<HashMap<(String, CaKeyRef), Arc<dyn Signer>>>,
+    loaded: Mutex<HashMap<LoadedKey, Arc<dyn Signer>>>,
 }
 
 impl KmsCaKeys {
-    pub fn new(kms: aws_sdk_kms::Client, store: Arc<dyn Store>) -> Self {
-        Self { kms, store, loaded: Mutex::new(HashMap::new()) }
+    pub fn new(kms: aws_sdk_kms::Client, sts: aws_sdk_sts::Client, store: Arc<dyn Store>) -> Self {
+        Self { ownership: KeyOwnership::new(kms.clone(), sts), kms, store, loaded: Mutex::new(HashMap::new()) }
     }
 
     async fn unseal(&self, environment: &str, object: &str) -> Result<PrivateKey, CaError> {
@@ -226,6 +232,8 @@ impl KmsCaKeys {
             .send()
             .await
             .map_err(|err| sealed_error(aws_sdk_kms::error::DisplayErrorContext(&err).to_string()))?;
+        // the sealing key too must be this environment's, in this account
+        self.ownership.check(output.key_id().unwrap_or_default(), environment, None).await?;
         let plaintext = output.plaintext().map(Blob::as_ref).unwrap_or_default();
         let key = PrivateKey::from_bytes(plaintext).map_err(|err| sealed_error(err.to_string()))?;
         if key.algorithm() != Algorithm::Ed25519 {
@@ -237,29 +245,22 @@ impl KmsCaKeys {
 
 #[async_trait]
 impl CaKeys for KmsCaKeys {
-    async fn load(&self, environment: &str, key: &CaKeyRef) -> Result<Arc<dyn Signer>, CaError> {
-        let cache_key = (environment.to_owned(), key.clone());
+    async fn load(&self, environment: &str, role: CertKind, key: &CaKeyRef) -> Result<Arc<dyn Signer>, CaError> {
+        let cache_key = (environment.to_owned(), role, key.clone());
         if let Some(signer) = self.loaded.lock().await.get(&cache_key) {
             return Ok(signer.clone());
         }
         let signer: Arc<dyn Signer> = match key {
-            CaKeyRef::Kms { key_id } => Arc::new(KmsSigner::connect(self.kms.clone(), key_id).await?),
+            CaKeyRef::Kms { key_id } => {
+                let signer = KmsSigner::connect(self.kms.clone(), key_id).await?;
+                self.ownership.check(key_id, environment, Some(role.as_str())).await?;
+                Arc::new(signer)
+            }
             CaKeyRef::SealedEd25519 { object } => Arc::new(LocalSigner::new(self.unseal(environment, object).await?)),
         };
         self.loaded.lock().await.insert(cache_key, signer.clone());
         Ok(signer)
     }
-}
-
-/// Checks the state of a KMS key before an environment is configured to use it.
-pub async fn check_kms_key(kms: &aws_sdk_kms::Client, key_id: &str) -> Result<KeyData, CaError> {
-    let described = kms.describe_key().key_id(key_id).send().await.map_err(|err| kms_error(key_id, err))?;
-    if let Some(metadata) = described.key_metadata() {
-        if matches!(metadata.key_state(), Some(KeyState::Disabled) | Some(KeyState::PendingDeletion)) {
-            return Err(CaError::Disabled { key_id: key_id.to_owned() });
-        }
-    }
-    Ok(KmsSigner::connect(kms.clone(), key_id).await?.public_key.clone())
 }
 
 #[cfg(test)]

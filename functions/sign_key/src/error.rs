@@ -80,6 +80,8 @@ pub enum CaError {
     NotSignVerify { key_id: String, usage: String },
     #[error("KMS key {key_id:?} has key spec {spec}, which sshca cannot sign SSH certificates with: use ECC_NIST_P256, ECC_NIST_P384, RSA_3072, RSA_4096 or ECC_NIST_EDWARDS25519")]
     UnsupportedSpec { key_id: String, spec: String },
+    #[error("KMS key {key_id:?} is not a key of environment {environment:?}: {why}. A policy may name only keys made for it: create them with `sshca init {environment} --create-keys` (or `sshca rotate`), or, if this key really is the {role} CA of {environment}, tag it: aws kms tag-resource --key-id {key_id} --tags TagKey=sshca:environment,TagValue={environment} TagKey=sshca:role,TagValue={role}")]
+    NotOurs { key_id: String, why: String, environment: String, role: String },
     #[error("KMS key {key_id:?} is disabled or pending deletion: enable it in KMS")]
     Disabled { key_id: String },
     #[error("sealed Ed25519 CA key {object:?} cannot be used: {message}")]

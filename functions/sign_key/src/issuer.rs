@@ -115,7 +115,7 @@ impl Issuer {
     /// The public key of the environment's user or host CA, as servers and clients must trust it.
     pub async fn ca_public_key(&self, environment: &str, kind: CertKind) -> Result<PublicKey, IssueError> {
         let policy = self.policy(environment).await?;
-        let signer = self.ca_keys.load(environment, policy.ca(kind)?).await?;
+        let signer = self.ca_keys.load(environment, kind, policy.ca(kind)?).await?;
         Ok(PublicKey::new(signer.public_key().clone(), format!("sshca {environment} {} CA", kind.as_str())))
     }
 
@@ -124,7 +124,7 @@ impl Issuer {
         let policy = self.policy(environment).await?;
         let mut keys = Vec::new();
         for (role, key) in policy.trusted_cas(kind) {
-            let signer = self.ca_keys.load(environment, key).await?;
+            let signer = self.ca_keys.load(environment, kind, key).await?;
             let role = if role == "current" { String::new() } else { format!(" ({role})") };
             keys.push(PublicKey::new(signer.public_key().clone(), format!("sshca {environment} {} CA{role}", kind.as_str())));
         }
@@ -193,7 +193,7 @@ impl Issuer {
             }
         };
         self.refuse_revoked(&request.environment, &public_key).await?;
-        let ca = self.ca_keys.load(&request.environment, policy.ca(request.cert_type)?).await?;
+        let ca = self.ca_keys.load(&request.environment, request.cert_type, policy.ca(request.cert_type)?).await?;
         let serial = self.serials.next(self.store.as_ref(), self.audit.as_ref(), &request.environment, &caller.request_id).await?;
         let key_id = format!("{}#{serial}", request.username);
         let proven = match &requester {
@@ -615,7 +615,7 @@ mod tests {
 
     #[async_trait]
     impl CaKeys for TestKeys {
-        async fn load(&self, _: &str, _: &CaKeyRef) -> Result<Arc<dyn Signer>, CaError> {
+        async fn load(&self, _: &str, _: CertKind, _: &CaKeyRef) -> Result<Arc<dyn Signer>, CaError> {
             if self.fail.load(Ordering::SeqCst) {
                 return Ok(Arc::new(FailingSigner(self.key.public_key().clone())));
             }

@@ -19,6 +19,7 @@ pub mod ca;
 pub mod error;
 pub mod identity;
 pub mod issuer;
+pub mod key_ownership;
 pub mod krl;
 pub mod lambda;
 pub mod layout;

@@ -14,7 +14,7 @@ const MAX_ENVIRONMENT_CHARS: usize = 63;
 const MAX_PRINCIPAL_CHARS: usize = 255;
 pub const MAX_PRINCIPALS: usize = 256;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CertKind {
     #[default]
