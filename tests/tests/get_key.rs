@@ -302,3 +302,19 @@ fn hostile_links_and_directories() {
 }
 
 on_both_s3_servers!(installs_next_to_the_right_key, adds_to_ssh_agent, refusals_leave_the_ssh_dir_untouched);
+
+/// `get_key` installs user certificates only: a host certificate's link is refused, and nothing
+/// lands next to the key.
+#[test]
+fn a_host_certificate_link_is_refused() {
+    let world = World::new(S3Server::LocalStack);
+    world.init("staging", &["--principals", "deploy", "--allowed-host-principals", "*.example.com"]);
+    let dir = world.path("ssh");
+    std::fs::create_dir(&dir).unwrap();
+    let key = keygen(&dir, "id_ed25519", "ed25519", None, "");
+    let url = world.sshca_ok(&["sign", "--local", "-e", "staging", "--host", "-n", "web1.example.com", "-r", "host", "-p", pub_path(&key).to_str().unwrap()]);
+    let output = get_key(&world, url.trim(), &dir, &["--no-agent"]);
+    assert!(!output.status.success(), "a host certificate was installed as a user's");
+    assert!(stderr(&output).contains("this is a host certificate"), "{}", stderr(&output));
+    assert!(!cert_path(&key).exists());
+}

@@ -27,6 +27,8 @@ pub enum DownloadError {
     TooLarge,
     #[error("{url} is not an http:// or https:// link")]
     NotALink { url: String },
+    #[error("{url} is plain http:// to another machine: anyone on the way could read or swap what it serves; use the https:// link (plain http is for a server on this machine)")]
+    Unencrypted { url: String },
     #[error("could not reach the server: {0}; check your network (and proxy), then try again")]
     Network(String),
 }
@@ -35,6 +37,9 @@ pub enum DownloadError {
 pub fn fetch(url: &str) -> Result<Vec<u8>, DownloadError> {
     if !(url.starts_with("https://") || url.starts_with("http://")) {
         return Err(DownloadError::NotALink { url: url.chars().take(80).collect() });
+    }
+    if url.starts_with("http://") && !is_loopback(url) {
+        return Err(DownloadError::Unencrypted { url: url.chars().take(80).collect() });
     }
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(TIMEOUT))
@@ -91,6 +96,16 @@ fn xml_field(body: &str, name: &str) -> Option<String> {
     Some(body[start..end].trim().to_owned())
 }
 
+/// Whether an http:// URL names this machine (a local server: nothing crosses a network).
+fn is_loopback(url: &str) -> bool {
+    let authority = url.trim_start_matches("http://").split(['/', '?']).next().unwrap_or_default();
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.rsplit_once(':').map_or(authority, |(host, _)| host),
+    };
+    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
 /// `X-Amz-Date` + `X-Amz-Expires` of a SigV4 presigned URL, as an RFC 3339 time.
 fn expiry_from_url(url: &str) -> Option<String> {
     let query = url.split_once('?')?.1;
@@ -104,7 +119,7 @@ fn expiry_from_url(url: &str) -> Option<String> {
     .ok()?
     .assume_utc();
     let expires: i64 = param("X-Amz-Expires")?.parse().ok()?;
-    (signed_at + time::Duration::seconds(expires)).format(&time::format_description::well_known::Rfc3339).ok()
+    signed_at.checked_add(time::Duration::seconds(expires))?.format(&time::format_description::well_known::Rfc3339).ok()
 }
 
 fn is_past(rfc3339: &str) -> bool {
@@ -115,6 +130,20 @@ fn is_past(rfc3339: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_http_only_to_this_machine() {
+        for url in ["http://cdn.example.com/k", "http://10.0.0.1:9000/b/k", "http://127.0.0.1.evil.com/k"] {
+            assert!(matches!(fetch(url), Err(DownloadError::Unencrypted { .. })), "{url}");
+        }
+        assert!(is_loopback("http://127.0.0.1:4566/b/k?x=1") && is_loopback("http://[::1]:8333/b") && is_loopback("http://localhost/k"));
+    }
+
+    #[test]
+    fn a_huge_expiry_does_not_panic() {
+        let url = "http://127.0.0.1/b/k?X-Amz-Date=20260101T000000Z&X-Amz-Expires=9223372036854775807";
+        assert_eq!(expiry_from_url(url), None);
+    }
 
     const URL: &str = "http://127.0.0.1:4566/b/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Date=20260101T000000Z&X-Amz-Expires=7200&X-Amz-Signature=ab";
 

@@ -48,6 +48,8 @@ pub enum GetKeyError {
     Install(#[from] install::InstallError),
     #[error("{0}")]
     Request(String),
+    #[error("this is a host certificate: a host installs its own with `sshca renew-host`; get_key installs user certificates only")]
+    HostCertificate,
 }
 
 /// What to do.
@@ -106,6 +108,9 @@ pub fn install_certificate(
     certificate: &Certificate,
     trusted: &[ssh_key::Fingerprint],
 ) -> Result<Report, GetKeyError> {
+    if certificate.cert_type() != CertType::User {
+        return Err(GetKeyError::HostCertificate);
+    }
     let certificate = certificate.clone();
     let now = unix_now();
     let validity = verify::check(&certificate, trusted, now)?;

@@ -161,7 +161,7 @@ pub async fn audit(issuer: &Issuer, args: AuditArgs) -> Result<()> {
                 "{}  revoked   serials {} key ids {} keys {}  by {}  reason {}",
                 event["timestamp"].as_str().unwrap_or_default(),
                 event["serials"], event["key_ids"], event["keys"].as_array().map_or(0, Vec::len),
-                event["requested_by"].as_str().unwrap_or("-"), event["reason"]
+                shown(&event["requested_by"]), shown(&event["reason"])
             ),
             kind => println!(
                 "{}  {:<8}  serial {}  {}  {} {}  until {}  caller {}  label {}  reason {}",
@@ -174,8 +174,8 @@ pub async fn audit(issuer: &Issuer, args: AuditArgs) -> Result<()> {
                     (Some(arn), _) => arn.to_owned(),
                     (None, _) => "unproven".to_owned(),
                 },
-                serde_json::to_string(event["requested_by"].as_str().unwrap_or("-")).unwrap_or_default(),
-                event["reason"]
+                shown(&event["requested_by"]),
+                shown(&event["reason"])
             ),
         }
     }
@@ -183,6 +183,12 @@ pub async fn audit(issuer: &Issuer, args: AuditArgs) -> Result<()> {
         eprintln!("no audit records between {} and {}", rfc3339(since), rfc3339(until));
     }
     Ok(())
+}
+
+/// Free text from a record, quoted and with control, zero-width and bidi characters escaped: what
+/// an admin's terminal shows is what the record holds.
+fn shown(value: &serde_json::Value) -> String {
+    format!("{:?}", value.as_str().unwrap_or("-"))
 }
 
 #[derive(Args)]

@@ -454,9 +454,9 @@ pub fn check_syntax(request: &SignRequest) -> Result<(), IssueError> {
 }
 
 fn check_requested_by(requested_by: &str) -> Result<(), IssueError> {
-    if requested_by.chars().count() > request::MAX_REASON_CHARS || requested_by.chars().any(char::is_control) {
+    if requested_by.chars().count() > request::MAX_REASON_CHARS || requested_by.chars().any(|c| c.is_control() || request::is_invisible(c)) {
         return Err(IssueError::InvalidRequest(format!(
-            "requested_by must be one line of at most {} characters",
+            "requested_by must be one line of at most {} characters of plain text (no control, zero-width or bidi characters)",
             request::MAX_REASON_CHARS
         )));
     }

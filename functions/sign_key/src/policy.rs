@@ -193,6 +193,12 @@ impl Policy {
         if self.min_rsa_bits < ABSOLUTE_MIN_RSA_BITS {
             return problem(format!("min_rsa_bits {} is below {ABSOLUTE_MIN_RSA_BITS}: RSA keys that small are refused anyway", self.min_rsa_bits));
         }
+        let patterns = self.allowed_principals.iter().chain(&self.allowed_host_principals).chain(self.access.rules.iter().flat_map(|rule| &rule.principals));
+        if let Some(negated) = patterns.into_iter().find(|pattern| pattern.contains('!')) {
+            return problem(format!(
+                "pattern {negated:?} uses '!', which sshca does not support (OpenSSH's negation would be read as a literal '!'): list what is allowed instead"
+            ));
+        }
         let user_keys = [&self.user_ca, &self.next_user_ca, &self.previous_user_ca];
         let host_keys = [&self.host_ca, &self.next_host_ca, &self.previous_host_ca];
         if let Some(both) = user_keys.iter().flat_map(|k| k.as_ref()).find(|k| host_keys.iter().any(|h| h.as_ref() == Some(*k))) {
@@ -612,6 +618,13 @@ mod tests {
         allowing.allowed_critical_options.push("force-command".into());
         let plan = allowing.plan(&SignRequest { critical_options: Some(force), ..request() }, NOW).unwrap();
         assert_eq!(plan.critical_options["force-command"], "/bin/sh");
+    }
+
+    #[test]
+    fn negated_patterns_are_refused_not_read_literally() {
+        let mut p = policy();
+        p.allowed_principals.push("!root".into());
+        assert!(p.validate().unwrap_err().to_string().contains("uses '!'"));
     }
 
     #[test]

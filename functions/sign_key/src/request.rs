@@ -141,6 +141,11 @@ pub fn check_reason(reason: &str) -> Result<(), IssueError> {
             "the reason contains control characters (newline, tab, NUL…): write it on one line".into(),
         ));
     }
+    if reason.chars().any(is_invisible) {
+        return Err(IssueError::InvalidRequest(
+            "the reason contains invisible or direction-changing characters (zero-width, bidi): write it in plain text".into(),
+        ));
+    }
     Ok(())
 }
 
@@ -182,6 +187,12 @@ pub fn check_nonce(nonce: &str) -> Result<(), IssueError> {
         return Err(IssueError::InvalidRequest("nonce must be 1-64 printable ASCII characters (e.g. a UUID)".into()));
     }
     Ok(())
+}
+
+/// Zero-width and bidirectional-control characters: they make an admin's terminal show
+/// something other than what a record holds.
+pub fn is_invisible(c: char) -> bool {
+    matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{061C}' | '\u{FEFF}' | '\u{2060}')
 }
 
 /// Keeps error messages readable when the offending input is huge.
@@ -233,6 +244,8 @@ mod tests {
         assert!(check_reason(&"x".repeat(257)).is_err());
         assert!(check_reason("a\nb").is_err());
         check_reason(&"x".repeat(256)).unwrap();
+        assert!(check_reason("deploy \u{202E}gnp.exe").unwrap_err().to_string().contains("direction-changing"));
+        assert!(check_reason("a\u{200B}b").is_err());
     }
 
     #[test]
