@@ -159,4 +159,74 @@ fn only_keys_made_for_the_environment_are_trusted() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("it is in account 111111111111"));
 }
 
-on_both_s3_servers!(planted_records_and_a_deleted_counter, concurrent_policy_changes_are_all_kept, revocations_survive_planted_records);
+/// `sshca verify`: nothing on clean books; after each tampering, exactly that.
+fn verify_finds_exactly_each_tampering(server: S3Server) {
+    let world = World::new(server);
+    world.init(ENV, &["--principals", "deploy"]);
+    let key = keygen(world.dir.path(), "id", "ed25519", None, "");
+    let sign = || world.sshca_ok(&["sign", "--local", "-e", ENV, "-u", "jane", "-r", "books", "-p", pub_path(&key).to_str().unwrap()]);
+    for _ in 0..3 {
+        sign();
+    }
+    world.sshca_ok(&["revoke", ENV, "--serial", "1", "-r", "books"]);
+    let verify = || {
+        let output = world.sshca(&["verify", ENV, "--json"]);
+        let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&output.stderr)));
+        let findings: Vec<String> = report["findings"].as_array().unwrap().iter().map(|f| format!("{}: {}", f["check"].as_str().unwrap(), f["what"].as_str().unwrap())).collect();
+        assert_eq!(output.status.success(), findings.is_empty(), "exit code vs {findings:?}");
+        (report["summary"].clone(), findings)
+    };
+    let (summary, findings) = verify();
+    assert!(findings.is_empty(), "clean books: {findings:?}");
+    assert_eq!((summary["issued"].as_u64(), summary["certificates"].as_u64()), (Some(3), Some(3)), "{summary}");
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let s3 = runtime.block_on(world.s3());
+    let put = |key: &str, body: &[u8]| runtime.block_on(s3.put_object().bucket(&world.bucket).key(key).body(body.to_vec().into()).send()).unwrap();
+    let delete = |key: &str| runtime.block_on(s3.delete_object().bucket(&world.bucket).key(key).send()).unwrap();
+    let only = |expected: &str| {
+        let (_, findings) = verify();
+        assert_eq!(findings.len(), 1, "exactly the tampering: {findings:?}");
+        assert!(findings[0].starts_with(expected), "{expected} not in {findings:?}");
+    };
+
+    let stray = format!("certs/{ENV}/mallory/{:020}-cert.pub", 99);
+    put(&stray, b"ssh-ed25519-cert-v01@openssh.com AAAA");
+    only(&format!("certificate-without-record: {stray}"));
+    delete(&stray);
+
+    let today = time::OffsetDateTime::now_utc();
+    let garbage = format!("audit/{ENV}/{:04}/{:02}/{:02}/{:020}-issued.json", today.year(), u8::from(today.month()), today.day(), 77);
+    put(&garbage, b"garbage");
+    only(&format!("unreadable-record: {garbage}"));
+    delete(&garbage);
+
+    delete(&format!("serial/{ENV}.json"));
+    only("counter-behind: the serial counter is at 1");
+    sign();
+    assert!(verify().1.is_empty(), "the next issuance rebuilt the counter");
+
+    put(&format!("krl/{ENV}.krl"), &sign_key::krl::encode(&sign_key::krl::Revoked::default(), u64::MAX, 0, "planted"));
+    only("krl-differs");
+    world.sshca_ok(&["revoke", ENV, "--serial", "2", "-r", "books"]);
+    assert!(verify().1.is_empty(), "the next revocation republished the KRL");
+
+    if server == S3Server::LocalStack {
+        // where the bucket keeps versions, a record written twice shows
+        let versioning = aws_sdk_s3::types::VersioningConfiguration::builder().status(aws_sdk_s3::types::BucketVersioningStatus::Enabled).build();
+        runtime.block_on(s3.put_bucket_versioning().bucket(&world.bucket).versioning_configuration(versioning).send()).unwrap();
+        let record = runtime.block_on(world.objects()).into_iter().find(|k| k.ends_with(&format!("{:020}-issued.json", 3))).unwrap();
+        let object = runtime.block_on(s3.get_object().bucket(&world.bucket).key(&record).send()).unwrap();
+        let body = runtime.block_on(object.body.collect()).unwrap().into_bytes().to_vec();
+        put(&record, &body);
+        put(&record, &body);
+        only(&format!("record-overwritten: {record} was written"));
+    }
+}
+
+on_both_s3_servers!(
+    planted_records_and_a_deleted_counter,
+    concurrent_policy_changes_are_all_kept,
+    revocations_survive_planted_records,
+    verify_finds_exactly_each_tampering
+);

@@ -11,6 +11,7 @@ mod rotate;
 mod show_policy;
 mod sign;
 mod signer;
+mod verify;
 
 use std::sync::Arc;
 
@@ -61,6 +62,8 @@ enum Command {
     Krl(revocation::KrlArgs),
     /// List issuances and revocations from the audit trail, newest first.
     Audit(revocation::AuditArgs),
+    /// Check the CA's books: certificates, records, serials, leases, counter, KRL, CA keys.
+    Verify(verify::VerifyArgs),
     /// Print a certificate and its audit records.
     Show(revocation::ShowArgs),
 }
@@ -118,6 +121,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Krl(args) => revocation::krl(&issuer()?, args).await,
         Command::Audit(args) => revocation::audit(&issuer()?, args).await,
         Command::Show(args) => revocation::show(&issuer()?, args).await,
+        Command::Verify(args) => verify::verify(&issuer()?, args).await,
         Command::CaKey(args) => {
             let kind = if args.host { CertKind::Host } else { CertKind::User };
             let key = issuer()?.ca_public_key(&args.environment, kind).await?;

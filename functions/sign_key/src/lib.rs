@@ -15,6 +15,7 @@ pub mod access;
 pub mod admin;
 pub mod audit;
 pub mod aws;
+pub mod books;
 pub mod ca;
 pub mod error;
 pub mod identity;

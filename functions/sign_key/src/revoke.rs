@@ -226,8 +226,7 @@ pub async fn revoke(issuer: &Issuer, request: &RevokeRequest) -> Result<RevokeRe
         }
     }
     // Every revocation republishes the KRL the whole log makes, ours included.
-    let log = read_log(audit, environment).await?;
-    publish_krl(issuer, environment, &log.state).await?;
+    let log = publish_krl(issuer, environment).await?;
     let outcome = recorded.unwrap_or(RevokeOutcome::AlreadyRevoked { version: log.state.version });
     Ok(RevokeReport { outcome, unreadable: log.unreadable })
 }
@@ -252,9 +251,12 @@ pub async fn encode_krl(issuer: &Issuer, environment: &str, state: &RevocationSt
     Ok(krl::encode(&revoked, state.version, at, &format!("sshca {environment} revocations")))
 }
 
-/// Makes the published KRL the one `state` makes: replaced (compare-and-swap) whenever it differs,
-/// whatever version it claims, so a planted KRL is undone by the next revocation or `sshca krl`.
-async fn publish_krl(issuer: &Issuer, environment: &str, state: &RevocationState) -> Result<(), IssueError> {
+/// Makes the published KRL the one the revocation log makes: replaced (compare-and-swap) whenever
+/// it differs, whatever version it claims, so a planted KRL is undone by the next revocation.
+/// The published KRL is read before the log: whatever it holds came from records written before
+/// it, which the log read after it includes, so a slower revoker never replaces a fuller list
+/// with its older view. Returns the log it published.
+async fn publish_krl(issuer: &Issuer, environment: &str) -> Result<Log, IssueError> {
     let store = issuer.store().as_ref();
     let key = krl_key(environment);
     for _ in 0..MAX_ATTEMPTS {
@@ -262,16 +264,17 @@ async fn publish_krl(issuer: &Issuer, environment: &str, state: &RevocationState
             Some(object) => (Condition::IfMatch(object.etag), Some(object.body)),
             None => (Condition::IfAbsent, None),
         };
+        let log = read_log(issuer.audit_store().as_ref(), environment).await?;
         // Encoded at the published KRL's own time, an unchanged list is byte for byte the same.
         if let Some(published) = &published {
             if let Ok(summary) = krl::summarize(published) {
-                if &encode_krl(issuer, environment, state, summary.generated_at).await? == published {
-                    return Ok(());
+                if &encode_krl(issuer, environment, &log.state, summary.generated_at).await? == published {
+                    return Ok(log);
                 }
             }
         }
-        match store.put(&key, encode_krl(issuer, environment, state, unix_now()).await?, condition).await {
-            Ok(_) => return Ok(()),
+        match store.put(&key, encode_krl(issuer, environment, &log.state, unix_now()).await?, condition).await {
+            Ok(_) => return Ok(log),
             Err(StoreError::PreconditionFailed) => continue,
             Err(err) => return Err(err.into()),
         }

@@ -38,6 +38,9 @@ pub trait Store: Send + Sync {
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
     /// A URL that lets its holder GET the object until it expires.
     async fn presign_get(&self, key: &str, expires_in: Duration) -> Result<String, StoreError>;
+    /// For each key under `prefix` the store kept versions of: how many versions it has, and
+    /// whether a delete marker hides it. Empty where the store keeps no versions.
+    async fn history(&self, prefix: &str) -> Result<Vec<(String, usize, bool)>, StoreError>;
 }
 
 /// Writes `body` under `key` once. An object already there counts as this write only when it
@@ -165,6 +168,34 @@ impl Store for S3Store {
             .map_err(|err| self.classify(key, err))?;
         Ok(request.uri().to_string())
     }
+
+    async fn history(&self, prefix: &str) -> Result<Vec<(String, usize, bool)>, StoreError> {
+        let mut versions: std::collections::BTreeMap<String, (usize, bool)> = std::collections::BTreeMap::new();
+        let (mut key_marker, mut version_marker) = (None::<String>, None::<String>);
+        loop {
+            let request = self.client.list_object_versions().bucket(&self.bucket).prefix(prefix);
+            let page = match request.set_key_marker(key_marker.take()).set_version_id_marker(version_marker.take()).send().await {
+                Ok(page) => page,
+                // a store without versions (or without this API) has no history to show
+                Err(err) if matches!(err.code(), Some("NotImplemented") | Some("MethodNotAllowed")) => return Ok(Vec::new()),
+                Err(err) => return Err(self.classify(prefix, err)),
+            };
+            for version in page.versions() {
+                versions.entry(version.key().unwrap_or_default().to_owned()).or_default().0 += 1;
+            }
+            for marker in page.delete_markers() {
+                if marker.is_latest() == Some(true) {
+                    versions.entry(marker.key().unwrap_or_default().to_owned()).or_default().1 = true;
+                }
+            }
+            if page.is_truncated() != Some(true) {
+                break;
+            }
+            key_marker = page.next_key_marker().map(str::to_owned);
+            version_marker = page.next_version_id_marker().map(str::to_owned);
+        }
+        Ok(versions.into_iter().map(|(key, (count, deleted))| (key, count, deleted)).collect())
+    }
 }
 
 #[cfg(test)]
@@ -232,6 +263,10 @@ pub(crate) mod memory {
 
         async fn presign_get(&self, key: &str, expires_in: Duration) -> Result<String, StoreError> {
             Ok(format!("memory://{key}?expires_in={}", expires_in.as_secs()))
+        }
+
+        async fn history(&self, _: &str) -> Result<Vec<(String, usize, bool)>, StoreError> {
+            Ok(Vec::new())
         }
     }
 }

@@ -1,0 +1,163 @@
+//! `sshca verify`: an fsck of a CA's books. Every certificate object has its issued record and
+//! every issued record its certificate; every serial handed out lies in a recorded lease and is
+//! named once; the counter is above every lease; every audit record can be read and was written
+//! once (no overwritten versions, no delete markers, where the bucket keeps versions); the
+//! published KRL is the one the revocation log makes; the CA keys are the environment's own.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use crate::audit::{AuditEntry, Event};
+use crate::issuer::Issuer;
+use crate::krl;
+use crate::request::{self, CertKind};
+use crate::revoke;
+use crate::serial;
+use crate::IssueError;
+
+/// One thing wrong with the books.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// A stable name for the kind of finding.
+    pub check: &'static str,
+    pub what: String,
+}
+
+/// What the books hold besides the findings.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub issued: usize,
+    pub void: usize,
+    pub certificates: usize,
+    pub leases: usize,
+    /// Leased serials that no record names: their signer ended before using them.
+    pub gaps: u64,
+}
+
+fn finding(check: &'static str, what: String) -> Finding {
+    Finding { check, what }
+}
+
+/// Checks `environment`'s books.
+pub async fn verify(issuer: &Issuer, environment: &str) -> Result<(Summary, Vec<Finding>), IssueError> {
+    request::check_environment(environment)?;
+    let store = issuer.store().as_ref();
+    let audit = issuer.audit_store().as_ref();
+    let mut findings = Vec::new();
+    let mut summary = Summary::default();
+
+    // the audit records, read one by one: an unreadable one is a finding of its own
+    let prefix = format!("audit/{environment}/");
+    let mut records: Vec<(String, AuditEntry)> = Vec::new();
+    for key in audit.list(&prefix).await? {
+        let dated = key[prefix.len()..].starts_with(|c: char| c.is_ascii_digit());
+        if !dated {
+            continue;
+        }
+        match audit.get(&key).await?.map(|object| serde_json::from_slice::<AuditEntry>(&object.body)) {
+            Some(Ok(entry)) if entry.environment == environment => records.push((key, entry)),
+            Some(_) => findings.push(finding("unreadable-record", format!("{key} is not an audit record of {environment}"))),
+            None => {}
+        }
+    }
+    let mut named: BTreeMap<u64, Vec<&str>> = BTreeMap::new();
+    for (key, entry) in &records {
+        named.entry(entry.serial).or_default().push(key);
+        match entry.event {
+            Event::Issued => summary.issued += 1,
+            Event::Void => summary.void += 1,
+        }
+    }
+    for (serial, keys) in &named {
+        if keys.len() > 1 {
+            findings.push(finding("serial-twice", format!("serial {serial} is named by {} records: {}", keys.len(), keys.join(", "))));
+        }
+    }
+
+    // certificate objects against issued records
+    let certificates: BTreeSet<(String, u64)> = store
+        .list(&format!("certs/{environment}/"))
+        .await?
+        .into_iter()
+        .filter_map(|key| {
+            let rest = key.strip_prefix(&format!("certs/{environment}/"))?;
+            let (user, file) = rest.rsplit_once('/')?;
+            Some((user.to_owned(), file.strip_suffix("-cert.pub")?.parse().ok()?))
+        })
+        .collect();
+    summary.certificates = certificates.len();
+    for (user, serial) in &certificates {
+        let recorded = records.iter().any(|(_, e)| e.serial == *serial && &e.username == user);
+        if !recorded {
+            findings.push(finding("certificate-without-record", format!("certs/{environment}/{user}/{serial:020}-cert.pub has no audit record")));
+        }
+    }
+    for (key, entry) in records.iter().filter(|(_, e)| e.event == Event::Issued) {
+        if !certificates.contains(&(entry.username.clone(), entry.serial)) {
+            findings.push(finding("record-without-certificate", format!("{key} names a certificate object that is not there")));
+        }
+    }
+
+    // serials against leases and the counter
+    let leases = serial::lease_records(audit, environment).await?;
+    summary.leases = leases.len();
+    let mut leased = BTreeSet::new();
+    for lease in &leases {
+        for serial in lease.first..=lease.last {
+            if !leased.insert(serial) {
+                findings.push(finding("leases-overlap", format!("serial {serial} is in two leases")));
+                break;
+            }
+        }
+    }
+    for serial in named.keys().filter(|serial| !leased.contains(*serial)) {
+        findings.push(finding("serial-outside-lease", format!("serial {serial} was handed out outside any recorded lease")));
+    }
+    summary.gaps = leased.iter().filter(|serial| !named.contains_key(*serial)).count() as u64;
+    let highest = leases.iter().map(|lease| lease.last).max();
+    if let Some(highest) = highest {
+        let next = serial::issued_below(store, environment).await?;
+        if next <= highest {
+            findings.push(finding(
+                "counter-behind",
+                format!("the serial counter is at {next}, not above the highest lease ({highest}): the next issuance rebuilds it, or restore it from its versions"),
+            ));
+        }
+    }
+
+    // the published KRL against the revocation log
+    let log = revoke::read_log(audit, environment).await?;
+    for key in &log.unreadable {
+        findings.push(finding("unreadable-record", format!("{key} is not a revocation record of {environment}")));
+    }
+    if let Some(published) = store.get(&revoke::krl_key(environment)).await? {
+        let same = match krl::summarize(&published.body) {
+            Ok(summary) => revoke::encode_krl(issuer, environment, &log.state, summary.generated_at).await? == published.body,
+            Err(_) => false,
+        };
+        if !same {
+            findings.push(finding("krl-differs", format!("{} is not the KRL the revocation log makes: the next `sshca revoke` republishes it", revoke::krl_key(environment))));
+        }
+    }
+
+    // the CA keys are the environment's own
+    for kind in [CertKind::User, CertKind::Host] {
+        if let Err(err) = issuer.trusted_ca_keys(environment, kind).await {
+            if issuer.policy(environment).await?.trusted_cas(kind).is_empty() {
+                continue;
+            }
+            findings.push(finding("ca-key", format!("{} CA: {err}", kind.as_str())));
+        }
+    }
+
+    // records written more than once, or deleted, where the bucket keeps versions
+    for (key, versions, deleted) in audit.history(&prefix).await? {
+        if deleted {
+            findings.push(finding("record-deleted", format!("{key} was deleted (a delete marker hides it)")));
+        } else if versions > 1 {
+            findings.push(finding("record-overwritten", format!("{key} was written {versions} times")));
+        }
+    }
+    Ok((summary, findings))
+}
