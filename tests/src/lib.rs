@@ -19,22 +19,38 @@ pub mod identities;
 
 pub const KMS_ENDPOINT_DEFAULT: &str = "http://127.0.0.1:4566";
 
-/// The S3 implementations every storage test runs against.
+/// The S3 implementations storage tests run against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum S3Server {
     LocalStack,
     SeaweedFs,
+    /// An old MinIO that ignores conditional creates: sshca must refuse it.
+    MinIo,
 }
 
 impl S3Server {
+    /// The servers sshca runs on; every storage test runs against each.
     pub const ALL: [S3Server; 2] = [S3Server::LocalStack, S3Server::SeaweedFs];
 
     pub fn endpoint(self) -> String {
         let (var, default) = match self {
             S3Server::LocalStack => ("SSHCA_TEST_LOCALSTACK", "http://127.0.0.1:4566"),
             S3Server::SeaweedFs => ("SSHCA_TEST_SEAWEEDFS", "http://127.0.0.1:8333"),
+            S3Server::MinIo => ("SSHCA_TEST_MINIO", "http://127.0.0.1:9100"),
         };
         std::env::var(var).unwrap_or_else(|_| default.to_owned())
+    }
+
+    /// The access key and secret the server accepts (LocalStack's KMS and STS take any).
+    pub fn credentials(self) -> (String, String) {
+        match self {
+            S3Server::MinIo => {
+                let pair = std::env::var("SSHCA_TEST_MINIO_CREDENTIALS").unwrap_or_else(|_| "minioadmin:minioadmin123".into());
+                let (key, secret) = pair.split_once(':').expect("SSHCA_TEST_MINIO_CREDENTIALS is KEY:SECRET");
+                (key.to_owned(), secret.to_owned())
+            }
+            _ => ("test".to_owned(), "test".to_owned()),
+        }
     }
 }
 
@@ -90,9 +106,10 @@ impl World {
 
     /// The AWS environment the binaries run with: LocalStack's KMS, this world's S3 server.
     pub fn env(&self) -> Vec<(&'static str, String)> {
+        let (access_key, secret_key) = self.server.credentials();
         vec![
-            ("AWS_ACCESS_KEY_ID", "test".into()),
-            ("AWS_SECRET_ACCESS_KEY", "test".into()),
+            ("AWS_ACCESS_KEY_ID", access_key),
+            ("AWS_SECRET_ACCESS_KEY", secret_key),
             ("AWS_REGION", "us-east-1".into()),
             ("AWS_ENDPOINT_URL_KMS", kms_endpoint()),
             ("AWS_ENDPOINT_URL_STS", kms_endpoint()),
@@ -142,7 +159,9 @@ impl World {
     }
 
     pub async fn s3(&self) -> aws_sdk_s3::Client {
-        let config = aws_sdk_s3::config::Builder::from(&self.sdk_config().await).force_path_style(true).build();
+        let (access_key, secret_key) = self.server.credentials();
+        let credentials = aws_sdk_s3::config::Credentials::new(access_key, secret_key, None, None, "sshca-tests");
+        let config = aws_sdk_s3::config::Builder::from(&self.sdk_config().await).credentials_provider(credentials).force_path_style(true).build();
         aws_sdk_s3::Client::from_conf(config)
     }
 

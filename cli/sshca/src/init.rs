@@ -86,6 +86,8 @@ pub async fn init(aws: &Aws, bucket: &str, args: InitArgs) -> Result<()> {
         create_bucket(aws, bucket).await?;
     }
     let store = Arc::new(S3Store::new(aws.s3.clone(), bucket));
+    // Before anything is written: a server that ignores conditional creates is no place for a CA.
+    sign_key::store::refuse_ignored_conditions(store.as_ref(), sign_key::layout::conditional_create_probe(false)).await?;
     let existing = match read_policy(store.as_ref(), &args.environment).await {
         Ok(policy) => Some(policy),
         Err(IssueError::UnknownEnvironment(_)) => None,

@@ -25,7 +25,7 @@ use crate::policy::{Plan, Policy};
 use crate::request::{self, CertKind, SignRequest, SignResponse};
 use crate::revoke;
 use crate::serial::SerialLeases;
-use crate::store::{put_once, Condition, Store};
+use crate::store::{put_once, refuse_ignored_conditions, Condition, Store};
 
 /// How long a policy read from the bucket is trusted before it is read again: an admin's change
 /// reaches every warm container within this time.
@@ -51,6 +51,8 @@ pub struct Issuer {
     /// The public keys this container last wrote to the key cache, so an unchanged key is not
     /// written again on every request.
     cached_keys: Recent<String>,
+    /// Whether both stores were seen to honour conditional creates (checked once).
+    conditions_honoured: tokio::sync::OnceCell<()>,
     /// Void records that could not be written when their serial was voided (the audit store was
     /// down); each request tries them again first.
     pending_voids: StdMutex<Vec<(AuditEntry, OffsetDateTime)>>,
@@ -72,6 +74,7 @@ impl Issuer {
             serials: SerialLeases::new(1, Uuid::new_v4().to_string()),
             policies: Recent::new(POLICY_TTL),
             revoked_keys: Recent::new(POLICY_TTL),
+            conditions_honoured: tokio::sync::OnceCell::new(),
             cached_keys: Recent::new(POLICY_TTL),
             pending_voids: StdMutex::new(Vec::new()),
         }
@@ -194,6 +197,12 @@ impl Issuer {
         };
         self.refuse_revoked(&request.environment, &public_key).await?;
         let ca = self.ca_keys.load(&request.environment, request.cert_type, policy.ca(request.cert_type)?).await?;
+        self.conditions_honoured
+            .get_or_try_init(|| async {
+                refuse_ignored_conditions(self.store.as_ref(), layout::conditional_create_probe(false)).await?;
+                refuse_ignored_conditions(self.audit.as_ref(), layout::conditional_create_probe(true)).await
+            })
+            .await?;
         let serial = self.serials.next(self.store.as_ref(), self.audit.as_ref(), &request.environment, &caller.request_id).await?;
         let key_id = format!("{}#{serial}", request.username);
         let proven = match &requester {

@@ -47,3 +47,13 @@ pub fn cached_public_key(environment: Option<&str>, kind: CertKind, name: &str) 
         (CertKind::Host, environment) => format!("host-keys/{}/{name}.pub", environment.unwrap_or("_all")),
     }
 }
+
+/// The object that tells whether a bucket's server honours conditional creates; the audit
+/// bucket's lies under `audit/`, where the signer may write.
+pub fn conditional_create_probe(audit: bool) -> &'static str {
+    if audit {
+        "audit/_probe/conditional-create"
+    } else {
+        "probe/conditional-create"
+    }
+}

@@ -8,7 +8,7 @@ use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 
-use crate::error::StoreError;
+use crate::error::{IssueError, StoreError};
 
 /// An object read back with the entity tag that a later conditional write can name.
 #[derive(Debug, Clone)]
@@ -55,6 +55,25 @@ pub async fn put_once(store: &dyn Store, key: &str, body: Vec<u8>) -> Result<(),
         },
         Err(err) => Err(err),
     }
+}
+
+/// Refuses a server that ignores `If-None-Match: *` (MinIO before late 2024 did): there every
+/// write-once record and the serial counter's first write could be overwritten unnoticed. Writes
+/// `probe` twice as a create-only write; the second must be refused (412). Costs one or two
+/// writes, once per process.
+pub async fn refuse_ignored_conditions(store: &dyn Store, probe: &str) -> Result<(), IssueError> {
+    for attempt in 0..2 {
+        let body = format!("sshca probe of conditional creates {}\n", uuid::Uuid::new_v4()).into_bytes();
+        match store.put(probe, body, Condition::IfAbsent).await {
+            Err(StoreError::PreconditionFailed) => return Ok(()),
+            Err(err) => return Err(err.into()),
+            Ok(_) if attempt == 0 => {}
+            Ok(_) => break,
+        }
+    }
+    Err(IssueError::Configuration(format!(
+        "this S3 server ignores conditional creates (If-None-Match: * on PutObject wrote over {probe}), so audit records and the serial counter could be overwritten there: use AWS S3 or a server that honours them (MinIO from RELEASE.2024-11, SeaweedFS)"
+    )))
 }
 
 /// The S3 implementation. Build the client once per process (see [`crate::aws`]) and share it.
