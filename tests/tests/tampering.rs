@@ -184,6 +184,16 @@ fn verify_finds_exactly_each_tampering(server: S3Server) {
     let s3 = runtime.block_on(world.s3());
     let put = |key: &str, body: &[u8]| runtime.block_on(s3.put_object().bucket(&world.bucket).key(key).body(body.to_vec().into()).send()).unwrap();
     let delete = |key: &str| runtime.block_on(s3.delete_object().bucket(&world.bucket).key(key).send()).unwrap();
+    // the bucket keeps versions (sshca init makes it so): taking a planted object back for good
+    // means deleting every version of it, delete markers included
+    let erase = |key: &str| {
+        let listed = runtime.block_on(s3.list_object_versions().bucket(&world.bucket).prefix(key).send()).unwrap();
+        let versions = listed.versions().iter().filter_map(|v| v.version_id());
+        let markers = listed.delete_markers().iter().filter_map(|m| m.version_id());
+        for version in versions.chain(markers) {
+            runtime.block_on(s3.delete_object().bucket(&world.bucket).key(key).version_id(version).send()).unwrap();
+        }
+    };
     let only = |expected: &str| {
         let (_, findings) = verify();
         assert_eq!(findings.len(), 1, "exactly the tampering: {findings:?}");
@@ -193,13 +203,15 @@ fn verify_finds_exactly_each_tampering(server: S3Server) {
     let stray = format!("certs/{ENV}/mallory/{:020}-cert.pub", 99);
     put(&stray, b"ssh-ed25519-cert-v01@openssh.com AAAA");
     only(&format!("certificate-without-record: {stray}"));
-    delete(&stray);
+    erase(&stray);
 
     let today = time::OffsetDateTime::now_utc();
     let garbage = format!("audit/{ENV}/{:04}/{:02}/{:02}/{:020}-issued.json", today.year(), u8::from(today.month()), today.day(), 77);
     put(&garbage, b"garbage");
     only(&format!("unreadable-record: {garbage}"));
     delete(&garbage);
+    only(&format!("record-deleted: {garbage} was deleted"));
+    erase(&garbage);
 
     delete(&format!("serial/{ENV}.json"));
     only("counter-behind: the serial counter is at 1");
@@ -211,10 +223,8 @@ fn verify_finds_exactly_each_tampering(server: S3Server) {
     world.sshca_ok(&["revoke", ENV, "--serial", "2", "-r", "books"]);
     assert!(verify().1.is_empty(), "the next revocation republished the KRL");
 
-    if server == S3Server::LocalStack {
-        // where the bucket keeps versions, a record written twice shows
-        let versioning = aws_sdk_s3::types::VersioningConfiguration::builder().status(aws_sdk_s3::types::BucketVersioningStatus::Enabled).build();
-        runtime.block_on(s3.put_bucket_versioning().bucket(&world.bucket).versioning_configuration(versioning).send()).unwrap();
+    {
+        // a record written twice shows in its versions
         let record = runtime.block_on(world.objects()).into_iter().find(|k| k.ends_with(&format!("{:020}-issued.json", 3))).unwrap();
         let object = runtime.block_on(s3.get_object().bucket(&world.bucket).key(&record).send()).unwrap();
         let body = runtime.block_on(object.body.collect()).unwrap().into_bytes().to_vec();
@@ -230,3 +240,24 @@ on_both_s3_servers!(
     revocations_survive_planted_records,
     verify_finds_exactly_each_tampering
 );
+
+/// `sshca init --create-bucket` makes the bucket the template makes: versioned (an overwritten
+/// record keeps its old version), encrypted at rest, closed to the public.
+#[test]
+fn created_buckets_are_versioned_encrypted_and_private() {
+    let world = World::new(S3Server::LocalStack);
+    world.init(ENV, &["--principals", "deploy"]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let s3 = runtime.block_on(world.s3());
+    let versioning = runtime.block_on(s3.get_bucket_versioning().bucket(&world.bucket).send()).unwrap();
+    assert_eq!(versioning.status(), Some(&aws_sdk_s3::types::BucketVersioningStatus::Enabled));
+    let encryption = runtime.block_on(s3.get_bucket_encryption().bucket(&world.bucket).send()).unwrap();
+    let rule = &encryption.server_side_encryption_configuration().unwrap().rules()[0];
+    assert_eq!(rule.apply_server_side_encryption_by_default().unwrap().sse_algorithm(), &aws_sdk_s3::types::ServerSideEncryption::Aes256);
+    let block = runtime.block_on(s3.get_public_access_block().bucket(&world.bucket).send()).unwrap();
+    let block = block.public_access_block_configuration().unwrap();
+    assert_eq!(
+        (block.block_public_acls(), block.block_public_policy(), block.ignore_public_acls(), block.restrict_public_buckets()),
+        (Some(true), Some(true), Some(true), Some(true))
+    );
+}

@@ -183,13 +183,41 @@ fn configure(
     Ok(policy)
 }
 
+/// Creates the bucket like the template's: versioned (an overwritten record keeps its old version),
+/// encrypted at rest, no public access. A server without one of these is told about, not refused.
 async fn create_bucket(aws: &Aws, bucket: &str) -> Result<()> {
     use aws_sdk_s3::error::ProvideErrorMetadata;
+    use aws_sdk_s3::types::{
+        BucketVersioningStatus, PublicAccessBlockConfiguration, ServerSideEncryption, ServerSideEncryptionByDefault,
+        ServerSideEncryptionConfiguration, ServerSideEncryptionRule, VersioningConfiguration,
+    };
     match aws.s3.create_bucket().bucket(bucket).send().await {
-        Ok(_) => Ok(()),
-        Err(err) if matches!(err.code(), Some("BucketAlreadyOwnedByYou") | Some("BucketAlreadyExists")) => Ok(()),
-        Err(err) => Err(anyhow::anyhow!("could not create bucket {bucket:?}: {}", aws_sdk_s3::error::DisplayErrorContext(err))),
+        Ok(_) => {}
+        Err(err) if matches!(err.code(), Some("BucketAlreadyOwnedByYou") | Some("BucketAlreadyExists")) => return Ok(()),
+        Err(err) => anyhow::bail!("could not create bucket {bucket:?}: {}", aws_sdk_s3::error::DisplayErrorContext(err)),
     }
+    let unsupported = |what: &str, err: &dyn ProvideErrorMetadata| {
+        eprintln!("warning: bucket {bucket:?} is created, but its server did not take {what} ({}): set it up yourself", err.code().unwrap_or("error"));
+    };
+    let versioning = VersioningConfiguration::builder().status(BucketVersioningStatus::Enabled).build();
+    if let Err(err) = aws.s3.put_bucket_versioning().bucket(bucket).versioning_configuration(versioning).send().await {
+        unsupported("versioning", &err);
+    }
+    let by_default = ServerSideEncryptionByDefault::builder().sse_algorithm(ServerSideEncryption::Aes256).build()?;
+    let encryption = ServerSideEncryptionConfiguration::builder().rules(ServerSideEncryptionRule::builder().apply_server_side_encryption_by_default(by_default).build()).build()?;
+    if let Err(err) = aws.s3.put_bucket_encryption().bucket(bucket).server_side_encryption_configuration(encryption).send().await {
+        unsupported("default encryption", &err);
+    }
+    let private = PublicAccessBlockConfiguration::builder()
+        .block_public_acls(true)
+        .block_public_policy(true)
+        .ignore_public_acls(true)
+        .restrict_public_buckets(true)
+        .build();
+    if let Err(err) = aws.s3.put_public_access_block().bucket(bucket).public_access_block_configuration(private).send().await {
+        unsupported("the public access block", &err);
+    }
+    Ok(())
 }
 
 

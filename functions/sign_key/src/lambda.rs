@@ -121,8 +121,22 @@ fn too_large(size: usize) -> IssueError {
 
 fn bad_json(err: serde_json::Error) -> IssueError {
     IssueError::InvalidRequest(format!(
-        "the request JSON does not fit the documented shape ({err}): see the README's request format"
+        "the request JSON does not fit the documented shape ({}): see the README's request format",
+        without_values(&err.to_string())
     ))
+}
+
+/// serde's message without the value it quotes: a field of the wrong type may hold a pasted
+/// private key, which must not reach the error, the logs or the caller's terminal.
+fn without_values(message: &str) -> String {
+    for kind in ["invalid type: ", "invalid value: "] {
+        if let Some(rest) = message.strip_prefix(kind) {
+            let what = rest.split_whitespace().next().unwrap_or_default();
+            let expected = rest.find(", expected").map_or("", |at| &rest[at..]);
+            return format!("{kind}{what}{expected}");
+        }
+    }
+    message.to_owned()
 }
 
 fn http_response(outcome: Result<Value, IssueError>) -> Value {
@@ -212,6 +226,14 @@ mod tests {
         let huge = vec![b' '; MAX_REQUEST_BYTES + 1];
         assert!(parse_request_bytes(&huge).unwrap_err().to_string().contains("at most"));
         assert!(parse_request_bytes(b"{not json").unwrap_err().to_string().contains("does not fit"));
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_type_is_not_echoed() {
+        let err = parse_request_bytes(br#"{"environment":"e","ttl":"-----BEGIN OPENSSH PRIVATE KEY----- b3Blbn"}"#).unwrap_err();
+        let message = err.to_string();
+        assert!(!message.contains("BEGIN") && !message.contains("b3Blbn"), "{message}");
+        assert!(message.contains("invalid type: string, expected u64"), "{message}");
     }
 
     #[test]
