@@ -346,6 +346,54 @@ fn the_client_block_gets_a_certificate_when_ssh_connects() {
     assert!(ssh_keygen_list(&cert_path(&key)).contains(&org.alice_name()));
 }
 
+/// The client block's `RevokedHostKeys`: the KRL comes with each certificate `get_key request`
+/// gets, and a host whose certificate was revoked is refused by plain ssh like an unknown one.
+#[test]
+fn a_client_refuses_a_revoked_host_certificate() {
+    let org = Org::new(S3Server::LocalStack);
+    let lambda = LambdaEmulator::start(&org.world.env());
+    let host_key = keygen(org.world.dir.path(), "ssh_host_ed25519_key", "ed25519", None, "");
+    org.world.sshca_ok(&["renew-host", "--local", "-e", ENV, "-n", "127.0.0.1", "-k", host_key.to_str().unwrap()]);
+    let sshd = Sshd::start_with_host_certificate(&org.user_ca, &[&org.alice_name()], &host_key);
+    let dir = org.ssh_dir("alice-ssh");
+    let key = dir.join("id_ed25519_staging");
+    let block = org.world.sshca_ok(&["config", ENV, "--client", "--key", key.to_str().unwrap()]);
+    let (ssh_config, known_hosts) = block.split_once("#\n# 2.").expect("two parts");
+    assert!(ssh_config.contains(&format!("RevokedHostKeys {}", dir.join("sshca_staging_revoked_hosts.krl").display())), "{block}");
+    std::fs::write(dir.join("config"), ssh_config).unwrap();
+    std::fs::write(dir.join("known_hosts"), known_hosts).unwrap();
+    let path = format!("{}:{}", bin("get_key").parent().unwrap().display(), std::env::var("PATH").unwrap());
+    let ssh = || {
+        let mut ssh = Command::new("ssh");
+        org.alice.apply(&mut ssh).envs(org.world.env().into_iter().filter(|(k, _)| k.starts_with("AWS_ENDPOINT") || *k == "AWS_REGION"));
+        ssh.env("PATH", &path)
+            .env("AWS_ENDPOINT_URL_LAMBDA", lambda.endpoint())
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env_remove("SSH_AUTH_SOCK")
+            .arg("-F")
+            .arg(dir.join("config"))
+            .args(["-p", &sshd.port.to_string(), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", "HostKeyAlias=127.0.0.1"])
+            .arg("-o")
+            .arg(format!("UserKnownHostsFile={}", dir.join("known_hosts").display()))
+            .args(["-o", "IdentityAgent=none", "-o", "LogLevel=ERROR"])
+            .arg(format!("{}@127.0.0.1", current_user()))
+            .arg("echo sshca-login-ok")
+            .output()
+            .unwrap()
+    };
+    let first = ssh();
+    assert!(String::from_utf8_lossy(&first.stdout).contains("sshca-login-ok"), "before revocation: {}", stderr(&first));
+
+    let serial = ssh_keygen_list(&cert_path(&host_key)).split("Serial: ").nth(1).unwrap().lines().next().unwrap().to_owned();
+    org.world.sshca_ok(&["revoke", ENV, "--serial", &serial, "-r", "host compromised"]);
+    let refreshed = org.get_key_request(&org.alice, &lambda.endpoint(), &dir, &["--force"]);
+    assert!(String::from_utf8_lossy(&refreshed.stdout).contains("(refreshed)"), "{}{}", String::from_utf8_lossy(&refreshed.stdout), stderr(&refreshed));
+    let after = ssh();
+    assert!(!String::from_utf8_lossy(&after.stdout).contains("sshca-login-ok"), "a revoked host certificate was accepted");
+    assert!(stderr(&after).to_ascii_lowercase().contains("revoked"), "{}", stderr(&after));
+}
+
 /// Where users stumble: no credentials, a profile that does not exist, no region. `sshca` and
 /// `get_key` each say it in one line that names the fix (no server is needed to get there).
 #[test]

@@ -261,3 +261,16 @@ fn created_buckets_are_versioned_encrypted_and_private() {
         (Some(true), Some(true), Some(true), Some(true))
     );
 }
+
+/// A KMS-sealed Ed25519 CA rotates like any other: the next key is sealed under a name of its own.
+#[test]
+fn a_sealed_ed25519_ca_rotates() {
+    let world = World::new(S3Server::LocalStack);
+    world.init(ENV, &["--principals", "deploy", "--key-spec", "ED25519_SEALED"]);
+    world.sshca_ok(&["rotate", ENV, "--create-next", "--key-spec", "ED25519_SEALED"]);
+    world.sshca_ok(&["rotate", ENV, "--promote"]);
+    let keys = world.sshca_ok(&["config", ENV, "--only", "user-ca-keys"]);
+    assert_eq!(keys.lines().filter(|l| l.starts_with("ssh-ed25519 ")).count(), 2, "current and previous: {keys}");
+    let key = keygen(world.dir.path(), "id", "ed25519", None, "");
+    world.sshca_ok(&["sign", "--local", "-e", ENV, "-u", "jane", "-r", "after rotation", "-p", pub_path(&key).to_str().unwrap()]);
+}

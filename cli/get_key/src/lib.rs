@@ -8,6 +8,7 @@ pub mod agent;
 pub mod cli;
 pub mod download;
 pub mod ensure;
+pub mod host_krl;
 pub mod install;
 pub mod keys;
 pub mod request;
@@ -89,6 +90,9 @@ pub struct Report {
     pub agent: String,
     /// Files of the ssh directory that could not be read while searching, with why.
     pub skipped: Vec<String>,
+    /// What happened with the environment's KRL for `RevokedHostKeys` (`get_key request` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_krl: Option<String>,
 }
 
 pub fn unix_now() -> u64 {
@@ -159,6 +163,7 @@ pub fn install_certificate(
         ca_fingerprint: certificate.signature_key().fingerprint(HashAlg::Sha256).to_string(),
         agent,
         skipped,
+        host_krl: None,
     })
 }
 
@@ -225,7 +230,11 @@ impl std::fmt::Display for Report {
         let remaining = self.valid_before.saturating_sub(unix_now());
         writeln!(f, "  expires:    {} (in {})", verify::rfc3339(self.valid_before), human(remaining))?;
         writeln!(f, "  CA:         {}", self.ca_fingerprint)?;
-        write!(f, "  agent:      {}", self.agent)
+        write!(f, "  agent:      {}", self.agent)?;
+        if let Some(krl) = &self.host_krl {
+            write!(f, "\n  host KRL:   {krl}")?;
+        }
+        Ok(())
     }
 }
 

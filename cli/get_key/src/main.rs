@@ -22,7 +22,9 @@ fn main() {
                 Err(err) => Err(err.to_string()),
             };
             match why {
-                Ok(()) => exit(0),
+                // a good certificate, and the file RevokedHostKeys names (ssh refuses every host without it)
+                Ok(()) if get_key::host_krl::ensure_exists(&get_key::host_krl::path(&ask.key, &ask.environment)).is_ok() => exit(0),
+                Ok(()) => {}
                 Err(why) if !cli.install.quiet => eprintln!("get_key: {why}: asking for a new certificate"),
                 Err(_) => {}
             }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use ssh_key::{Algorithm, LineEnding, PrivateKey};
 
-use crate::{install_certificate, verify, GetKeyError, Options, Report};
+use crate::{host_krl, install_certificate, verify, GetKeyError, Options, Report};
 
 /// What to ask for.
 #[derive(Debug, Clone)]
@@ -58,7 +58,13 @@ pub fn request(ask: &Ask, options: &Options) -> Result<Report, GetKeyError> {
         trusted
     };
     let options = Options { key: Some(ask.key.clone()), ..options.clone() };
-    install_certificate(&options, &certificate, &trusted)
+    let mut report = install_certificate(&options, &certificate, &trusted)?;
+    let krl = host_krl::path(&ask.key, &ask.environment);
+    report.host_krl = Some(match host_krl::refresh(&krl, response.krl_url.as_deref()) {
+        Ok(what) => format!("{} ({what})", krl.display()),
+        Err(why) => format!("{} not refreshed: {why}", krl.display()),
+    });
+    Ok(report)
 }
 
 async fn ask_function(ask: &Ask, public_key: String) -> anyhow::Result<sign_key::SignResponse> {

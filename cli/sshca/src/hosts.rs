@@ -127,11 +127,13 @@ async fn client_config(issuer: &Issuer, args: &ConfigArgs) -> Result<()> {
          \x20   IdentityFile {key}\n\
          \x20   CertificateFile {key}-cert.pub\n\
          \x20   IdentitiesOnly yes\n\
+         \x20   RevokedHostKeys {krl}\n\
          #\n\
          # 2. ~/.ssh/known_hosts: trust host certificates of the environment's host CA for its hosts only\n\
          {known_hosts}",
         audience = policy.access.audience,
         function = args.function,
+        krl = get_key::host_krl::path(std::path::Path::new(&key), environment).display(),
     );
     Ok(())
 }

@@ -115,7 +115,7 @@ pub async fn create_ca_key(
                 .send()
                 .await
                 .map_err(|err| kms_failure(&format!("KMS could not seal the Ed25519 CA key with {seal_key:?}"), err))?;
-            let object = layout::sealed_ca_key(environment, kind.as_str());
+            let object = layout::sealed_ca_key(environment, kind.as_str(), &uuid::Uuid::new_v4().simple().to_string()[..12]);
             let blob = sealed.ciphertext_blob().map(|b| b.as_ref().to_vec()).unwrap_or_default();
             store.put(&object, blob, Condition::IfAbsent).await.map_err(|err| {
                 IssueError::Configuration(format!("could not store the sealed key at {object} (is there one already?): {err}"))

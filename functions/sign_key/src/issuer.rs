@@ -246,6 +246,9 @@ impl Issuer {
         }
         match issued {
             Ok((certificate, download_url)) => {
+                let expires_in = Duration::from_secs(plan.url_expires_at.saturating_sub(unix_now()).max(1));
+                // presigning is local: a failure here only costs the client its KRL refresh
+                let krl_url = self.store.presign_get(&revoke::krl_key(&request.environment), expires_in).await.ok();
                 info!(
                     serial,
                     key_id = %key_id,
@@ -266,6 +269,7 @@ impl Issuer {
                     ca_fingerprint: entry.ca_fingerprint,
                     public_key_fingerprint: entry.public_key_fingerprint,
                     caller: entry.caller_identity,
+                    krl_url,
                 })
             }
             Err(err) => {

@@ -22,9 +22,10 @@ pub fn serial_leases(environment: &str) -> String {
     format!("audit/{environment}/leases/")
 }
 
-/// A sealed (KMS-encrypted) Ed25519 CA private key.
-pub fn sealed_ca_key(environment: &str, role: &str) -> String {
-    format!("ca/{environment}/{role}-ed25519.sealed")
+/// A sealed (KMS-encrypted) Ed25519 CA private key; `id` tells the keys of one role apart, so a
+/// rotation's next key never collides with the current one.
+pub fn sealed_ca_key(environment: &str, role: &str, id: &str) -> String {
+    format!("ca/{environment}/{role}-ed25519-{id}.sealed")
 }
 
 /// One audit record. Serials are zero-padded so that a day's records list in issuance order;

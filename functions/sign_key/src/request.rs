@@ -87,6 +87,10 @@ pub struct SignResponse {
     pub public_key_fingerprint: String,
     /// The proven caller (an IAM ARN), or `None` for an unproven request.
     pub caller: Option<String>,
+    /// A link to the environment's published KRL (until `url_expires_at`), for clients'
+    /// `RevokedHostKeys`; it answers 404 while nothing was ever revoked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub krl_url: Option<String>,
 }
 
 /// Environment names become S3 prefixes: lower-case letters, digits, `-` and `_`.

@@ -1,0 +1,52 @@
+//! The environment's KRL on a user's machine, for ssh's `RevokedHostKeys` (the block of
+//! `sshca config ENV --client` names it): a revoked host certificate is refused like an unknown
+//! host. It is refreshed with every certificate `get_key request` gets; where there is none yet, an
+//! empty one is written, because ssh refuses every host while the file is missing.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::download::{self, DownloadError};
+
+/// Where the KRL of `environment` goes: beside the key it certifies.
+pub fn path(key: &Path, environment: &str) -> PathBuf {
+    let dir = key.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    dir.join(format!("sshca_{environment}_revoked_hosts.krl"))
+}
+
+/// Replaces the KRL at `path` with the one at `url` (404: nothing was ever revoked), or makes
+/// sure there is one when there is no link.
+pub fn refresh(path: &Path, url: Option<&str>) -> Result<&'static str, String> {
+    let Some(url) = url else {
+        return ensure_exists(path).map(|_| "kept");
+    };
+    match download::fetch(url) {
+        Ok(krl) => {
+            sign_key::krl::summarize(&krl).map_err(|why| format!("the environment's KRL is not one: {why}"))?;
+            write_atomically(path, &krl).map(|_| "refreshed")
+        }
+        Err(DownloadError::NotFound) => write_atomically(path, &empty()).map(|_| "nothing revoked"),
+        Err(err) => Err(err.to_string()),
+    }
+}
+
+/// Writes an empty KRL at `path` unless a file is there.
+pub fn ensure_exists(path: &Path) -> Result<(), String> {
+    if path.exists() {
+        return Ok(());
+    }
+    write_atomically(path, &empty())
+}
+
+fn empty() -> Vec<u8> {
+    sign_key::krl::encode(&sign_key::krl::Revoked::default(), 0, crate::unix_now(), "sshca: nothing revoked")
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let failed = |err: &dyn std::fmt::Display| format!("cannot write {}: {err}", path.display());
+    let mut file = tempfile::Builder::new().prefix(".get_key-krl-").tempfile_in(dir).map_err(|err| failed(&err))?;
+    file.write_all(bytes).map_err(|err| failed(&err))?;
+    file.persist(path).map_err(|err| failed(&err.error))?;
+    Ok(())
+}
