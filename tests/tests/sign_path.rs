@@ -107,7 +107,7 @@ fn key_types(server: S3Server) {
 
 /// 16 signers (each its own `Issuer`, as separate Lambda containers are, leasing serials 8 at a
 /// time) × 25 certificates: 400 distinct serials, each with exactly one audit record and inside a
-/// recorded lease of the signer that used it.
+/// recorded lease of the signer that used it; `sshca verify` then finds nothing.
 fn concurrent_signers(server: S3Server) {
     let world = World::new(server);
     world.init("load", &["--principals", "deploy", "--allow-unproven"]);
@@ -167,6 +167,10 @@ fn concurrent_signers(server: S3Server) {
             assert!(records[0].ends_with("-issued.json"), "{records:?}");
         }
     });
+    // and the books balance: sshca verify finds nothing after the load
+    let output = world.sshca(&["verify", "load"]);
+    let said = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success() && said.contains("400 issued") && said.contains("nothing wrong"), "{said}{}", String::from_utf8_lossy(&output.stderr));
 }
 
 /// A key uploaded once is used when a request names none: the environment's first, then the one

@@ -281,6 +281,9 @@ fn soak(signers: usize, per_signer: usize) {
             );
             assert_eq!(serials.len(), certificates, "duplicate serials");
             assert_eq!((issued, stored), (certificates, certificates), "audit or certificate count differs from the certificates issued");
+            let (books, findings) = sign_key::books::verify(&aws.issuer(&world.bucket, None), ENVIRONMENT).await.expect("sshca verify");
+            println!("|   sshca verify after the soak: {} issued, {} gaps, {} finding(s) {findings:?} |", books.issued, books.gaps, findings.len());
+            assert!(findings.is_empty(), "the books do not balance after the soak: {findings:?}");
         });
     }
 }
