@@ -92,6 +92,8 @@ fn revocations_survive_planted_records(server: S3Server) {
     let plant = |key: String, body: Vec<u8>| runtime.block_on(s3.put_object().bucket(&world.bucket).key(key).body(body.into()).send()).unwrap();
     let garbage = format!("audit/{ENV}/revocations/{:020}.json", 2);
     plant(garbage.clone(), b"garbage".to_vec());
+    // a name as far ahead as names go: it must not become the next version
+    plant(format!("audit/{ENV}/revocations/{}.json", u64::MAX), b"garbage".to_vec());
     let output = world.sshca(&["revoke", ENV, "--serial", "2", "-r", "second"]);
     assert!(output.status.success(), "a garbage record blocked a revocation: {}", String::from_utf8_lossy(&output.stderr));
     assert!(String::from_utf8_lossy(&output.stderr).contains(&format!("the revocation record {garbage} cannot be read and was skipped")));

@@ -22,10 +22,12 @@ pub fn refresh(path: &Path, url: Option<&str>) -> Result<&'static str, String> {
     };
     match download::fetch(url) {
         Ok(krl) => {
+            // a KRL ssh cannot read would make it refuse every host: only a valid one replaces it
             sign_key::krl::summarize(&krl).map_err(|why| format!("the environment's KRL is not one: {why}"))?;
             write_atomically(path, &krl).map(|_| "refreshed")
         }
-        Err(DownloadError::NotFound) => write_atomically(path, &empty()).map(|_| "nothing revoked"),
+        // nothing published: nothing was revoked, or someone deleted it; either way keep what is here
+        Err(DownloadError::NotFound) => ensure_exists(path).map(|_| "nothing published"),
         Err(err) => Err(err.to_string()),
     }
 }

@@ -106,25 +106,33 @@ pub struct Log {
     pub unreadable: Vec<String>,
 }
 
-/// Reads every revocation record of `environment`, oldest first.
+/// Reads every revocation record of `environment`, oldest first. Only readable records count
+/// toward the versions: the next version is the first free one above the highest of them, so a
+/// name planted far ahead (garbage, or even `u64::MAX`) blocks nothing.
 pub async fn read_log(audit: &dyn Store, environment: &str) -> Result<Log, IssueError> {
     let prefix = format!("audit/{environment}/revocations/");
-    let mut log = Log { next_version: 1, ..Log::default() };
+    let mut log = Log::default();
+    let mut taken = BTreeSet::new();
+    let mut highest = 0;
     for key in audit.list(&prefix).await? {
         let version = key.strip_prefix(&prefix).and_then(|name| name.strip_suffix(".json")).and_then(|n| n.parse::<u64>().ok());
         if let Some(version) = version {
-            log.next_version = log.next_version.max(version.saturating_add(1));
+            taken.insert(version);
         }
         let record = match audit.get(&key).await? {
             Some(object) => serde_json::from_slice::<RevocationRecord>(&object.body).ok(),
             None => continue,
         };
         match record.filter(|record| Some(record.version) == version && record.environment == environment) {
-            Some(record) => log.state.apply(&record),
+            Some(record) => {
+                highest = highest.max(record.version);
+                log.state.apply(&record);
+            }
             None => log.unreadable.push(key),
         }
     }
-    log.state.version = log.next_version - 1;
+    log.state.version = highest;
+    log.next_version = (highest.saturating_add(1)..=u64::MAX).find(|v| !taken.contains(v)).unwrap_or(u64::MAX);
     Ok(log)
 }
 
@@ -139,6 +147,8 @@ pub async fn revoke(issuer: &Issuer, request: &RevokeRequest) -> Result<RevokeRe
     let store = issuer.store().as_ref();
     let audit = issuer.audit_store().as_ref();
     issuer.policy(environment).await?;
+    // revokers race for versions with create-only writes: a server that ignores them would lose one
+    crate::store::refuse_ignored_conditions(audit, crate::layout::conditional_create_probe(true)).await?;
 
     let mut wanted = RevocationState::default();
     if !request.serials.is_empty() {
@@ -240,7 +250,11 @@ pub(crate) fn bare_key_line(key: &KeyData) -> Result<String, IssueError> {
 /// key the environment trusts.
 pub async fn encode_krl(issuer: &Issuer, environment: &str, state: &RevocationState, at: u64) -> Result<Vec<u8>, IssueError> {
     let mut cas = issuer.trusted_ca_keys(environment, CertKind::User).await?;
-    cas.extend(issuer.trusted_ca_keys(environment, CertKind::Host).await.unwrap_or_default());
+    // An environment without a host CA has none to list; one whose host CA cannot be loaded must
+    // not publish a KRL that silently drops every host revocation.
+    if !issuer.policy(environment).await?.trusted_cas(CertKind::Host).is_empty() {
+        cas.extend(issuer.trusted_ca_keys(environment, CertKind::Host).await?);
+    }
     let keys: Vec<PublicKey> = state.keys.iter().filter_map(|line| PublicKey::from_openssh(line).ok()).collect();
     let revoked = krl::Revoked {
         serials: state.serials.iter().copied().collect(),

@@ -79,20 +79,62 @@ pub async fn lease(store: &dyn Store, audit: &dyn Store, environment: &str, coun
     )))
 }
 
-/// Where a missing counter resumes: after the highest serial the audit trail's lease records
-/// name (keys sort by first serial), or 1 when there are none.
+/// The most serials one lease may plausibly hold: signers lease at most 64 at a time.
+const MAX_LEASE: u64 = 1 << 20;
+
+/// A lease record as its name and body agree on it; `None` for anything else there (planted or
+/// damaged records, which must not steer the counter).
+pub(crate) fn genuine_lease(environment: &str, key: &str, body: &[u8]) -> Option<LeaseRecord> {
+    let named_first = key.strip_prefix(&layout::serial_leases(environment))?.strip_suffix(".json")?.parse::<u64>().ok()?;
+    let record: LeaseRecord = serde_json::from_slice(body).ok()?;
+    let plausible = record.environment == environment
+        && record.first == named_first
+        && record.first >= 1
+        && record.last >= record.first
+        && record.last - record.first < MAX_LEASE;
+    plausible.then_some(record)
+}
+
+/// Where a missing counter resumes: after the highest serial a genuine lease record of the audit
+/// trail names, or 1 when there is none. Records that are not genuine are skipped (and logged).
 async fn first_after_leases(audit: &dyn Store, environment: &str, counter: &str) -> Result<u64, IssueError> {
-    let Some(highest) = audit.list(&layout::serial_leases(environment)).await?.pop() else { return Ok(1) };
-    let record = audit.get(&highest).await?.and_then(|object| serde_json::from_slice::<LeaseRecord>(&object.body).ok());
-    match record {
-        Some(record) => {
-            tracing::warn!(counter, resumed_at = record.last + 1, "the serial counter was missing: rebuilt above the highest lease");
-            record.last.checked_add(1).ok_or_else(|| IssueError::Configuration(format!("the serial counter {counter} is exhausted")))
+    let mut highest = None;
+    for key in audit.list(&layout::serial_leases(environment)).await? {
+        let Some(object) = audit.get(&key).await? else { continue };
+        match genuine_lease(environment, &key, &object.body) {
+            Some(record) => highest = highest.max(Some(record.last)),
+            None => tracing::warn!(record = %key, "not a lease record of this environment: ignored"),
         }
-        None => Err(IssueError::Configuration(format!(
-            "the serial counter {counter} is missing and the highest lease record {highest} cannot be read: restore {counter} from the bucket's object versions (its `next` must be above every serial in audit/{environment}/)"
-        ))),
     }
+    let Some(highest) = highest else { return Ok(1) };
+    tracing::warn!(counter, resumed_at = highest + 1, "the serial counter was missing: rebuilt above the highest lease");
+    highest.checked_add(1).ok_or_else(|| IssueError::Configuration(format!("the serial counter {counter} is exhausted")))
+}
+
+/// A genuine lease of `environment` that already holds a serial of `first..=last`: the counter
+/// was lowered (or restored too low), and handing these out again would reuse serials. Genuine
+/// leases never overlap, so only those starting inside the range and the one just before it can:
+/// one LIST of names and a GET or two.
+async fn overlapping_lease(audit: &dyn Store, environment: &str, first: u64, last: u64) -> Result<Option<String>, IssueError> {
+    let prefix = layout::serial_leases(environment);
+    let mut names: Vec<(u64, String)> = audit
+        .list(&prefix)
+        .await?
+        .into_iter()
+        .filter_map(|key| Some((key.strip_prefix(&prefix)?.strip_suffix(".json")?.parse().ok()?, key)))
+        .collect();
+    names.sort();
+    let inside = names.iter().filter(|(start, _)| (first..=last).contains(start));
+    let before = names.iter().rev().find(|(start, _)| *start < first);
+    for (_, key) in inside.chain(before) {
+        let Some(object) = audit.get(key).await? else { continue };
+        if let Some(record) = genuine_lease(environment, key, &object.body) {
+            if record.first <= last && first <= record.last {
+                return Ok(Some(key.clone()));
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// The counter's next serial and entity tag, `None` before the first lease.
@@ -103,6 +145,11 @@ async fn read_counter(store: &dyn Store, key: &str) -> Result<Option<(u64, Strin
             "the serial counter {key} is corrupt ({err}): restore it from the bucket's versions, never lower it"
         ))
     })?;
+    if counter.next == 0 {
+        return Err(IssueError::Configuration(format!(
+            "the serial counter {key} says 0, which no KRL can revoke: restore it from the bucket's versions, never lower it"
+        )));
+    }
     Ok(Some((counter.next, object.etag)))
 }
 
@@ -151,6 +198,13 @@ impl SerialLeases {
         let lease = leases.get_mut(environment).expect("leased above");
         if let Some(body) = &lease.unrecorded {
             let (first, last) = (lease.serials.start, lease.serials.end - 1);
+            if let Some(earlier) = overlapping_lease(audit, environment, first, last).await? {
+                leases.remove(environment);
+                return Err(IssueError::Configuration(format!(
+                    "serials {first}..={last} were leased before ({earlier}): the serial counter {} was lowered, and reusing them would give two certificates one serial; restore it from the bucket's object versions (its next must be above every lease)",
+                    layout::serial_counter(environment)
+                )));
+            }
             match put_once(audit, &layout::serial_lease(environment, first), body.clone()).await {
                 Ok(()) => lease.unrecorded = None,
                 // Someone else's record under this lease's name: its serials cannot be accounted
@@ -256,10 +310,20 @@ mod tests {
         let err = signer.next(&store, &audit, "staging", "req").await.unwrap_err();
         assert!(err.to_string().contains("serials 11..=20 are not used"), "{err}");
         assert_eq!(signer.next(&store, &audit, "staging", "req").await.unwrap(), 21, "the next block is leased and used");
-        // with the counter gone too, the unreadable highest lease is refused with the way out
+        // with the counter gone too, planted records do not steer it: it resumes above the genuine leases
         store.delete(&layout::serial_counter("staging"));
-        audit.put(&layout::serial_lease("staging", 31), b"{}".to_vec(), Condition::IfAbsent).await.unwrap();
-        let err = SerialLeases::new(10, "third").next(&store, &audit, "staging", "req").await.unwrap_err();
-        assert!(err.to_string().contains("restore serial/staging.json from the bucket's object versions"), "{err}");
+        audit.put(&layout::serial_lease("staging", 99_999), b"{}".to_vec(), Condition::IfAbsent).await.unwrap();
+        assert_eq!(SerialLeases::new(10, "third").next(&store, &audit, "staging", "req").await.unwrap(), 31);
+    }
+
+    #[tokio::test]
+    async fn a_lowered_counter_is_refused_not_reused() {
+        let (store, audit) = (MemoryStore::default(), MemoryStore::default());
+        assert_eq!(SerialLeases::new(10, "first").next(&store, &audit, "staging", "req").await.unwrap(), 1);
+        store.put(&layout::serial_counter("staging"), br#"{"next": 5}"#.to_vec(), Condition::Always).await.unwrap();
+        let err = SerialLeases::new(10, "second").next(&store, &audit, "staging", "req").await.unwrap_err();
+        assert!(err.to_string().contains("were leased before"), "{err}");
+        store.put(&layout::serial_counter("staging"), br#"{"next": 0}"#.to_vec(), Condition::Always).await.unwrap();
+        assert!(SerialLeases::new(10, "third").next(&store, &audit, "staging", "req").await.unwrap_err().to_string().contains("says 0"));
     }
 }
