@@ -27,7 +27,11 @@ pub async fn credentials(config: &SdkConfig) -> Result<Credentials> {
 
 /// Signs a proof for `request` (which gets a fresh nonce) and puts it in the request.
 pub async fn prove(config: &SdkConfig, audience: &str, request: &mut SignRequest) -> Result<()> {
-    let credentials = credentials(config).await?;
+    prove_with(config, credentials(config).await?, audience, request)
+}
+
+/// [`prove`] with credentials already loaded from `config`'s chain.
+pub fn prove_with(config: &SdkConfig, credentials: Credentials, audience: &str, request: &mut SignRequest) -> Result<()> {
     let region = config.region().ok_or_else(explain::no_region)?.to_string();
     let endpoint = sts_endpoint(&region);
     request.identity = None;

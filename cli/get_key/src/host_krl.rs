@@ -3,7 +3,6 @@
 //! host. It is refreshed with every certificate `get_key request` gets; where there is none yet, an
 //! empty one is written, because ssh refuses every host while the file is missing.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::download::{self, DownloadError};
@@ -44,11 +43,7 @@ fn empty() -> Vec<u8> {
     sign_key::krl::encode(&sign_key::krl::Revoked::default(), 0, crate::unix_now(), "sshca: nothing revoked")
 }
 
+/// Whole or not at all, never through a symbolic link: as certificates are installed.
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let failed = |err: &dyn std::fmt::Display| format!("cannot write {}: {err}", path.display());
-    let mut file = tempfile::Builder::new().prefix(".get_key-krl-").tempfile_in(dir).map_err(|err| failed(&err))?;
-    file.write_all(bytes).map_err(|err| failed(&err))?;
-    file.persist(path).map_err(|err| failed(&err.error))?;
-    Ok(())
+    crate::install::write_atomically(path, bytes).map_err(|err| err.to_string())
 }

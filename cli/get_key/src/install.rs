@@ -45,7 +45,7 @@ pub fn install(target: &Path, certificate: &Certificate, force: bool, now: u64) 
                 Some(existing) if existing == *certificate => return Ok(Installed::Unchanged),
                 Some(existing) if !force && existing.valid_before() > now => {
                     let backup_path = PathBuf::from(format!("{}.bak", target.display()));
-                    write_atomically(&backup_path, &existing.to_openssh().unwrap_or_default())?;
+                    write_atomically(&backup_path, format!("{}\n", existing.to_openssh().unwrap_or_default()).as_bytes())?;
                     backup = Some(backup_path);
                 }
                 _ => {}
@@ -53,11 +53,13 @@ pub fn install(target: &Path, certificate: &Certificate, force: bool, now: u64) 
         }
         Err(_) => {}
     }
-    write_atomically(target, &line)?;
+    write_atomically(target, format!("{line}\n").as_bytes())?;
     Ok(Installed::Written { backup })
 }
 
-fn write_atomically(target: &Path, line: &str) -> Result<(), InstallError> {
+/// Writes `bytes` to `target` in the ssh directory: whole or not at all, never through a
+/// symbolic link, mode 0644.
+pub fn write_atomically(target: &Path, bytes: &[u8]) -> Result<(), InstallError> {
     if fs::symlink_metadata(target).is_ok_and(|m| m.file_type().is_symlink()) {
         return Err(InstallError::Symlink(target.to_owned()));
     }
@@ -69,7 +71,7 @@ fn write_atomically(target: &Path, line: &str) -> Result<(), InstallError> {
         .tempfile_in(dir)
         .map_err(io_error(target))?;
     temp.as_file().set_permissions(fs::Permissions::from_mode(0o644)).map_err(io_error(target))?;
-    temp.write_all(line.as_bytes()).and_then(|_| temp.write_all(b"\n")).map_err(io_error(target))?;
+    temp.write_all(bytes).map_err(io_error(target))?;
     temp.as_file().sync_all().map_err(io_error(target))?;
     // rename(2) replaces a symlink itself rather than following it, and is atomic in one directory.
     temp.persist(target).map_err(|err| InstallError::Io { path: target.to_owned(), source: err.error })?;

@@ -26,10 +26,10 @@ impl Signer {
     /// Proves the caller's identity for `request` (unless it carries a proof already) and signs it.
     pub(crate) async fn sign(&self, mut request: SignRequest) -> Result<SignResponse> {
         // Missing or expired credentials are named before anything else is tried with them.
-        sshca_client::proof::credentials(&self.config).await?;
+        let credentials = sshca_client::proof::credentials(&self.config).await?;
         if request.identity.is_none() {
             if let Some(audience) = self.audience(&request.environment).await? {
-                sshca_client::prove(&self.config, &audience, &mut request).await?;
+                sshca_client::proof::prove_with(&self.config, credentials, &audience, &mut request)?;
             }
         }
         match &self.target {
