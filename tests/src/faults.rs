@@ -1,7 +1,8 @@
 //! Fault injection against the real servers: a loopback proxy that passes requests through to a
 //! real S3 or KMS server, or fails the ones a rule picks as the server would (an error status) or
-//! as a crashed one would (the connection dropped); and a private SeaweedFS that a test can stop
-//! and restart on the same data directory.
+//! as a crashed one would (the connection dropped), and records every request it passes (for
+//! judging them against IAM policies); and a private SeaweedFS that a test can stop and restart
+//! on the same data directory.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -33,11 +34,22 @@ pub struct Rule {
     pub times: Option<usize>,
 }
 
+/// One request the proxy passed to the server, and the status it answered.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    /// The request line and headers, as sent.
+    pub head: String,
+    /// The body of a JSON-protocol request (one with `X-Amz-Target`, as KMS's are); empty otherwise.
+    pub body: Vec<u8>,
+    pub status: u16,
+}
+
 #[derive(Default)]
 struct State {
     rules: Mutex<Vec<Rule>>,
     down: AtomicBool,
     injected: AtomicUsize,
+    recorded: Mutex<Vec<Recorded>>,
 }
 
 /// A pass-through proxy in front of one real server; stopped when dropped.
@@ -85,6 +97,11 @@ impl FaultProxy {
     /// As if the server were stopped: every connection is closed at once.
     pub fn go_down(&self) {
         self.state.down.store(true, Ordering::SeqCst);
+    }
+
+    /// Every request passed through so far, in the order answered.
+    pub fn recorded(&self) -> Vec<Recorded> {
+        self.state.recorded.lock().expect("recorded").clone()
     }
 
     /// How many requests were failed so far.
@@ -141,10 +158,27 @@ fn serve(mut client: TcpStream, upstream: &str, state: &State) {
     if server.write_all(rewritten.as_bytes()).is_err() {
         return;
     }
+    // a JSON-protocol body (KMS: which key) is kept with the request; it is small
+    let lower = text.to_ascii_lowercase();
+    let mut body = Vec::new();
+    if lower.contains("\r\nx-amz-target:") {
+        let length = lower.split("\r\n").find_map(|line| line.strip_prefix("content-length:")).and_then(|n| n.trim().parse::<usize>().ok()).unwrap_or(0);
+        body.resize(length, 0);
+        if client.read_exact(&mut body).is_err() || server.write_all(&body).is_err() {
+            return;
+        }
+    }
     let (Ok(mut client_reader), Ok(mut server_writer)) = (client.try_clone(), server.try_clone()) else { return };
     std::thread::spawn(move || {
         let _ = std::io::copy(&mut client_reader, &mut server_writer);
     });
+    let mut first = [0u8; 4096];
+    let Ok(read) = server.read(&mut first) else { return };
+    let status = String::from_utf8_lossy(&first[..read]).split(' ').nth(1).and_then(|code| code.parse().ok()).unwrap_or(0);
+    state.recorded.lock().expect("recorded").push(Recorded { head: text, body, status });
+    if client.write_all(&first[..read]).is_err() {
+        return;
+    }
     let _ = std::io::copy(&mut server, &mut client);
     let _ = client.shutdown(Shutdown::Both);
     let _ = server.shutdown(Shutdown::Both);

@@ -4,6 +4,7 @@
 use std::process::Command;
 
 use sshca_tests::*;
+use sshca_tests::{faults, iam};
 
 fn stderr(output: &std::process::Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
@@ -161,6 +162,8 @@ fn stack_deploys_on_localstack_and_the_function_signs_with_its_keys() {
     let state = runtime.block_on(world.objects());
     assert!(!state.iter().any(|k| k.starts_with("audit/")), "audit records leaked into the state bucket: {state:?}");
 
+    function_needs_exactly_its_role(&world, &outputs, &environment, &audit_bucket);
+
     // the stack's access rules for users (the SSO permission set) and hosts (its instance role)
     let rules = world.path("rules.json");
     std::fs::write(&rules, &outputs["AccessRules"]).unwrap();
@@ -267,6 +270,126 @@ fn function_role_has_least_privilege(world: &World, stack: &str, audit_bucket: &
     assert!(statements.len() >= 5, "{document}");
     let violations = sshca_tests::iam::violations(&document, audit_bucket);
     assert!(violations.is_empty(), "the function role grants too much: {violations:?}");
+}
+
+/// The IAM policies a deployed stack holds for `role_name` (its inline ones).
+fn role_policies(world: &World, role_name: &str) -> Vec<serde_json::Value> {
+    let inline = aws_cli(world, &["iam", "list-role-policies", "--role-name", role_name]);
+    let names: Vec<String> = inline["PolicyNames"].as_array().unwrap().iter().filter_map(|n| n.as_str().map(str::to_owned)).collect();
+    names.iter().map(|name| aws_cli(world, &["iam", "get-role-policy", "--role-name", role_name, "--policy-name", name])["PolicyDocument"].clone()).collect()
+}
+
+/// The function, run under the role the template creates (a session of it from STS), serves a
+/// full issuance, one from the key cache, a host certificate, a self-service request and a
+/// refused request; every S3 and KMS call it makes (recorded by a proxy) is judged against the
+/// role's policies, the CA keys' policies and the buckets' policies as the stack deployed them.
+/// Every call must be allowed, every grant used by a call or named in the README, and without
+/// `kms:DescribeKey` the check names what fails.
+fn function_needs_exactly_its_role(world: &World, outputs: &std::collections::HashMap<String, String>, environment: &str, audit_bucket: &str) {
+    let stack = format!("sshca-{environment}");
+    let resource = aws_cli(world, &["cloudformation", "describe-stack-resource", "--stack-name", &stack, "--logical-resource-id", "SignKeyRole"]);
+    let role_name = resource["StackResourceDetail"]["PhysicalResourceId"].as_str().unwrap().to_owned();
+    let role_arn = aws_cli(world, &["iam", "get-role", "--role-name", &role_name])["Role"]["Arn"].as_str().unwrap().to_owned();
+    let session = aws_cli(world, &["sts", "assume-role", "--role-arn", &role_arn, "--role-session-name", "sign-key"]);
+    let credentials = &session["Credentials"];
+    let alice = sshca_tests::identities::Identity::iam_user(&format!("alice-{environment}"));
+    let rules = serde_json::json!([
+        {"match": "arn:aws:iam::000000000000:root", "grant": "admin"},
+        {"match": alice.arn, "grant": "user", "principals": ["{user}"]},
+    ]);
+    let rules_file = world.path("role-check-rules.json");
+    std::fs::write(&rules_file, rules.to_string()).unwrap();
+    world.sshca_ok(&["init", environment, "--allowed-principals", "deploy,alice-*", "--allowed-host-principals", "*.example.com", "--rules", rules_file.to_str().unwrap()]);
+
+    let (s3, kms) = (faults::FaultProxy::start(&S3Server::LocalStack.endpoint()), faults::FaultProxy::start(&kms_endpoint()));
+    let function_env = vec![
+        ("AWS_ACCESS_KEY_ID", credentials["AccessKeyId"].as_str().unwrap().to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", credentials["SecretAccessKey"].as_str().unwrap().to_owned()),
+        ("AWS_SESSION_TOKEN", credentials["SessionToken"].as_str().unwrap().to_owned()),
+        ("AWS_REGION", "us-east-1".to_owned()),
+        ("AWS_ENDPOINT_URL_S3", s3.endpoint()),
+        ("AWS_ENDPOINT_URL_KMS", kms.endpoint()),
+        ("AWS_ENDPOINT_URL_STS", kms_endpoint()),
+        ("SSHCA_BUCKET", world.bucket.clone()),
+        ("SSHCA_AUDIT_BUCKET", audit_bucket.to_owned()),
+    ];
+    let lambda = LambdaEmulator::start(&function_env);
+    let key = keygen(world.dir.path(), "role-check", "ed25519", None, "");
+    let host_key = keygen(world.dir.path(), "role-check-host", "ed25519", None, "");
+    let sign = |extra: &[&str]| {
+        let mut command = world.command("sshca");
+        command.env("AWS_ENDPOINT_URL_LAMBDA", lambda.endpoint()).args(["sign", "-e", environment, "-r", "role check", "--function", "sign_key"]);
+        command.args(extra).output().unwrap()
+    };
+    let (key_file, host_file) = (pub_path(&key), pub_path(&host_key));
+    for (extra, ok) in [
+        (vec!["-u", "jane", "-p", key_file.to_str().unwrap()], true),
+        (vec!["-u", "jane"], true),
+        (vec!["--host", "-u", "web1.example.com", "-n", "web1.example.com", "-p", host_file.to_str().unwrap()], true),
+        (vec!["-u", "jane", "--principal", "root"], false),
+    ] {
+        let output = sign(&extra);
+        assert_eq!(output.status.success(), ok, "sign {extra:?}: {}", stderr(&output));
+    }
+    let ssh_dir = world.path("role-check-ssh");
+    std::fs::create_dir(&ssh_dir).unwrap();
+    let mut request = world.command("get_key");
+    alice.apply(&mut request).env("AWS_ENDPOINT_URL_LAMBDA", lambda.endpoint()).env("AWS_EC2_METADATA_DISABLED", "true");
+    request.args(["request", "-e", environment, "--create-key", "--no-agent", "--ssh-dir", ssh_dir.to_str().unwrap(), "--audience", &default_audience(world, environment)]);
+    let requested = request.output().unwrap();
+    let said = format!("{}{}", String::from_utf8_lossy(&requested.stdout), stderr(&requested));
+    assert!(requested.status.success() && said.contains(&format!("alice-{environment}")), "the self-service request: {said}");
+    drop(lambda);
+
+    let recorded: Vec<_> = s3.recorded().into_iter().chain(kms.recorded()).collect();
+    let calls: Vec<iam::Call> = recorded.iter().flat_map(|r| iam::calls_of(r, "us-east-1", "000000000000")).collect();
+    let actions: std::collections::BTreeSet<&str> = calls.iter().map(|c| c.action.as_str()).collect();
+    for needed in ["kms:Sign", "kms:GetPublicKey", "kms:DescribeKey", "kms:ListResourceTags", "s3:PutObject", "s3:GetObject", "s3:ListBucket"] {
+        assert!(actions.contains(needed), "no {needed} among the recorded calls: {actions:?}");
+    }
+    let mut resources = Vec::new();
+    for output in ["UserCaKeyId", "HostCaKeyId"] {
+        let arn = aws_cli(world, &["kms", "describe-key", "--key-id", &outputs[output]])["KeyMetadata"]["Arn"].as_str().unwrap().to_owned();
+        let answer = aws_cli(world, &["kms", "get-key-policy", "--key-id", &arn, "--policy-name", "default"]);
+        resources.push((arn, serde_json::from_str(answer["Policy"].as_str().unwrap()).unwrap()));
+    }
+    for bucket in [world.bucket.as_str(), audit_bucket] {
+        let answer = aws_cli(world, &["s3api", "get-bucket-policy", "--bucket", bucket]);
+        resources.push((format!("arn:aws:s3:::{bucket}"), serde_json::from_str(answer["Policy"].as_str().unwrap()).unwrap()));
+    }
+    let mut authority = iam::Authority {
+        principal: role_arn.clone(),
+        account: "000000000000".into(),
+        identity: role_policies(world, &role_name),
+        resources,
+        context: std::collections::BTreeMap::from([
+            ("aws:PrincipalArn".to_owned(), role_arn.clone()),
+            ("lambda:SourceFunctionArn".to_owned(), format!("arn:aws:lambda:us-east-1:000000000000:function:sshca-sign-key-{environment}")),
+        ]),
+    };
+    let refused = |authority: &iam::Authority| -> Vec<String> { calls.iter().filter_map(|call| authority.judge(call).err()).collect() };
+    assert_eq!(refused(&authority), Vec::<String>::new(), "calls the function's role may not make");
+
+    // least privilege the other way: a grant no call used is named in the README, with the path that needs it
+    let readme = std::fs::read_to_string(workspace_root().join("README.md")).unwrap();
+    let log_group = format!("arn:aws:logs:us-east-1:000000000000:log-group:/aws/lambda/sshca-sign-key-{environment}:*");
+    let unexplained: Vec<String> = iam::unused_grants(&authority.identity, &calls)
+        .into_iter()
+        .map(|grant| grant.replace(&format!("arn:aws:s3:::{}", world.bucket), "StateBucket").replace(&format!("arn:aws:s3:::{audit_bucket}"), "AuditBucket").replace(&log_group, "LogGroup"))
+        .filter(|grant| !readme.contains(&format!("`{grant}`")))
+        .collect();
+    assert!(unexplained.is_empty(), "the role grants what no tested path uses and the README does not explain: {unexplained:?}");
+
+    // the check sees what is missing: without DescribeKey, every key load fails
+    let without = authority.identity.iter().map(|document| serde_json::from_str(&document.to_string().replace("\"kms:DescribeKey\",", "")).unwrap()).collect();
+    authority.identity = without;
+    let failures = refused(&authority);
+    assert!(failures.iter().any(|f| f.starts_with("kms:DescribeKey on arn:aws:kms:") && f.ends_with("not allowed")), "{failures:?}");
+    // and the role's credentials, taken out of the function, sign nothing
+    authority.identity = role_policies(world, &role_name);
+    authority.context.remove("lambda:SourceFunctionArn");
+    let failures = refused(&authority);
+    assert!(failures.iter().any(|f| f.starts_with("kms:Sign on") && f.ends_with("explicitly denied")), "{failures:?}");
 }
 
 on_both_s3_servers!(function_signs_through_invoke_api);

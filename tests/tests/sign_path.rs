@@ -146,7 +146,7 @@ fn concurrent_signers(server: S3Server) {
         assert_eq!(serials.len(), 400);
 
         let store = sign_key::store::S3Store::new(aws.s3.clone(), world.bucket.clone());
-        let leases = sign_key::serial::lease_records(&store, "load").await.unwrap();
+        let (leases, _) = sign_key::serial::lease_records(&store, "load").await.unwrap();
         assert_eq!(leases.iter().map(|l| l.last + 1 - l.first).sum::<u64>(), 8 * leases.len() as u64);
         for (serial, signer) in &serials {
             let lease = leases.iter().find(|l| (l.first..=l.last).contains(serial));

@@ -64,6 +64,18 @@ fn concurrent_policy_changes_are_all_kept(server: S3Server) {
     assert!(String::from_utf8_lossy(&both.stderr).contains("is both a user and a host CA key"), "{}", String::from_utf8_lossy(&both.stderr));
 }
 
+/// `count` keys, each with a certificate of jane's (serials 1 to `count`) installed beside it.
+fn certified_keys(world: &World, count: usize) -> Vec<std::path::PathBuf> {
+    (1..=count)
+        .map(|n| {
+            let key = keygen(world.dir.path(), &format!("k{n}"), "ed25519", None, "");
+            let url = world.sshca_ok(&["sign", "--local", "-e", ENV, "-u", "jane", "-r", "revocation", "-p", pub_path(&key).to_str().unwrap()]);
+            std::fs::write(cert_path(&key), download(url.trim()).unwrap()).unwrap();
+            key
+        })
+        .collect()
+}
+
 /// `ssh-keygen -Q`: whether the environment's published KRL revokes `key`'s certificate.
 fn revoked(world: &World, key: &std::path::Path) -> bool {
     let krl = world.path("revoked.krl");
@@ -78,14 +90,7 @@ fn revoked(world: &World, key: &std::path::Path) -> bool {
 fn revocations_survive_planted_records(server: S3Server) {
     let world = World::new(server);
     world.init(ENV, &["--principals", "deploy"]);
-    let keys: Vec<_> = (1..=3)
-        .map(|n| {
-            let key = keygen(world.dir.path(), &format!("k{n}"), "ed25519", None, "");
-            let url = world.sshca_ok(&["sign", "--local", "-e", ENV, "-u", "jane", "-r", "revocation", "-p", pub_path(&key).to_str().unwrap()]);
-            std::fs::write(cert_path(&key), download(url.trim()).unwrap()).unwrap();
-            key
-        })
-        .collect();
+    let keys = certified_keys(&world, 3);
     world.sshca_ok(&["revoke", ENV, "--serial", "1", "-r", "first"]);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let s3 = runtime.block_on(world.s3());
@@ -100,11 +105,113 @@ fn revocations_survive_planted_records(server: S3Server) {
     plant(format!("revoked/{ENV}.json"), br#"{"version": 99, "serials": [], "key_ids": [], "keys": []}"#.to_vec());
     assert_eq!(keys.iter().map(|k| revoked(&world, k)).collect::<Vec<_>>(), [true, true, false]);
 
+    // a planted KRL that revokes nothing is refused by servers (it would un-revoke), and the
+    // next revocation republishes the whole log
     let planted = sign_key::krl::encode(&sign_key::krl::Revoked::default(), u64::MAX, 0, "planted");
     plant(format!("krl/{ENV}.krl"), planted);
-    assert!(!revoked(&world, &keys[0]), "the planted KRL is what servers get until the next revocation");
+    let installed = world.path("revoked.krl");
+    let refused = world.sshca(&["krl", ENV, "-o", installed.to_str().unwrap()]);
+    assert!(!refused.status.success(), "a server installed a KRL that revokes less");
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("fewer than the installed KRL"), "{}", String::from_utf8_lossy(&refused.stderr));
+    plant(format!("krl/{ENV}.krl"), b"<html>Not Found</html>".to_vec());
+    let refused = world.sshca(&["krl", ENV, "-o", installed.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("not one sshca publishes"), "{}", String::from_utf8_lossy(&refused.stderr));
+    assert!(sign_key::krl::summarize(&std::fs::read(&installed).unwrap()).unwrap().revoked >= 2, "the installed KRL was kept");
     world.sshca_ok(&["revoke", ENV, "--serial", "3", "-r", "third"]);
     assert_eq!(keys.iter().map(|k| revoked(&world, k)).collect::<Vec<_>>(), [true, true, true], "the next revocation republished the whole log");
+}
+
+/// Records an attacker writes so that they parse, at names and in forms nobody expects: a
+/// readable revocation at version `u64::MAX`, an object in a storage class nobody can read
+/// without a restore, a revocation hidden by a delete marker. Issuance, revocation and the
+/// published KRL go on, and `sshca verify` names each.
+fn revocations_survive_well_formed_plants(server: S3Server) {
+    let world = World::new(server);
+    world.init(ENV, &["--principals", "deploy"]);
+    let keys = certified_keys(&world, 4);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let s3 = runtime.block_on(world.s3());
+    let sign = || world.sshca(&["sign", "--local", "-e", ENV, "-u", "jane", "-r", "after the plants", "-p", pub_path(&keys[0]).to_str().unwrap()]);
+
+    // before anything is revoked or published: an archived object under the revocations
+    let archived = format!("audit/{ENV}/revocations/{:020}.json", 7);
+    let put = s3.put_object().bucket(&world.bucket).key(&archived).body(b"{}".to_vec().into()).storage_class(aws_sdk_s3::types::StorageClass::DeepArchive);
+    runtime.block_on(put.send()).unwrap();
+    let signed = sign();
+    assert!(signed.status.success(), "an archived record stopped issuance: {}", String::from_utf8_lossy(&signed.stderr));
+
+    world.sshca_ok(&["revoke", ENV, "--serial", "1", "-r", "first"]);
+    // a readable, well-formed record at the last version there is
+    let at_max = serde_json::json!({
+        "event": "revoked", "environment": ENV, "version": u64::MAX, "serials": [], "key_ids": [], "keys": [],
+        "reason": "planted", "requested_by": null, "timestamp": "2026-01-01T00:00:00Z",
+    });
+    let put = s3.put_object().bucket(&world.bucket).key(format!("audit/{ENV}/revocations/{}.json", u64::MAX)).body(at_max.to_string().into_bytes().into());
+    runtime.block_on(put.send()).unwrap();
+    let output = world.sshca(&["revoke", ENV, "--serial", "2", "-r", "second"]);
+    assert!(output.status.success(), "a record at u64::MAX or an archived one blocked a revocation: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(String::from_utf8_lossy(&output.stderr).contains(&format!("the revocation record {archived} cannot be read")), "{}", String::from_utf8_lossy(&output.stderr));
+    let signed = sign();
+    assert!(signed.status.success(), "the plants stopped issuance: {}", String::from_utf8_lossy(&signed.stderr));
+    assert_eq!(keys.iter().map(|k| revoked(&world, k)).collect::<Vec<_>>(), [true, true, false, false]);
+
+    // the record of serial 1 hidden by a delete marker: the next revocation keeps serial 1 revoked
+    let first = format!("audit/{ENV}/revocations/{:020}.json", 1);
+    runtime.block_on(s3.delete_object().bucket(&world.bucket).key(&first).send()).unwrap();
+    let output = world.sshca(&["revoke", ENV, "--serial", "3", "-r", "third"]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("kept revoked"), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(keys.iter().map(|k| revoked(&world, k)).collect::<Vec<_>>(), [true, true, true, false], "a hidden record un-revoked nothing");
+    let report = world.sshca(&["verify", ENV, "--json"]);
+    let findings = String::from_utf8_lossy(&report.stdout).into_owned();
+    for expected in ["krl-revokes-unrecorded", "record-deleted", &archived] {
+        assert!(findings.contains(expected), "{expected} not in {findings}");
+    }
+    // only an explicit admin action drops it
+    world.sshca_ok(&["krl", ENV, "--publish", "--allow-shrink"]);
+    let installed = world.path("revoked.krl");
+    let refused = world.sshca(&["krl", ENV, "-o", installed.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("fewer than the installed KRL"), "{}", String::from_utf8_lossy(&refused.stderr));
+    world.sshca_ok(&["krl", ENV, "-o", installed.to_str().unwrap(), "--allow-shrink"]);
+    assert_eq!(keys.iter().map(|k| revoked(&world, k)).collect::<Vec<_>>(), [false, true, true, false]);
+}
+
+/// Lease records as a writer of the audit prefix would plant them, so that they parse: one of a
+/// million serials at the counter's next value, and, with the counter lowered, a decoy just below
+/// it. Every issuance still gets a serial, and none is handed out twice.
+fn planted_leases_neither_block_nor_reuse(server: S3Server) {
+    let world = World::new(server);
+    world.init(ENV, &["--principals", "deploy"]);
+    let key = keygen(world.dir.path(), "id", "ed25519", None, "");
+    let sign = || {
+        let output = world.sshca(&["sign", "--local", "-e", ENV, "-u", "jane", "-r", "leases", "--json", "-p", pub_path(&key).to_str().unwrap()]);
+        assert!(output.status.success(), "sign: {}", String::from_utf8_lossy(&output.stderr));
+        serde_json::from_slice::<serde_json::Value>(&output.stdout).unwrap()["serial"].as_u64().unwrap()
+    };
+    let mut serials = std::collections::BTreeSet::new();
+    for _ in 0..3 {
+        serials.insert(sign());
+    }
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let s3 = runtime.block_on(world.s3());
+    let plant = |key: String, body: Vec<u8>| runtime.block_on(s3.put_object().bucket(&world.bucket).key(key).body(body.into()).send()).unwrap();
+    let lease = |first: u64, last: u64| {
+        let record = serde_json::json!({"environment": ENV, "first": first, "last": last, "holder": "mallory", "request_id": "planted", "leased_at": "2026-01-01T00:00:00Z"});
+        plant(format!("audit/{ENV}/leases/{first:020}.json"), record.to_string().into_bytes());
+    };
+    lease(4, 4 + (1 << 20));
+    for _ in 0..5 {
+        assert!(serials.insert(sign()), "a serial was handed out twice");
+    }
+    assert_eq!(serials.len(), 8);
+    // the counter lowered to 2, a decoy just below, and a small planted lease above what was handed out
+    plant(format!("serial/{ENV}.json"), br#"{"next": 2}"#.to_vec());
+    plant(format!("audit/{ENV}/leases/{:020}.json", 1), b"decoy".to_vec());
+    lease(*serials.last().unwrap() + 1, *serials.last().unwrap() + 2);
+    for _ in 0..5 {
+        let serial = sign();
+        assert!(serials.insert(serial), "serial {serial} was handed out twice: {serials:?}");
+    }
 }
 
 /// A policy may name only KMS keys made for its environment and role, in this account: an
@@ -202,6 +309,17 @@ fn verify_finds_exactly_each_tampering(server: S3Server) {
         assert!(findings[0].starts_with(expected), "{expected} not in {findings:?}");
     };
 
+    let replaced = format!("certs/{ENV}/jane/{:020}-cert.pub", 2);
+    let original = {
+        let object = runtime.block_on(s3.get_object().bucket(&world.bucket).key(&replaced).send()).unwrap();
+        runtime.block_on(object.body.collect()).unwrap().into_bytes().to_vec()
+    };
+    let other = String::from_utf8(original.clone()).unwrap().replace("jane", "jane ");
+    put(&replaced, other.as_bytes());
+    only(&format!("certificate-differs: {replaced} does not hold the certificate"));
+    put(&replaced, &original);
+    assert!(verify().1.is_empty(), "the certificate object holds its certificate again");
+
     let stray = format!("certs/{ENV}/mallory/{:020}-cert.pub", 99);
     put(&stray, b"ssh-ed25519-cert-v01@openssh.com AAAA");
     only(&format!("certificate-without-record: {stray}"));
@@ -240,6 +358,8 @@ on_both_s3_servers!(
     planted_records_and_a_deleted_counter,
     concurrent_policy_changes_are_all_kept,
     revocations_survive_planted_records,
+    revocations_survive_well_formed_plants,
+    planted_leases_neither_block_nor_reuse,
     verify_finds_exactly_each_tampering
 );
 

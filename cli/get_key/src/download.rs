@@ -98,12 +98,26 @@ fn xml_field(body: &str, name: &str) -> Option<String> {
 
 /// Whether an http:// URL names this machine (a local server: nothing crosses a network).
 fn is_loopback(url: &str) -> bool {
-    let authority = url.trim_start_matches("http://").split(['/', '?']).next().unwrap_or_default();
-    let host = match authority.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or_default(),
-        None => authority.rsplit_once(':').map_or(authority, |(host, _)| host),
+    let Some(rest) = url.strip_prefix("http://") else { return false };
+    // The authority ends at the path, the query or the fragment, whichever comes first.
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    // A presigned link never carries userinfo, and `localhost:80@evil` connects to `evil`: any '@'
+    // is refused rather than parsed.
+    if authority.contains('@') {
+        return false;
+    }
+    let (loopback, port) = match authority.strip_prefix('[') {
+        Some(v6) => match v6.split_once(']') {
+            Some((host, port)) => (host.parse::<std::net::Ipv6Addr>().is_ok_and(|ip| ip.is_loopback()), port),
+            None => return false,
+        },
+        None => {
+            let (host, port) = authority.split_at(authority.find(':').unwrap_or(authority.len()));
+            (host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| ip.is_loopback()), port)
+        }
     };
-    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    // Nothing may follow the host but a port: what else is there, another parser may read otherwise.
+    loopback && (port.is_empty() || port.strip_prefix(':').is_some_and(|digits| digits.bytes().all(|b| b.is_ascii_digit())))
 }
 
 /// `X-Amz-Date` + `X-Amz-Expires` of a SigV4 presigned URL, as an RFC 3339 time.
@@ -137,6 +151,25 @@ mod tests {
             assert!(matches!(fetch(url), Err(DownloadError::Unencrypted { .. })), "{url}");
         }
         assert!(is_loopback("http://127.0.0.1:4566/b/k?x=1") && is_loopback("http://[::1]:8333/b") && is_loopback("http://localhost/k"));
+    }
+
+    #[test]
+    fn userinfo_and_fragments_do_not_pass_for_this_machine() {
+        for url in [
+            "http://localhost:80@evil/k",
+            "http://127.0.0.1@evil.com/k",
+            "http://evil.com#@127.0.0.1/",
+            "http://evil/?x=@localhost",
+            "http://[::1]@evil/k",
+            "http://[::1]evil/k",
+            "http://localhost:80x/k",
+        ] {
+            assert!(!is_loopback(url), "{url}");
+            assert!(matches!(fetch(url), Err(DownloadError::Unencrypted { .. })), "{url}");
+        }
+        for url in ["http://127.0.0.1:4566/b/k?x=1", "http://[::1]:8333/b", "http://[::1]/b", "http://localhost:9000?x=1", "http://127.0.0.1#f"] {
+            assert!(is_loopback(url), "{url}");
+        }
     }
 
     #[test]

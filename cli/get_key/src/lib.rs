@@ -45,6 +45,8 @@ pub enum GetKeyError {
     UnprotectedKey { path: String, mode: u32 },
     #[error("{dir} can be written by others (mode {mode:o}), who could swap the certificate: run `chmod go-w {dir}`, then get_key again")]
     UnsafeDir { dir: String, mode: u32 },
+    #[error("{dir} can be written by others (mode {mode:o}) and is not sticky, so they could move {key_dir} away and put their own in its place: run `chmod go-w {dir}` (or `chmod +t {dir}` if it is shared, like /tmp), then get_key again")]
+    UnsafeAncestor { dir: String, key_dir: String, mode: u32 },
     #[error(transparent)]
     Install(#[from] install::InstallError),
     #[error("{0}")]
@@ -168,16 +170,29 @@ pub fn install_certificate(
 }
 
 /// Refuses what ssh itself would refuse or what would let others tamper: a private key readable
-/// by others, or a key directory others can write to.
+/// by others, a key directory others can write to, or a directory above it that others can
+/// rearrange.
 fn check_permissions(key_path: &Path) -> Result<(), GetKeyError> {
-    use std::os::unix::fs::PermissionsExt;
-    let mode = |path: &Path| std::fs::metadata(path).map(|m| m.permissions().mode() & 0o7777).ok();
+    use std::os::unix::fs::MetadataExt;
+    let mode = |path: &Path| std::fs::metadata(path).map(|m| m.mode() & 0o7777).ok();
     if let Some(mode) = mode(key_path).filter(|mode| mode & 0o077 != 0) {
         return Err(GetKeyError::UnprotectedKey { path: key_path.display().to_string(), mode });
     }
     let dir = key_path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    if let Some(mode) = mode(dir).filter(|mode| mode & 0o022 != 0 && mode & 0o1000 == 0) {
+    // Sticky or not: the sticky bit keeps others from renaming our files, not from creating the
+    // `-cert.pub` name first, owning what ssh then reads.
+    if let Some(mode) = mode(dir).filter(|mode| mode & 0o022 != 0) {
         return Err(GetKeyError::UnsafeDir { dir: dir.display().to_string(), mode });
+    }
+    // Every directory above, up to `/`, along the path as given and along the real one behind its
+    // symlinks: whoever may write to one that is not sticky can rename what is below it and put
+    // their own in its place. In a sticky one (like /tmp) only an entry's owner can.
+    let given = std::path::absolute(dir).ok();
+    let real = std::fs::canonicalize(dir).ok();
+    for ancestor in given.iter().chain(real.iter()).flat_map(|path| path.ancestors().skip(1)) {
+        if let Some(mode) = mode(ancestor).filter(|mode| mode & 0o022 != 0 && mode & 0o1000 == 0) {
+            return Err(GetKeyError::UnsafeAncestor { dir: ancestor.display().to_string(), key_dir: dir.display().to_string(), mode });
+        }
     }
     Ok(())
 }
@@ -241,4 +256,65 @@ impl std::fmt::Display for Report {
 /// The default ssh directory, `~/.ssh`.
 pub fn default_ssh_dir() -> PathBuf {
     std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| Path::new(".").to_owned()).join(".ssh")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    fn chmod(path: &Path, mode: u32) {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    /// `<temp>/shared/ssh/id_ed25519`, with `shared` and `ssh` in the given modes. Tests run as root,
+    /// so they check modes, not who may actually write.
+    fn key_under(shared: u32, ssh: u32) -> (tempfile::TempDir, PathBuf) {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path().join("shared").join("ssh");
+        std::fs::create_dir_all(&dir).unwrap();
+        let key = dir.join("id_ed25519");
+        std::fs::write(&key, "a private key").unwrap();
+        chmod(&key, 0o600);
+        chmod(&dir, ssh);
+        chmod(&temp.path().join("shared"), shared);
+        (temp, key)
+    }
+
+    #[test]
+    fn a_key_directory_others_can_write_to_is_refused_even_when_sticky() {
+        for ssh in [0o1777, 0o1770, 0o777, 0o720] {
+            let (_temp, key) = key_under(0o755, ssh);
+            let err = check_permissions(&key).unwrap_err();
+            assert!(matches!(&err, GetKeyError::UnsafeDir { mode, .. } if *mode == ssh), "{ssh:o}: {err}");
+            assert!(err.to_string().contains("chmod go-w"), "{err}");
+        }
+        for ssh in [0o700, 0o755, 0o1700] {
+            let (_temp, key) = key_under(0o755, ssh);
+            assert!(check_permissions(&key).is_ok(), "{ssh:o}");
+        }
+    }
+
+    #[test]
+    fn a_directory_above_that_others_can_rearrange_is_refused() {
+        for shared in [0o777, 0o770, 0o757] {
+            let (temp, key) = key_under(shared, 0o700);
+            let err = check_permissions(&key).unwrap_err();
+            assert!(
+                matches!(&err, GetKeyError::UnsafeAncestor { dir, mode, .. } if *mode == shared && Path::new(dir).ends_with("shared")),
+                "{shared:o}: {err}"
+            );
+            assert!(err.to_string().contains("chmod go-w"), "{err}");
+            // reached through a symlink, the real path is checked too
+            let link = temp.path().join("link");
+            std::os::unix::fs::symlink(key.parent().unwrap(), &link).unwrap();
+            assert!(matches!(check_permissions(&link.join("id_ed25519")), Err(GetKeyError::UnsafeAncestor { .. })), "{shared:o}");
+        }
+        // a sticky one, like /tmp, lets nobody move another's directory
+        for shared in [0o1777, 0o1770, 0o755, 0o700] {
+            let (_temp, key) = key_under(shared, 0o700);
+            assert!(check_permissions(&key).is_ok(), "{shared:o}");
+        }
+    }
 }

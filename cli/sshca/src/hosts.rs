@@ -43,6 +43,13 @@ pub struct ConfigArgs {
     function: String,
 }
 
+impl ConfigArgs {
+    /// Whether what is printed has known_hosts lines for the pattern `*`.
+    fn trusts_every_host(&self) -> bool {
+        self.host_pattern == "*" && matches!(self.only, None | Some(Part::KnownHosts))
+    }
+}
+
 pub const USER_CA_FILE: &str = "/etc/ssh/sshca_user_ca.pub";
 
 pub async fn config(issuer: &Issuer, args: ConfigArgs) -> Result<()> {
@@ -53,6 +60,11 @@ pub async fn config(issuer: &Issuer, args: ConfigArgs) -> Result<()> {
     let user_keys = issuer.trusted_ca_keys(environment, CertKind::User).await?;
     // An environment may have no host CA yet: then there is nothing for known_hosts.
     let host_keys = issuer.trusted_ca_keys(environment, CertKind::Host).await.unwrap_or_default();
+    // `@cert-authority *` (the default pattern) trusts the host CA for every host: refused, as
+    // --client refuses it, for an environment whose policy names no host names.
+    if !host_keys.is_empty() && args.trusts_every_host() {
+        host_names(environment, &issuer.policy(environment).await?.allowed_host_principals)?;
+    }
     let sshd_config = format!(
         "TrustedUserCAKeys {USER_CA_FILE}\n\
          AuthorizedPrincipalsFile /etc/ssh/auth_principals/%u\n\
@@ -96,12 +108,7 @@ pub async fn config(issuer: &Issuer, args: ConfigArgs) -> Result<()> {
 async fn client_config(issuer: &Issuer, args: &ConfigArgs) -> Result<()> {
     let environment = &args.environment;
     let policy = issuer.policy(environment).await?;
-    if policy.allowed_host_principals.is_empty() {
-        bail!(
-            "environment {environment:?} names no host names, and `@cert-authority *` would trust its host CA for every host: set them with `sshca init {environment} --allowed-host-principals '*.example.com'`"
-        );
-    }
-    let hosts = policy.allowed_host_principals.join(",");
+    let hosts = host_names(environment, &policy.allowed_host_principals)?;
     // What goes into `Match … exec "…"` runs in every user's shell on every connection: only
     // characters that neither the shell nor ssh's % tokens give a meaning.
     let plain = |text: &str, extra: &str| text.chars().all(|c| c.is_ascii_alphanumeric() || "._:@/+=,-".contains(c) || extra.contains(c));
@@ -136,6 +143,17 @@ async fn client_config(issuer: &Issuer, args: &ConfigArgs) -> Result<()> {
         krl = get_key::host_krl::path(std::path::Path::new(&key), environment).display(),
     );
     Ok(())
+}
+
+/// The known_hosts pattern of the environment's host names (its policy's allowed_host_principals),
+/// or why there is none.
+fn host_names(environment: &str, allowed_host_principals: &[String]) -> Result<String> {
+    if allowed_host_principals.is_empty() {
+        bail!(
+            "environment {environment:?} names no host names, and `@cert-authority *` would trust its host CA for every host: set them with `sshca init {environment} --allowed-host-principals '*.example.com'`"
+        );
+    }
+    Ok(allowed_host_principals.join(","))
 }
 
 #[derive(Args)]
@@ -242,4 +260,27 @@ pub async fn renew_host(signer: &Signer, args: RenewHostArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_hosts_lines_need_the_environments_host_names() {
+        let err = host_names("prod", &[]).unwrap_err().to_string();
+        assert!(err.contains("names no host names") && err.contains("sshca init prod --allowed-host-principals"), "{err}");
+        assert_eq!(host_names("prod", &["*.example.com".to_owned(), "10.0.0.5".to_owned()]).unwrap(), "*.example.com,10.0.0.5");
+        let args = |host_pattern: &str, only: Option<Part>| ConfigArgs {
+            environment: "prod".into(),
+            host_pattern: host_pattern.into(),
+            only,
+            client: false,
+            key: None,
+            function: "sign_key".into(),
+        };
+        assert!(args("*", None).trusts_every_host() && args("*", Some(Part::KnownHosts)).trusts_every_host());
+        assert!(!args("*.example.com", None).trusts_every_host() && !args("*", Some(Part::SshdConfig)).trusts_every_host());
+        assert!(!args("*", Some(Part::UserCaKeys)).trusts_every_host());
+    }
 }

@@ -38,6 +38,10 @@ pub struct RevokeArgs {
     /// Why (recorded in the audit trail).
     #[arg(short, long)]
     reason: Option<String>,
+    /// Publish the KRL even if it revokes less than the published one (what the published KRL
+    /// revokes and no record holds is kept otherwise).
+    #[arg(long)]
+    allow_shrink: bool,
 }
 
 pub async fn revoke(issuer: &Issuer, args: RevokeArgs) -> Result<()> {
@@ -50,11 +54,10 @@ pub async fn revoke(issuer: &Issuer, args: RevokeArgs) -> Result<()> {
         public_keys,
         reason: args.reason.unwrap_or_default(),
         requested_by: std::env::var("USER").ok(),
+        allow_shrink: args.allow_shrink,
     };
     let report = revoke::revoke(issuer, &request).await?;
-    for key in &report.unreadable {
-        eprintln!("warning: the revocation record {key} cannot be read and was skipped (planted or damaged?): see its object versions in the audit bucket");
-    }
+    warn_about(&report, &args.environment);
     match report.outcome {
         RevokeOutcome::Revoked { version, serials, key_ids, keys } => eprintln!(
             "revoked {serials} serial(s), {key_ids} key id(s), {keys} key(s) (revocation #{version}); the KRL is updated: \
@@ -68,9 +71,35 @@ pub async fn revoke(issuer: &Issuer, args: RevokeArgs) -> Result<()> {
     Ok(())
 }
 
+/// What a revocation or publication had to skip or keep.
+fn warn_about(report: &revoke::RevokeReport, environment: &str) {
+    for key in &report.unreadable {
+        eprintln!("warning: the revocation record {key} cannot be read and was skipped (planted or damaged?): see its object versions in the audit bucket");
+    }
+    if report.kept_from_published > 0 {
+        eprintln!(
+            "warning: the published KRL made {} revocation(s) (serials and key ids counted per CA key) that no revocation record holds (a record deleted or hidden?): kept revoked; \
+             `sshca verify {environment}` shows the difference, `--allow-shrink` drops them",
+            report.kept_from_published
+        );
+    }
+}
+
 #[derive(Args)]
 pub struct KrlArgs {
     environment: String,
+    /// Publish the KRL the revocation log makes (after a KRL was lost or replaced), instead of fetching it.
+    #[arg(long, conflicts_with_all = ["output", "url"])]
+    publish: bool,
+    /// With --publish: drop what the published KRL revokes and no record holds. With -o: install a
+    /// KRL that revokes less than the installed one.
+    #[arg(long)]
+    allow_shrink: bool,
+    /// With -o: the CA public keys the KRL must be scoped to (one per line, e.g. sshd's
+    /// TrustedUserCAKeys file plus the host CA), for servers whose role cannot read the policy;
+    /// default: the environment's CA keys from its policy.
+    #[arg(long, value_name = "FILE")]
+    ca_keys: Option<PathBuf>,
     /// Write the KRL to this file (atomically) instead of standard output.
     #[arg(short, long)]
     output: Option<PathBuf>,
@@ -83,6 +112,12 @@ pub struct KrlArgs {
 }
 
 pub async fn krl(issuer: &Issuer, args: KrlArgs) -> Result<()> {
+    if args.publish {
+        let report = revoke::republish(issuer, &args.environment, args.allow_shrink).await?;
+        warn_about(&report, &args.environment);
+        eprintln!("published {}", revoke::krl_key(&args.environment));
+        return Ok(());
+    }
     let krl = revoke::current_krl(issuer, &args.environment).await?;
     if args.url {
         let key = revoke::krl_key(&args.environment);
@@ -94,6 +129,19 @@ pub async fn krl(issuer: &Issuer, args: KrlArgs) -> Result<()> {
     match args.output {
         None => std::io::stdout().write_all(&krl)?,
         Some(path) => {
+            let cas = match &args.ca_keys {
+                Some(file) => read_ca_keys(file)?,
+                None => revoke::trusted_cas(issuer, &args.environment)
+                    .await
+                    .context("reading the environment's CA keys to check the KRL against (a server's role may not read the policy: pass --ca-keys FILE)")?
+                    .iter()
+                    .map(|key| sign_key::krl::blob(key.key_data()))
+                    .collect(),
+            };
+            let installed = std::fs::read(&path).ok();
+            if let Err(why) = sign_key::krl::check_replacement(&krl, installed.as_deref(), &cas, args.allow_shrink) {
+                bail!("refusing to replace {} with {}: {why}", path.display(), revoke::krl_key(&args.environment));
+            }
             // sshd refuses every key while RevokedKeys is unreadable or partial: replace it whole.
             let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
             let mut temp = tempfile::Builder::new().prefix(".sshca-krl-").tempfile_in(dir)?;
@@ -104,6 +152,17 @@ pub async fn krl(issuer: &Issuer, args: KrlArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The wire blobs of the public keys in `file` (one OpenSSH line each; comments and blank lines skipped).
+fn read_ca_keys(file: &std::path::Path) -> Result<Vec<Vec<u8>>> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let keys = text.lines().map(str::trim).filter(|line| !line.is_empty() && !line.starts_with('#'));
+    keys.map(|line| {
+        let key = ssh_key::PublicKey::from_openssh(line).with_context(|| format!("{} holds a line that is not a public key: {line:?}", file.display()))?;
+        Ok(sign_key::krl::blob(key.key_data()))
+    })
+    .collect()
 }
 
 #[derive(Args)]
@@ -156,28 +215,7 @@ pub async fn audit(issuer: &Issuer, args: AuditArgs) -> Result<()> {
         return Ok(());
     }
     for event in &events {
-        match event["event"].as_str() {
-            Some("revoked") => println!(
-                "{}  revoked   serials {} key ids {} keys {}  by {}  reason {}",
-                event["timestamp"].as_str().unwrap_or_default(),
-                event["serials"], event["key_ids"], event["keys"].as_array().map_or(0, Vec::len),
-                shown(&event["requested_by"]), shown(&event["reason"])
-            ),
-            kind => println!(
-                "{}  {:<8}  serial {}  {}  {} {}  until {}  caller {}  label {}  reason {}",
-                event["timestamp"].as_str().unwrap_or_default(),
-                kind.unwrap_or_default(),
-                event["serial"], event["key_id"], event["cert_type"], event["principals"],
-                rfc3339(event["valid_before"].as_u64().unwrap_or_default()),
-                match (event["caller_identity"].as_str(), event["access"].as_str()) {
-                    (Some(arn), Some(access)) if !access.is_empty() => format!("{arn} ({access})"),
-                    (Some(arn), _) => arn.to_owned(),
-                    (None, _) => "unproven".to_owned(),
-                },
-                shown(&event["requested_by"]),
-                shown(&event["reason"])
-            ),
-        }
+        println!("{}", event_line(event));
     }
     if events.is_empty() {
         eprintln!("no audit records between {} and {}", rfc3339(since), rfc3339(until));
@@ -185,10 +223,45 @@ pub async fn audit(issuer: &Issuer, args: AuditArgs) -> Result<()> {
     Ok(())
 }
 
+/// One line of `sshca audit`.
+fn event_line(event: &Value) -> String {
+    match event["event"].as_str() {
+        Some("revoked") => format!(
+            "{}  revoked   serials {} key ids {} keys {}  by {}  reason {}",
+            event["timestamp"].as_str().unwrap_or_default(),
+            event["serials"], event["key_ids"], event["keys"].as_array().map_or(0, Vec::len),
+            shown(&event["requested_by"]), shown(&event["reason"])
+        ),
+        kind => format!(
+            "{}  {:<8}  serial {}  {}  {} {}  until {}  caller {}  label {}  reason {}",
+            event["timestamp"].as_str().unwrap_or_default(),
+            kind.unwrap_or_default(),
+            event["serial"], event["key_id"], event["cert_type"], event["principals"],
+            rfc3339(event["valid_before"].as_u64().unwrap_or_default()),
+            // A record in the audit bucket may have been planted: even these fields, which the
+            // function writes, are escaped.
+            match (event["caller_identity"].as_str(), event["access"].as_str()) {
+                (Some(arn), Some(access)) if !access.is_empty() => format!("{} ({})", escaped(arn), escaped(access)),
+                (Some(arn), _) => escaped(arn),
+                (None, _) => "unproven".to_owned(),
+            },
+            shown(&event["requested_by"]),
+            shown(&event["reason"])
+        ),
+    }
+}
+
 /// Free text from a record, quoted and with control, zero-width and bidi characters escaped: what
 /// an admin's terminal shows is what the record holds.
-fn shown(value: &serde_json::Value) -> String {
-    format!("{:?}", value.as_str().unwrap_or("-"))
+fn shown(value: &Value) -> String {
+    format!("\"{}\"", escaped(value.as_str().unwrap_or("-")))
+}
+
+/// `text` escaped as [`shown`] escapes it, without the quotes: for fields that are one plain word
+/// (an ARN, a certificate line) unless someone planted more.
+fn escaped(text: &str) -> String {
+    let quoted = format!("{text:?}");
+    quoted[1..quoted.len() - 1].to_owned()
 }
 
 #[derive(Args)]
@@ -216,8 +289,40 @@ pub async fn show(issuer: &Issuer, args: ShowArgs) -> Result<()> {
         }
     }
     if let Some(certificate) = records.iter().find_map(|r| r["record"]["certificate"].as_str()) {
-        println!("{certificate}");
+        println!("{}", escaped(certificate));
     }
     println!("{}", serde_json::to_string_pretty(&records)?);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn issued(caller_identity: &str, access: &str) -> Value {
+        json!({
+            "event": "issued", "timestamp": "2026-01-01T00:00:00Z", "serial": 7, "key_id": "jane#7", "cert_type": "user",
+            "principals": ["deploy"], "valid_before": 0, "caller_identity": caller_identity, "access": access,
+            "requested_by": "the CEO", "reason": "deploy"
+        })
+    }
+
+    #[test]
+    fn the_caller_and_its_access_are_escaped() {
+        let planted = event_line(&issued("arn:aws:iam::1:role/x\u{1b}[2K\rarn:aws:iam::1:role/admin", "user\u{202e}"));
+        assert!(!planted.chars().any(|c| c.is_control() || c == '\u{202e}'), "{planted:?}");
+        assert!(planted.contains(r"caller arn:aws:iam::1:role/x\u{1b}[2K\rarn:aws:iam::1:role/admin (user\u{202e})  label"), "{planted}");
+        // what the function writes prints as it always did
+        let plain = event_line(&issued("arn:aws:iam::000000000000:root", "admin"));
+        assert!(plain.contains("caller arn:aws:iam::000000000000:root (admin)  label \"the CEO\"  reason \"deploy\""), "{plain}");
+    }
+
+    #[test]
+    fn escaping_leaves_a_certificate_line_alone_and_nothing_else() {
+        let line = "ssh-ed25519-cert-v01@openssh.com AAAAIHNzaC1lZDI1NTE5LWNlcnQtdjAxQG9wZW5zc2guY29t+/= comment";
+        assert_eq!(escaped(line), line);
+        assert_eq!(escaped("AAAA\u{1b}]0;owned\u{7}\n"), r"AAAA\u{1b}]0;owned\u{7}\n");
+        assert_eq!(shown(&json!("a \"b\"\u{200b}")), r#""a \"b\"\u{200b}""#);
+        assert_eq!(shown(&Value::Null), "\"-\"");
+    }
 }

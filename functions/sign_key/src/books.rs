@@ -4,7 +4,7 @@
 //! once (no overwritten versions, no delete markers, where the bucket keeps versions); the
 //! published KRL is the one the revocation log makes; the CA keys are the environment's own.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 
@@ -55,10 +55,14 @@ pub async fn verify(issuer: &Issuer, environment: &str) -> Result<(Summary, Vec<
         if !dated {
             continue;
         }
-        match audit.get(&key).await?.map(|object| serde_json::from_slice::<AuditEntry>(&object.body)) {
-            Some(Ok(entry)) if entry.environment == environment => records.push((key, entry)),
-            Some(_) => findings.push(finding("unreadable-record", format!("{key} is not an audit record of {environment}"))),
-            None => {}
+        match audit.get(&key).await {
+            Ok(Some(object)) => match serde_json::from_slice::<AuditEntry>(&object.body) {
+                Ok(entry) if entry.environment == environment => records.push((key, entry)),
+                _ => findings.push(finding("unreadable-record", format!("{key} is not an audit record of {environment}"))),
+            },
+            Ok(None) => {}
+            Err(err) if err.is_unreadable_object() => findings.push(finding("unreadable-record", err.to_string())),
+            Err(err) => return Err(err.into()),
         }
     }
     let mut named: BTreeMap<u64, Vec<&str>> = BTreeMap::new();
@@ -75,40 +79,46 @@ pub async fn verify(issuer: &Issuer, environment: &str) -> Result<(Summary, Vec<
         }
     }
 
-    // certificate objects against issued records
-    let certificates: BTreeSet<(String, u64)> = store
-        .list(&format!("certs/{environment}/"))
-        .await?
-        .into_iter()
-        .filter_map(|key| {
-            let rest = key.strip_prefix(&format!("certs/{environment}/"))?;
+    // certificate objects against issued records, byte for byte
+    let certificates_prefix = format!("certs/{environment}/");
+    let mut certificates: BTreeMap<(String, u64), String> = BTreeMap::new();
+    for key in store.list(&certificates_prefix).await? {
+        let named = key.strip_prefix(&certificates_prefix).and_then(|rest| {
             let (user, file) = rest.rsplit_once('/')?;
-            Some((user.to_owned(), file.strip_suffix("-cert.pub")?.parse().ok()?))
-        })
-        .collect();
+            Some((user.to_owned(), file.strip_suffix("-cert.pub")?.parse::<u64>().ok()?))
+        });
+        if let Some(named) = named {
+            certificates.insert(named, key);
+        }
+    }
     summary.certificates = certificates.len();
-    for (user, serial) in &certificates {
-        let recorded = records.iter().any(|(_, e)| e.serial == *serial && &e.username == user);
-        if !recorded {
-            findings.push(finding("certificate-without-record", format!("certs/{environment}/{user}/{serial:020}-cert.pub has no audit record")));
+    for ((user, serial), key) in &certificates {
+        let holding = records.iter().find(|(_, e)| e.serial == *serial && &e.username == user && e.certificate.is_some());
+        let Some((record, entry)) = holding.or_else(|| records.iter().find(|(_, e)| e.serial == *serial && &e.username == user)) else {
+            findings.push(finding("certificate-without-record", format!("{key} has no audit record")));
+            continue;
+        };
+        let Some(recorded) = &entry.certificate else { continue };
+        let held = match store.get(key).await {
+            Ok(object) => object.map(|object| object.body),
+            Err(err) if err.is_unreadable_object() => None,
+            Err(err) => return Err(err.into()),
+        };
+        if held.as_deref() != Some(format!("{recorded}\n").as_bytes()) {
+            findings.push(finding("certificate-differs", format!("{key} does not hold the certificate its record {record} names: it was replaced or damaged")));
         }
     }
     for (key, entry) in records.iter().filter(|(_, e)| e.event == Event::Issued) {
-        if !certificates.contains(&(entry.username.clone(), entry.serial)) {
+        if !certificates.contains_key(&(entry.username.clone(), entry.serial)) {
             findings.push(finding("record-without-certificate", format!("{key} names a certificate object that is not there")));
         }
     }
 
     // serials against leases and the counter: leases as intervals (a planted one may claim any range)
-    let mut leases = Vec::new();
-    for key in audit.list(&crate::layout::serial_leases(environment)).await? {
-        let Some(object) = audit.get(&key).await? else { continue };
-        match serial::genuine_lease(environment, &key, &object.body) {
-            Some(lease) => leases.push(lease),
-            None => findings.push(finding("unreadable-record", format!("{key} is not a lease record of {environment}"))),
-        }
+    let (leases, not_leases) = serial::lease_records(audit, environment).await?;
+    for key in not_leases {
+        findings.push(finding("unreadable-record", format!("{key} is not a lease record of {environment}")));
     }
-    leases.sort_by_key(|lease| lease.first);
     summary.leases = leases.len();
     for pair in leases.windows(2) {
         if pair[1].first <= pair[0].last {
@@ -140,12 +150,21 @@ pub async fn verify(issuer: &Issuer, environment: &str) -> Result<(Summary, Vec<
         findings.push(finding("unreadable-record", format!("{key} is not a revocation record of {environment}")));
     }
     if let Some(published) = store.get(&revoke::krl_key(environment)).await? {
-        let same = match krl::summarize(&published.body) {
-            Ok(summary) => revoke::encode_krl(issuer, environment, &log.state, summary.generated_at).await? == published.body,
-            Err(_) => false,
-        };
-        if !same {
-            findings.push(finding("krl-differs", format!("{} is not the KRL the revocation log makes: the next `sshca revoke` republishes it", revoke::krl_key(environment))));
+        let key = revoke::krl_key(environment);
+        match krl::decode(&published.body) {
+            Ok(contents) => {
+                let made = revoke::encode_krl(issuer, environment, &log.state, contents.generated_at).await?;
+                let vanished = contents.not_in(&krl::decode(&made).expect("sshca's own KRL decodes"));
+                if vanished > 0 {
+                    findings.push(finding(
+                        "krl-revokes-unrecorded",
+                        format!("{key} makes {vanished} revocation(s) (serials and key ids counted per CA key) that no revocation record holds (a record deleted or hidden by a delete marker, or a KRL planted): restore the record from the audit bucket's versions, or drop them with `sshca krl {environment} --publish --allow-shrink`"),
+                    ));
+                } else if made != published.body {
+                    findings.push(finding("krl-differs", format!("{key} is not the KRL the revocation log makes: the next `sshca revoke` republishes it")));
+                }
+            }
+            Err(why) => findings.push(finding("krl-differs", format!("{key} is not a KRL sshca publishes ({why}): `sshca krl {environment} --publish` replaces it"))),
         }
     }
 

@@ -58,6 +58,18 @@ pub enum StoreError {
     AccessDenied { bucket: String, key: String },
     #[error("S3 request for {key:?} failed: {message}")]
     Failed { key: String, message: String },
+    /// The object exists but cannot be fetched (archived, or encrypted under a key the caller
+    /// cannot use): a record nobody can read, to be named and skipped.
+    #[error("{key} exists but cannot be read ({why}): restore it to the STANDARD storage class and the bucket's default encryption, or remove it")]
+    Unreadable { key: String, why: String },
+}
+
+impl StoreError {
+    /// Whether this failure is the object's own (it cannot be fetched or is refused to the
+    /// caller), not the server's: a log reader names such an object and goes on.
+    pub fn is_unreadable_object(&self) -> bool {
+        matches!(self, StoreError::Unreadable { .. } | StoreError::AccessDenied { .. })
+    }
 }
 
 impl From<StoreError> for IssueError {

@@ -157,12 +157,15 @@ fn signed_headers(authorization: &str) -> Result<Vec<&str>, IssueError> {
     let fields = authorization
         .strip_prefix("AWS4-HMAC-SHA256 ")
         .ok_or_else(|| refused("its authorization is not AWS4-HMAC-SHA256 (SigV4)"))?;
+    // A field named twice is refused, not read once: STS might read the other one, and then the
+    // headers checked here would not be the headers it verifies.
     let field = |name: &str| {
-        fields
-            .split(',')
-            .map(str::trim)
-            .find_map(|part| part.strip_prefix(name).and_then(|rest| rest.strip_prefix('=')))
-            .ok_or_else(|| refused(format!("its authorization has no {name}")))
+        let mut values = fields.split(',').map(str::trim).filter_map(|part| part.strip_prefix(name).and_then(|rest| rest.strip_prefix('=')));
+        match (values.next(), values.next()) {
+            (Some(value), None) => Ok(value),
+            (None, _) => Err(refused(format!("its authorization has no {name}"))),
+            (Some(_), Some(_)) => Err(refused(format!("its authorization names {name} more than once"))),
+        }
     };
     let scope: Vec<&str> = field("Credential")?.split('/').collect();
     if scope.len() != 5 || scope[3] != "sts" || scope[4] != "aws4_request" {
@@ -239,6 +242,22 @@ mod tests {
         let auth = not_sts.headers["Authorization"].replace("/sts/", "/s3/");
         not_sts.headers.insert("Authorization".into(), auth);
         assert!(check_binding(&not_sts, AUDIENCE, "h", NOW, 60).unwrap_err().to_string().contains("STS"));
+    }
+
+    #[test]
+    fn an_authorization_naming_a_field_twice_is_refused() {
+        for (name, again) in [
+            ("SignedHeaders", "SignedHeaders=host;x-amz-date"),
+            ("Credential", "Credential=AKID/20270115/us-east-1/sts/aws4_request"),
+            ("Signature", "Signature=def"),
+        ] {
+            let mut twice = proof(ALL, NOW);
+            let auth = format!("{}, {again}", twice.headers["Authorization"]);
+            twice.headers.insert("Authorization".into(), auth);
+            let err = check_binding(&twice, AUDIENCE, "h", NOW, 60).unwrap_err();
+            assert_eq!(err.error_type(), "AccessDenied");
+            assert!(err.to_string().contains(&format!("names {name} more than once")), "{err}");
+        }
     }
 
     #[test]

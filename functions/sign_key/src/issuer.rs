@@ -301,7 +301,7 @@ impl Issuer {
         let revoked = match self.revoked_keys.get(environment) {
             Some(revoked) => revoked,
             None => {
-                let revoked = Arc::new(revoke::read_log(self.audit.as_ref(), environment).await?.state.keys);
+                let revoked = Arc::new(revoke::revoked_keys(self, environment).await?);
                 self.revoked_keys.insert(environment.to_owned(), revoked.clone());
                 revoked
             }

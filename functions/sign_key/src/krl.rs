@@ -2,6 +2,8 @@
 //! `ssh-keygen -Q` read. Written by hand: no maintained Rust crate produces KRLs, and sshca needs
 //! only three section kinds (certificate serials and key ids per CA, and explicit keys).
 
+use std::collections::BTreeSet;
+
 use ssh_encoding::Encode;
 use ssh_key::public::KeyData;
 
@@ -38,7 +40,8 @@ fn put_string(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(bytes);
 }
 
-fn key_blob(key: &KeyData) -> Vec<u8> {
+/// The SSH wire blob of a key, as KRLs name CA keys and revoked keys.
+pub fn blob(key: &KeyData) -> Vec<u8> {
     let mut blob = Vec::new();
     key.encode(&mut blob).expect("encoding a public key into memory cannot fail");
     blob
@@ -65,7 +68,7 @@ pub fn encode(revoked: &Revoked<'_>, krl_version: u64, generated_at: u64, commen
     if !serials.is_empty() || !key_ids.is_empty() {
         for ca in &revoked.cas {
             let mut section = Vec::new();
-            put_string(&mut section, &key_blob(ca));
+            put_string(&mut section, &blob(ca));
             put_string(&mut section, b""); // reserved
             if !serials.is_empty() {
                 let mut list = Vec::with_capacity(serials.len() * 8);
@@ -84,7 +87,7 @@ pub fn encode(revoked: &Revoked<'_>, krl_version: u64, generated_at: u64, commen
         }
     }
     if !revoked.keys.is_empty() {
-        let mut blobs: Vec<Vec<u8>> = revoked.keys.iter().map(|k| key_blob(k)).collect();
+        let mut blobs: Vec<Vec<u8>> = revoked.keys.iter().map(|k| blob(k)).collect();
         blobs.sort();
         blobs.dedup();
         let mut section = Vec::new();
@@ -113,9 +116,19 @@ pub struct Summary {
     pub revoked: u64,
 }
 
-/// Reads any KRL OpenSSH writes (every section and subsection kind of `PROTOCOL.krl`), or says why
-/// it is not one.
-pub fn summarize(krl: &[u8]) -> Result<Summary, String> {
+/// One thing a KRL revokes, as [`walk`] finds it. CA keys and revoked keys are their SSH wire blobs.
+enum Item<'a> {
+    Serial { ca: &'a [u8], serial: u64 },
+    SerialRange { low: u64, high: u64 },
+    SerialBitmap { bits: u64 },
+    KeyId { ca: &'a [u8], id: &'a [u8] },
+    ExplicitKey(&'a [u8]),
+    KeyHash,
+}
+
+/// Reads any KRL OpenSSH writes (every section and subsection kind of `PROTOCOL.krl`), handing
+/// each revoked item to `visit`; returns the header's version and time.
+fn walk<'a>(krl: &'a [u8], mut visit: impl FnMut(Item<'a>) -> Result<(), String>) -> Result<(u64, u64), String> {
     let mut reader = Reader(krl);
     if reader.take(8)? != MAGIC {
         return Err("it does not start with SSHKRL (not an OpenSSH KRL)".into());
@@ -128,54 +141,135 @@ pub fn summarize(krl: &[u8]) -> Result<Summary, String> {
     reader.u64()?; // flags
     reader.string()?; // reserved
     reader.string()?; // comment
-    let mut revoked = 0u64;
     while !reader.0.is_empty() {
         let kind = reader.take(1)?[0];
         let mut section = Reader(reader.string()?);
         match kind {
             SECTION_CERTIFICATES => {
-                section.string()?; // CA key
+                let ca = section.string()?;
                 section.string()?; // reserved
                 while !section.0.is_empty() {
                     let sub = section.take(1)?[0];
                     let mut body = Reader(section.string()?);
-                    revoked += match sub {
-                        CERT_SERIAL_LIST => (body.0.len() / 8) as u64,
-                        0x21 => {
-                            let mut count = 0u64;
+                    match sub {
+                        CERT_SERIAL_LIST => {
                             while !body.0.is_empty() {
-                                let (low, high) = (body.u64()?, body.u64()?);
-                                count = count.saturating_add(high.saturating_sub(low).saturating_add(1));
+                                visit(Item::Serial { ca, serial: body.u64()? })?;
                             }
-                            count
+                        }
+                        0x21 => {
+                            while !body.0.is_empty() {
+                                visit(Item::SerialRange { low: body.u64()?, high: body.u64()? })?;
+                            }
                         }
                         0x22 => {
                             body.u64()?;
-                            body.string()?.iter().map(|byte| u64::from(byte.count_ones())).sum()
+                            visit(Item::SerialBitmap { bits: body.string()?.iter().map(|byte| u64::from(byte.count_ones())).sum() })?;
                         }
                         CERT_KEY_ID => {
-                            let mut count = 0;
                             while !body.0.is_empty() {
-                                body.string()?;
-                                count += 1;
+                                visit(Item::KeyId { ca, id: body.string()? })?;
                             }
-                            count
                         }
                         other => return Err(format!("it has an unknown certificate subsection {other:#x}")),
-                    };
+                    }
                 }
             }
-            SECTION_EXPLICIT_KEY | 3 | 5 => {
+            SECTION_EXPLICIT_KEY => {
+                while !section.0.is_empty() {
+                    visit(Item::ExplicitKey(section.string()?))?;
+                }
+            }
+            3 | 5 => {
                 while !section.0.is_empty() {
                     section.string()?;
-                    revoked += 1;
+                    visit(Item::KeyHash)?;
                 }
             }
             4 => {} // signatures
             other => return Err(format!("it has an unknown section {other}")),
         }
     }
+    Ok((version, generated_at))
+}
+
+/// Reads any KRL OpenSSH writes, or says why it is not one.
+pub fn summarize(krl: &[u8]) -> Result<Summary, String> {
+    let mut revoked = 0u64;
+    let (version, generated_at) = walk(krl, |item| {
+        revoked = revoked.saturating_add(match item {
+            Item::SerialRange { low, high } => high.saturating_sub(low).saturating_add(1),
+            Item::SerialBitmap { bits } => bits,
+            _ => 1,
+        });
+        Ok(())
+    })?;
     Ok(Summary { version, generated_at, revoked })
+}
+
+/// What a KRL of the kind sshca publishes revokes, read back: serials and key ids under each CA
+/// key, and keys revoked outright (all as SSH wire blobs).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Contents {
+    pub generated_at: u64,
+    pub serials: BTreeSet<(Vec<u8>, u64)>,
+    pub key_ids: BTreeSet<(Vec<u8>, String)>,
+    pub keys: BTreeSet<Vec<u8>>,
+}
+
+impl Contents {
+    /// How many of this KRL's revocations `other` does not make: what replacing this KRL with
+    /// `other` would un-revoke.
+    pub fn not_in(&self, other: &Contents) -> usize {
+        self.serials.difference(&other.serials).count()
+            + self.key_ids.difference(&other.key_ids).count()
+            + self.keys.difference(&other.keys).count()
+    }
+
+    /// The CA keys it scopes serials and key ids to.
+    pub fn cas(&self) -> BTreeSet<&[u8]> {
+        self.serials.iter().map(|(ca, _)| ca.as_slice()).chain(self.key_ids.iter().map(|(ca, _)| ca.as_slice())).collect()
+    }
+}
+
+/// Reads a KRL made of the sections sshca writes (serial lists and key ids per CA, explicit
+/// keys); anything else (ranges, bitmaps, hashes) is refused, since it cannot be compared item by
+/// item with what sshca publishes.
+pub fn decode(krl: &[u8]) -> Result<Contents, String> {
+    let mut contents = Contents::default();
+    let (_, generated_at) = walk(krl, |item| {
+        match item {
+            Item::Serial { ca, serial } => contents.serials.insert((ca.to_vec(), serial)),
+            Item::KeyId { ca, id } => contents.key_ids.insert((ca.to_vec(), String::from_utf8_lossy(id).into_owned())),
+            Item::ExplicitKey(blob) => contents.keys.insert(blob.to_vec()),
+            Item::SerialRange { .. } | Item::SerialBitmap { .. } | Item::KeyHash => {
+                return Err("it revokes by serial range, bitmap or key hash, which sshca never publishes".into())
+            }
+        };
+        Ok(())
+    })?;
+    contents.generated_at = generated_at;
+    Ok(contents)
+}
+
+/// Whether `new` may replace the KRL a server has installed (`installed`, if any): it must be a
+/// KRL of the kind sshca publishes, scoped to at least one of `cas` (wire blobs) if it scopes
+/// anything, and revoke everything the installed one does unless `allow_shrink`. A planted or
+/// truncated object at the KRL's key would otherwise un-revoke on every server at its next refresh.
+pub fn check_replacement(new: &[u8], installed: Option<&[u8]>, cas: &[Vec<u8>], allow_shrink: bool) -> Result<(), String> {
+    let contents = decode(new).map_err(|why| format!("the published KRL is not one sshca publishes: {why}"))?;
+    let scoped = contents.cas();
+    if !scoped.is_empty() && !scoped.iter().any(|ca| cas.iter().any(|trusted| trusted.as_slice() == *ca)) {
+        return Err("the published KRL revokes certificates of CA keys this environment does not have (another environment's KRL?)".into());
+    }
+    let Some(installed) = installed.and_then(|installed| decode(installed).ok()) else { return Ok(()) };
+    let lost = installed.not_in(&contents);
+    if lost > 0 && !allow_shrink {
+        return Err(format!(
+            "it revokes {lost} certificate(s) or key(s) fewer than the installed KRL: someone may be un-revoking access; check `sshca verify` and, if the change is intended, pass --allow-shrink"
+        ));
+    }
+    Ok(())
 }
 
 struct Reader<'a>(&'a [u8]);
@@ -220,5 +314,27 @@ mod tests {
         assert_eq!(summarize(&krl), Ok(Summary { version: 7, generated_at: 1000, revoked: 5 }));
         assert!(summarize(&krl[..krl.len() - 3]).unwrap_err().contains("truncated"));
         assert!(summarize(b"garbage!").unwrap_err().contains("SSHKRL"));
+        let contents = decode(&krl).unwrap();
+        assert_eq!(contents.serials, [(blob(&ca), 3), (blob(&ca), 5)].into_iter().collect());
+        assert_eq!(contents.keys, [blob(&key)].into_iter().collect());
+        assert_eq!(contents.cas(), [blob(&ca).as_slice()].into_iter().collect());
+        let fewer = decode(&encode(&Revoked { serials: vec![5], key_ids: vec!["a"], cas: vec![&ca], keys: vec![] }, 8, 1001, "c")).unwrap();
+        assert_eq!(contents.not_in(&fewer), 3, "serial 3, key id b and the key");
+        assert_eq!(fewer.not_in(&contents), 0);
+    }
+
+    #[test]
+    fn a_replacement_must_be_a_krl_of_ours_that_revokes_no_less() {
+        let ca = KeyData::Ed25519(ssh_key::public::Ed25519PublicKey([1; 32]));
+        let other = KeyData::Ed25519(ssh_key::public::Ed25519PublicKey([3; 32]));
+        let krl = |serials: Vec<u64>, ca: &KeyData| encode(&Revoked { serials, key_ids: vec![], cas: vec![ca], keys: vec![] }, 1, 1000, "c");
+        let cas = [blob(&ca)];
+        let installed = krl(vec![3, 5], &ca);
+        assert_eq!(check_replacement(&krl(vec![3, 5, 7], &ca), Some(&installed), &cas, false), Ok(()));
+        assert!(check_replacement(&krl(vec![3], &ca), Some(&installed), &cas, false).unwrap_err().contains("1 certificate(s) or key(s) fewer"));
+        assert_eq!(check_replacement(&krl(vec![3], &ca), Some(&installed), &cas, true), Ok(()));
+        assert!(check_replacement(b"<html>not found</html>", Some(&installed), &cas, true).unwrap_err().contains("not one sshca publishes"));
+        assert!(check_replacement(&krl(vec![3, 5], &other), None, &cas, false).unwrap_err().contains("does not have"));
+        assert_eq!(check_replacement(&krl(vec![], &ca), None, &cas, false), Ok(()), "an empty KRL scopes nothing");
     }
 }

@@ -22,6 +22,26 @@ pub fn serial_leases(environment: &str) -> String {
     format!("audit/{environment}/leases/")
 }
 
+/// The revocation records of an environment, one per version.
+pub fn revocations(environment: &str) -> String {
+    format!("audit/{environment}/revocations/")
+}
+
+pub fn revocation(environment: &str, version: u64) -> String {
+    format!("{}{version:020}.json", revocations(environment))
+}
+
+/// The version a revocation record's name gives, if `key` is such a name exactly.
+pub fn revocation_version(environment: &str, key: &str) -> Option<u64> {
+    let version = key.strip_prefix(&revocations(environment))?.strip_suffix(".json")?.parse().ok()?;
+    (key == revocation(environment, version)).then_some(version)
+}
+
+/// The environment's published OpenSSH KRL (sshd's `RevokedKeys`, clients' `RevokedHostKeys`).
+pub fn krl(environment: &str) -> String {
+    format!("krl/{environment}.krl")
+}
+
 /// A sealed (KMS-encrypted) Ed25519 CA private key; `id` tells the keys of one role apart, so a
 /// rotation's next key never collides with the current one.
 pub fn sealed_ca_key(environment: &str, role: &str, id: &str) -> String {

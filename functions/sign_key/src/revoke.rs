@@ -3,16 +3,20 @@
 //!
 //! The log is the truth: each revocation is a write-once record
 //! (`audit/<env>/revocations/<version>.json`), and what is revoked is derived from all of them.
-//! A record that cannot be read (planted garbage, say) is reported with its key and skipped: it
-//! can neither block later revocations (they take the next free version) nor undo earlier ones.
+//! A record that cannot be read (planted garbage, an object archived or encrypted out of reach)
+//! is reported with its key and skipped: it can neither block later revocations (they take the
+//! lowest free version, and versions only need to be unique) nor undo earlier ones.
 //! The published KRL (`krl/<env>.krl`) is replaced whenever it differs from the one the log
-//! makes, whatever version number it claims.
+//! makes, whatever version number it claims, but it never shrinks: what the published KRL revokes
+//! under the environment's CA keys and the log no longer records (a record deleted, hidden by a
+//! delete marker or expired by a lifecycle rule) is kept, until an admin drops it explicitly.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use rand::Rng;
 use serde::{Deserialize, Serialize};
+use ssh_encoding::Decode;
 use ssh_key::public::KeyData;
 use ssh_key::PublicKey;
 use time::format_description::well_known::Rfc3339;
@@ -24,7 +28,8 @@ use crate::issuer::{parse_public_key, unix_now, Issuer};
 use crate::krl;
 use crate::request::{self, CertKind};
 use crate::serial;
-use crate::store::{Condition, Store};
+use crate::layout;
+use crate::store::{read_all, Condition, Store};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RevocationState {
@@ -61,6 +66,9 @@ pub struct RevokeRequest {
     pub public_keys: Vec<String>,
     pub reason: String,
     pub requested_by: Option<String>,
+    /// Publish a KRL that revokes less than the published one (after a record was removed on
+    /// purpose); by default what the published KRL revokes is kept.
+    pub allow_shrink: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,17 +84,13 @@ pub enum RevokeOutcome {
 pub struct RevokeReport {
     pub outcome: RevokeOutcome,
     pub unreadable: Vec<String>,
+    /// Revocations the published KRL made that the log no longer records, kept in the KRL.
+    pub kept_from_published: usize,
 }
 
 const MAX_ATTEMPTS: u32 = 50;
 
-fn record_key(environment: &str, version: u64) -> String {
-    format!("audit/{environment}/revocations/{version:020}.json")
-}
-
-pub fn krl_key(environment: &str) -> String {
-    format!("krl/{environment}.krl")
-}
+pub use crate::layout::krl as krl_key;
 
 impl RevocationState {
     fn apply(&mut self, record: &RevocationRecord) {
@@ -97,43 +101,52 @@ impl RevocationState {
     }
 }
 
-/// What the revocation log says: the state every readable record builds, the next free version,
-/// and the records that could not be read (by key).
+/// What the revocation log says: the state every readable record builds, those records, the
+/// next free version, and the records that could not be read (by key).
 #[derive(Debug, Clone, Default)]
 pub struct Log {
     pub state: RevocationState,
-    pub next_version: u64,
+    pub records: Vec<RevocationRecord>,
+    /// The versions some object is named after, readable or not.
+    taken: BTreeSet<u64>,
     pub unreadable: Vec<String>,
 }
 
-/// Reads every revocation record of `environment`, oldest first. Only readable records count
-/// toward the versions: the next version is the first free one above the highest of them, so a
-/// name planted far ahead (garbage, or even `u64::MAX`) blocks nothing.
+/// Reads every revocation record of `environment`, oldest first. A record counts when it can be
+/// fetched, parses, and names its own version and environment; anything else is named in
+/// `unreadable`. A name planted far ahead (even `u64::MAX`, readable or not) blocks nothing: see
+/// [`Log::next_version`].
 pub async fn read_log(audit: &dyn Store, environment: &str) -> Result<Log, IssueError> {
-    let prefix = format!("audit/{environment}/revocations/");
     let mut log = Log::default();
     let mut taken = BTreeSet::new();
-    let mut highest = 0;
-    for key in audit.list(&prefix).await? {
-        let version = key.strip_prefix(&prefix).and_then(|name| name.strip_suffix(".json")).and_then(|n| n.parse::<u64>().ok());
-        if let Some(version) = version {
-            taken.insert(version);
-        }
-        let record = match audit.get(&key).await? {
-            Some(object) => serde_json::from_slice::<RevocationRecord>(&object.body).ok(),
-            None => continue,
-        };
-        match record.filter(|record| Some(record.version) == version && record.environment == environment) {
+    for (key, body) in read_all(audit, &layout::revocations(environment)).await? {
+        let version = layout::revocation_version(environment, &key);
+        taken.extend(version);
+        let record = body
+            .ok()
+            .and_then(|body| serde_json::from_slice::<RevocationRecord>(&body).ok())
+            .filter(|record| Some(record.version) == version && record.environment == environment);
+        match record {
             Some(record) => {
-                highest = highest.max(record.version);
                 log.state.apply(&record);
+                log.records.push(record);
             }
             None => log.unreadable.push(key),
         }
     }
-    log.state.version = highest;
-    log.next_version = (highest.saturating_add(1)..=u64::MAX).find(|v| !taken.contains(v)).unwrap_or(u64::MAX);
+    log.state.version = log.records.iter().map(|record| record.version).max().unwrap_or(0);
+    log.taken = taken;
     Ok(log)
+}
+
+impl Log {
+    /// The version the next revocation takes: the first above the readable records that no
+    /// object is named after (nor `hidden`: names whose record a delete marker hides, which must
+    /// not be written again), or else the lowest such one.
+    pub fn next_version(&self, hidden: &BTreeSet<u64>) -> u64 {
+        let free = |from: u64| (from..=u64::MAX).find(|version| !self.taken.contains(version) && !hidden.contains(version));
+        free(self.state.version.saturating_add(1)).or_else(|| free(1)).unwrap_or(u64::MAX)
+    }
 }
 
 /// Revokes what `request` names and republishes the KRL.
@@ -194,6 +207,9 @@ pub async fn revoke(issuer: &Issuer, request: &RevokeRequest) -> Result<RevokeRe
         return Err(IssueError::InvalidRequest("nothing to revoke: name --serial, --key-id, --user or --public-key".into()));
     }
 
+    // names whose every version is hidden behind a delete marker: versions kept, never reused
+    let hidden: BTreeSet<u64> =
+        audit.history(&layout::revocations(environment)).await?.into_iter().filter_map(|(key, _, _)| layout::revocation_version(environment, &key)).collect();
     let mut backoff = Duration::from_millis(5);
     let mut recorded = None;
     for attempt in 0.. {
@@ -204,7 +220,7 @@ pub async fn revoke(issuer: &Issuer, request: &RevokeRequest) -> Result<RevokeRe
         let record = RevocationRecord {
             event: "revoked".into(),
             environment: environment.clone(),
-            version: log.next_version,
+            version: log.next_version(&hidden),
             serials: wanted.serials.difference(&log.state.serials).copied().collect(),
             key_ids: wanted.key_ids.difference(&log.state.key_ids).cloned().collect(),
             keys: wanted.keys.difference(&log.state.keys).cloned().collect(),
@@ -216,7 +232,7 @@ pub async fn revoke(issuer: &Issuer, request: &RevokeRequest) -> Result<RevokeRe
             break;
         }
         let body = serde_json::to_vec_pretty(&record).expect("serializes");
-        match audit.put(&record_key(environment, record.version), body, Condition::IfAbsent).await {
+        match audit.put(&layout::revocation(environment, record.version), body, Condition::IfAbsent).await {
             Ok(_) => {
                 recorded = Some(RevokeOutcome::Revoked {
                     version: record.version,
@@ -236,25 +252,29 @@ pub async fn revoke(issuer: &Issuer, request: &RevokeRequest) -> Result<RevokeRe
         }
     }
     // Every revocation republishes the KRL the whole log makes, ours included.
-    let log = publish_krl(issuer, environment).await?;
-    let outcome = recorded.unwrap_or(RevokeOutcome::AlreadyRevoked { version: log.state.version });
-    Ok(RevokeReport { outcome, unreadable: log.unreadable })
+    let published = publish_krl(issuer, environment, request.allow_shrink).await?;
+    let outcome = recorded.unwrap_or(RevokeOutcome::AlreadyRevoked { version: published.log.state.version });
+    Ok(RevokeReport { outcome, unreadable: published.log.unreadable, kept_from_published: published.kept })
+}
+
+/// Publishes the KRL the revocation log makes without recording anything (`sshca krl
+/// --publish`): after a KRL was lost or planted, or, with `allow_shrink`, to drop what the
+/// published KRL revokes and the log does not.
+pub async fn republish(issuer: &Issuer, environment: &str, allow_shrink: bool) -> Result<RevokeReport, IssueError> {
+    request::check_environment(environment)?;
+    let published = publish_krl(issuer, environment, allow_shrink).await?;
+    let outcome = RevokeOutcome::AlreadyRevoked { version: published.log.state.version };
+    Ok(RevokeReport { outcome, unreadable: published.log.unreadable, kept_from_published: published.kept })
 }
 
 pub(crate) fn bare_key_line(key: &KeyData) -> Result<String, IssueError> {
     PublicKey::new(key.clone(), "").to_openssh().map_err(|err| IssueError::InvalidPublicKey(err.to_string()))
 }
 
-/// The KRL for `state`: serials and key ids scoped to every CA key the environment trusts.
 /// The KRL for `state`, generated at `at` (Unix seconds): serials and key ids scoped to every CA
 /// key the environment trusts.
 pub async fn encode_krl(issuer: &Issuer, environment: &str, state: &RevocationState, at: u64) -> Result<Vec<u8>, IssueError> {
-    let mut cas = issuer.trusted_ca_keys(environment, CertKind::User).await?;
-    // An environment without a host CA has none to list; one whose host CA cannot be loaded must
-    // not publish a KRL that silently drops every host revocation.
-    if !issuer.policy(environment).await?.trusted_cas(CertKind::Host).is_empty() {
-        cas.extend(issuer.trusted_ca_keys(environment, CertKind::Host).await?);
-    }
+    let cas = trusted_cas(issuer, environment).await?;
     let keys: Vec<PublicKey> = state.keys.iter().filter_map(|line| PublicKey::from_openssh(line).ok()).collect();
     let revoked = krl::Revoked {
         serials: state.serials.iter().copied().collect(),
@@ -265,12 +285,39 @@ pub async fn encode_krl(issuer: &Issuer, environment: &str, state: &RevocationSt
     Ok(krl::encode(&revoked, state.version, at, &format!("sshca {environment} revocations")))
 }
 
+/// A KRL as published: the log it was made from, and how many revocations it kept from the KRL
+/// it replaced that the log does not record.
+struct Published {
+    log: Log,
+    kept: usize,
+}
+
+/// Adds to `state` what `published` revokes under `cas` and `state` does not; returns how many.
+/// Items under other CA keys revoke nothing servers of this environment trust, and are dropped.
+fn keep_published(state: &mut RevocationState, published: &krl::Contents, cas: &[PublicKey]) -> usize {
+    let cas: BTreeSet<Vec<u8>> = cas.iter().map(|ca| krl::blob(ca.key_data())).collect();
+    let mut kept = 0;
+    for (_, serial) in published.serials.iter().filter(|(ca, _)| cas.contains(ca)) {
+        kept += usize::from(state.serials.insert(*serial));
+    }
+    for (_, key_id) in published.key_ids.iter().filter(|(ca, _)| cas.contains(ca)) {
+        kept += usize::from(state.key_ids.insert(key_id.clone()));
+    }
+    for blob in &published.keys {
+        let line = KeyData::decode(&mut blob.as_slice()).ok().and_then(|key| bare_key_line(&key).ok());
+        kept += line.map_or(0, |line| usize::from(state.keys.insert(line)));
+    }
+    kept
+}
+
 /// Makes the published KRL the one the revocation log makes: replaced (compare-and-swap) whenever
-/// it differs, whatever version it claims, so a planted KRL is undone by the next revocation.
+/// it differs, whatever version it claims, so a planted KRL is undone by the next revocation. It
+/// never revokes less than the KRL it replaces unless `allow_shrink`: a revocation whose record
+/// vanished from the log stays revoked (and `sshca verify` names the difference).
 /// The published KRL is read before the log: whatever it holds came from records written before
 /// it, which the log read after it includes, so a slower revoker never replaces a fuller list
-/// with its older view. Returns the log it published.
-async fn publish_krl(issuer: &Issuer, environment: &str) -> Result<Log, IssueError> {
+/// with its older view.
+async fn publish_krl(issuer: &Issuer, environment: &str, allow_shrink: bool) -> Result<Published, IssueError> {
     let store = issuer.store().as_ref();
     let key = krl_key(environment);
     for _ in 0..MAX_ATTEMPTS {
@@ -279,22 +326,64 @@ async fn publish_krl(issuer: &Issuer, environment: &str) -> Result<Log, IssueErr
             None => (Condition::IfAbsent, None),
         };
         let log = read_log(issuer.audit_store().as_ref(), environment).await?;
+        let mut state = log.state.clone();
+        let contents = published.as_deref().and_then(|published| krl::decode(published).ok());
+        let kept = match &contents {
+            Some(contents) if !allow_shrink => keep_published(&mut state, contents, &trusted_cas(issuer, environment).await?),
+            _ => 0,
+        };
+        if kept > 0 {
+            tracing::error!(environment, kept, "the published KRL revokes what the revocation log no longer records: kept");
+        }
         // Encoded at the published KRL's own time, an unchanged list is byte for byte the same.
-        if let Some(published) = &published {
-            if let Ok(summary) = krl::summarize(published) {
-                if &encode_krl(issuer, environment, &log.state, summary.generated_at).await? == published {
-                    return Ok(log);
-                }
+        if let (Some(published), Some(contents)) = (&published, &contents) {
+            if &encode_krl(issuer, environment, &state, contents.generated_at).await? == published {
+                return Ok(Published { log, kept });
             }
         }
-        match store.put(&key, encode_krl(issuer, environment, &log.state, unix_now()).await?, condition).await {
-            Ok(_) => return Ok(log),
+        match store.put(&key, encode_krl(issuer, environment, &state, unix_now()).await?, condition).await {
+            Ok(_) => return Ok(Published { log, kept }),
             Err(StoreError::PreconditionFailed) => continue,
             Err(err) => return Err(err.into()),
         }
     }
     Err(IssueError::Unavailable(format!("could not publish {key}: too many concurrent writers")))
 }
+
+/// Every CA key the environment's KRL scopes serials and key ids to (user and host, current,
+/// next and previous).
+pub async fn trusted_cas(issuer: &Issuer, environment: &str) -> Result<Vec<PublicKey>, IssueError> {
+    let mut cas = issuer.trusted_ca_keys(environment, CertKind::User).await?;
+    // An environment without a host CA has none to list; one whose host CA cannot be loaded must
+    // not publish a KRL that silently drops every host revocation.
+    if !issuer.policy(environment).await?.trusted_cas(CertKind::Host).is_empty() {
+        cas.extend(issuer.trusted_ca_keys(environment, CertKind::Host).await?);
+    }
+    Ok(cas)
+}
+
+/// The public keys revoked outright in `environment` (bare OpenSSH lines), for issuance to
+/// refuse. Read from the published KRL: one object, whatever the log holds. Where none is
+/// published yet, from the log, if it is small.
+pub async fn revoked_keys(issuer: &Issuer, environment: &str) -> Result<BTreeSet<String>, IssueError> {
+    let key = krl_key(environment);
+    let Some(published) = issuer.store().get(&key).await? else {
+        let records = issuer.audit_store().list_after(&layout::revocations(environment), "", MAX_UNPUBLISHED + 1).await?;
+        if records.len() > MAX_UNPUBLISHED {
+            return Err(IssueError::Unavailable(format!(
+                "environment {environment:?} has revocation records but no published KRL ({key}): publish it with `sshca krl {environment} --publish`"
+            )));
+        }
+        return Ok(read_log(issuer.audit_store().as_ref(), environment).await?.state.keys);
+    };
+    let contents = krl::decode(&published.body).map_err(|why| {
+        IssueError::Unavailable(format!("the published KRL {key} cannot be read ({why}): publish it again with `sshca krl {environment} --publish`"))
+    })?;
+    Ok(contents.keys.iter().filter_map(|blob| KeyData::decode(&mut blob.as_slice()).ok()).filter_map(|key| bare_key_line(&key).ok()).collect())
+}
+
+/// The most revocation records issuance reads itself where no KRL is published yet.
+const MAX_UNPUBLISHED: usize = 64;
 
 /// The environment's current KRL (an empty one when nothing was ever revoked).
 pub async fn current_krl(issuer: &Issuer, environment: &str) -> Result<Vec<u8>, IssueError> {
@@ -305,15 +394,7 @@ pub async fn current_krl(issuer: &Issuer, environment: &str) -> Result<Vec<u8>, 
     }
 }
 
-/// Every revocation record of the environment, oldest first.
+/// Every revocation record of the environment that counts (see [`read_log`]), oldest first.
 pub async fn records(audit: &dyn Store, environment: &str) -> Result<Vec<RevocationRecord>, IssueError> {
-    let mut records = Vec::new();
-    for key in audit.list(&format!("audit/{environment}/revocations/")).await? {
-        if let Some(object) = audit.get(&key).await? {
-            if let Ok(record) = serde_json::from_slice(&object.body) {
-                records.push(record);
-            }
-        }
-    }
-    Ok(records)
+    Ok(read_log(audit, environment).await?.records)
 }

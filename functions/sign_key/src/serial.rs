@@ -19,7 +19,7 @@ use tokio::sync::Mutex;
 
 use crate::error::{IssueError, StoreError};
 use crate::layout;
-use crate::store::{put_once, Condition, Store};
+use crate::store::{put_once, read_all, Condition, Store};
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Counter {
@@ -45,27 +45,26 @@ const MAX_ATTEMPTS: u32 = 200;
 const FIRST_BACKOFF: Duration = Duration::from_millis(4);
 const MAX_BACKOFF: Duration = Duration::from_millis(250);
 
-/// Takes `count` serials of `environment`: read the counter, then write `next + count` only if
-/// nobody wrote in between (`If-Match` on its entity tag, or `If-None-Match: *` for the first). A
-/// lost race is retried after a jittered, growing pause.
+/// Takes `count` serials of `environment`, none below `at_least`: read the counter, then write
+/// `first + count` only if nobody wrote in between (`If-Match` on its entity tag, or
+/// `If-None-Match: *` for the first). A lost race is retried after a jittered, growing pause.
 ///
 /// A missing counter starts at 1 only in an environment that never leased a serial: otherwise it
 /// is rebuilt above the highest lease in the audit trail (`audit`), so that a deleted counter
 /// never hands out a serial twice.
-pub async fn lease(store: &dyn Store, audit: &dyn Store, environment: &str, count: u64) -> Result<Range<u64>, IssueError> {
+async fn lease(store: &dyn Store, audit: &dyn Store, environment: &str, count: u64, at_least: u64) -> Result<Range<u64>, IssueError> {
     let key = layout::serial_counter(environment);
     let mut backoff = FIRST_BACKOFF;
     for _ in 0..MAX_ATTEMPTS {
-        let (first, condition) = match read_counter(store, &key).await? {
+        let (next, condition) = match read_counter(store, &key).await? {
             None => (first_after_leases(audit, environment, &key).await?, Condition::IfAbsent),
             Some((next, etag)) => (next, Condition::IfMatch(etag)),
         };
-        let next = first.checked_add(count).ok_or_else(|| {
-            IssueError::Configuration(format!("the serial counter {key} is exhausted"))
-        })?;
-        let body = serde_json::to_vec(&Counter { next }).expect("a counter serializes");
+        let first = next.max(at_least);
+        let end = first.checked_add(count).ok_or_else(|| IssueError::Configuration(format!("the serial counter {key} is exhausted")))?;
+        let body = serde_json::to_vec(&Counter { next: end }).expect("a counter serializes");
         match store.put(&key, body, condition).await {
-            Ok(_) => return Ok(first..next),
+            Ok(_) => return Ok(first..end),
             Err(StoreError::PreconditionFailed) => {
                 let pause = rand::thread_rng().gen_range(Duration::ZERO..=backoff);
                 tokio::time::sleep(pause).await;
@@ -79,16 +78,16 @@ pub async fn lease(store: &dyn Store, audit: &dyn Store, environment: &str, coun
     )))
 }
 
-/// The most serials one lease may plausibly hold: signers lease at most 64 at a time.
-const MAX_LEASE: u64 = 1 << 20;
+/// The most serials one lease holds: no signer leases more at a time, so a genuine lease that
+/// overlaps `first..=last` starts within `first - MAX_LEASE + 1 ..= last`.
+pub const MAX_LEASE: u64 = 64;
 
 /// A lease record as its name and body agree on it; `None` for anything else there (planted or
 /// damaged records, which must not steer the counter).
 pub(crate) fn genuine_lease(environment: &str, key: &str, body: &[u8]) -> Option<LeaseRecord> {
-    let named_first = key.strip_prefix(&layout::serial_leases(environment))?.strip_suffix(".json")?.parse::<u64>().ok()?;
     let record: LeaseRecord = serde_json::from_slice(body).ok()?;
     let plausible = record.environment == environment
-        && record.first == named_first
+        && key == layout::serial_lease(environment, record.first)
         && record.first >= 1
         && record.last >= record.first
         && record.last - record.first < MAX_LEASE;
@@ -99,9 +98,8 @@ pub(crate) fn genuine_lease(environment: &str, key: &str, body: &[u8]) -> Option
 /// trail names, or 1 when there is none. Records that are not genuine are skipped (and logged).
 async fn first_after_leases(audit: &dyn Store, environment: &str, counter: &str) -> Result<u64, IssueError> {
     let mut highest = None;
-    for key in audit.list(&layout::serial_leases(environment)).await? {
-        let Some(object) = audit.get(&key).await? else { continue };
-        match genuine_lease(environment, &key, &object.body) {
+    for (key, body) in read_all(audit, &layout::serial_leases(environment)).await? {
+        match body.ok().and_then(|body| genuine_lease(environment, &key, &body)) {
             Some(record) => highest = highest.max(Some(record.last)),
             None => tracing::warn!(record = %key, "not a lease record of this environment: ignored"),
         }
@@ -111,31 +109,49 @@ async fn first_after_leases(audit: &dyn Store, environment: &str, counter: &str)
     highest.checked_add(1).ok_or_else(|| IssueError::Configuration(format!("the serial counter {counter} is exhausted")))
 }
 
-/// A genuine lease of `environment` that already holds a serial of `first..=last`: the counter
-/// was lowered (or restored too low), and handing these out again would reuse serials. Genuine
-/// leases never overlap, so only those starting inside the range and the one just before it can:
-/// one LIST of names and a GET or two.
-async fn overlapping_lease(audit: &dyn Store, environment: &str, first: u64, last: u64) -> Result<Option<String>, IssueError> {
+/// Of the genuine leases of `environment` that hold a serial of `first..=last`, the one that
+/// reaches highest: the counter was lowered (or restored too low), or a lease-like record was
+/// planted, and handing these serials out could reuse one. Every lease that could overlap is
+/// looked at: all names from `first - MAX_LEASE + 1` to `last`, listed in name order (serials are
+/// zero-padded, so names sort as numbers) however many other objects lie between them.
+async fn overlapping_lease(audit: &dyn Store, environment: &str, first: u64, last: u64) -> Result<Option<LeaseRecord>, IssueError> {
     let prefix = layout::serial_leases(environment);
-    let mut names: Vec<(u64, String)> = audit
-        .list(&prefix)
-        .await?
-        .into_iter()
-        .filter_map(|key| Some((key.strip_prefix(&prefix)?.strip_suffix(".json")?.parse().ok()?, key)))
-        .collect();
-    names.sort();
-    let inside = names.iter().filter(|(start, _)| (first..=last).contains(start));
-    let before = names.iter().rev().find(|(start, _)| *start < first);
-    for (_, key) in inside.chain(before) {
-        let Some(object) = audit.get(key).await? else { continue };
-        if let Some(record) = genuine_lease(environment, key, &object.body) {
-            if record.first <= last && first <= record.last {
-                return Ok(Some(key.clone()));
+    let lowest = first.saturating_sub(MAX_LEASE - 1).max(1);
+    let mut after = layout::serial_lease(environment, lowest - 1);
+    let mut reaching: Option<LeaseRecord> = None;
+    loop {
+        let page = audit.list_after(&prefix, &after, LIST_PAGE).await?;
+        let full = page.len() == LIST_PAGE;
+        for key in page {
+            after.clone_from(&key);
+            let name = key.strip_prefix(&prefix).and_then(|name| name.strip_suffix(".json")).and_then(|n| n.parse::<u64>().ok());
+            let Some(start) = name.filter(|&start| key == layout::serial_lease(environment, start)) else { continue };
+            if start > last {
+                return Ok(reaching);
+            }
+            let body = match audit.get(&key).await {
+                Ok(Some(object)) => object.body,
+                Ok(None) => continue,
+                Err(err) if err.is_unreadable_object() => continue,
+                Err(err) => return Err(err.into()),
+            };
+            if let Some(record) = genuine_lease(environment, &key, &body) {
+                if record.first <= last && first <= record.last && reaching.as_ref().is_none_or(|r| record.last > r.last) {
+                    reaching = Some(record);
+                }
             }
         }
+        if !full {
+            return Ok(reaching);
+        }
     }
-    Ok(None)
 }
+
+/// Keys asked for per LIST request (S3's own page size).
+const LIST_PAGE: usize = 1000;
+
+/// How many blocks in a row one request may find taken before it gives up.
+const MAX_SKIPS: u32 = 16;
 
 /// The counter's next serial and entity tag, `None` before the first lease.
 async fn read_counter(store: &dyn Store, key: &str) -> Result<Option<(u64, String)>, IssueError> {
@@ -173,69 +189,90 @@ struct Lease {
 }
 
 impl SerialLeases {
-    /// Leases `block` serials at a time (at least 1). `holder` names this signer in lease records.
+    /// Leases `block` serials at a time (at least 1, at most [`MAX_LEASE`]). `holder` names this
+    /// signer in lease records.
     pub fn new(block: u64, holder: impl Into<String>) -> Self {
-        Self { block: block.max(1), holder: holder.into(), leases: Mutex::new(HashMap::new()) }
+        Self { block: block.clamp(1, MAX_LEASE), holder: holder.into(), leases: Mutex::new(HashMap::new()) }
     }
 
     /// The next serial of `environment`, leasing (and recording) a new block when this signer's
     /// lease is used up. Concurrent callers wait for one lease rather than each taking one.
+    ///
+    /// A block is used only once its record is durable under its own name and no genuine lease
+    /// holds any of its serials. A block that another record claims (a lowered counter, or
+    /// something planted) is given up, never used: its serials were handed out by nobody here,
+    /// and the next block is leased above what claims it.
     pub async fn next(&self, store: &dyn Store, audit: &dyn Store, environment: &str, request_id: &str) -> Result<u64, IssueError> {
         let mut leases = self.leases.lock().await;
-        if leases.get(environment).is_none_or(|lease| lease.serials.is_empty()) {
-            let serials = lease(store, audit, environment, self.block).await?;
-            let record = LeaseRecord {
-                environment: environment.to_owned(),
-                first: serials.start,
-                last: serials.end - 1,
-                holder: self.holder.clone(),
-                request_id: request_id.to_owned(),
-                leased_at: OffsetDateTime::now_utc().format(&Rfc3339).expect("UTC times format"),
+        let mut at_least = 1;
+        for _ in 0..MAX_SKIPS {
+            let mut lease = match leases.remove(environment) {
+                Some(lease) if !lease.serials.is_empty() => lease,
+                _ => {
+                    let serials = lease(store, audit, environment, self.block, at_least).await?;
+                    let record = LeaseRecord {
+                        environment: environment.to_owned(),
+                        first: serials.start,
+                        last: serials.end - 1,
+                        holder: self.holder.clone(),
+                        request_id: request_id.to_owned(),
+                        leased_at: OffsetDateTime::now_utc().format(&Rfc3339).expect("UTC times format"),
+                    };
+                    let body = serde_json::to_vec_pretty(&record).expect("a lease record serializes");
+                    Lease { serials, unrecorded: Some(body) }
+                }
             };
-            let body = serde_json::to_vec_pretty(&record).expect("a lease record serializes");
-            leases.insert(environment.to_owned(), Lease { serials, unrecorded: Some(body) });
-        }
-        let lease = leases.get_mut(environment).expect("leased above");
-        if let Some(body) = &lease.unrecorded {
-            let (first, last) = (lease.serials.start, lease.serials.end - 1);
-            if let Some(earlier) = overlapping_lease(audit, environment, first, last).await? {
-                leases.remove(environment);
-                return Err(IssueError::Configuration(format!(
-                    "serials {first}..={last} were leased before ({earlier}): the serial counter {} was lowered, and reusing them would give two certificates one serial; restore it from the bucket's object versions (its next must be above every lease)",
-                    layout::serial_counter(environment)
-                )));
-            }
-            match put_once(audit, &layout::serial_lease(environment, first), body.clone()).await {
-                Ok(()) => lease.unrecorded = None,
-                // Someone else's record under this lease's name: its serials cannot be accounted
-                // for as ours, so none is used; the next request leases a new block.
-                Err(err @ StoreError::Taken { .. }) => {
-                    leases.remove(environment);
-                    return Err(IssueError::Unavailable(format!("serials {first}..={last} are not used: {err}")));
+            if let Some(body) = lease.unrecorded.clone() {
+                let (first, last) = (lease.serials.start, lease.serials.end - 1);
+                if let Some(earlier) = overlapping_lease(audit, environment, first, last).await? {
+                    tracing::error!(
+                        first, last, earlier_first = earlier.first, earlier_last = earlier.last,
+                        "serials leased from the counter are held by an earlier lease record (the counter was lowered, or a record planted): given up"
+                    );
+                    at_least = earlier.last.checked_add(1).ok_or_else(|| IssueError::Configuration(format!("the serial counter of {environment} is exhausted")))?;
+                    continue;
                 }
-                // A failed record keeps the lease unrecorded and unused: the next request retries it.
-                Err(err) => {
-                    return Err(IssueError::Unavailable(format!(
-                        "the lease of serials {first}..={last} could not be recorded in the audit trail, so none is used: {err}"
-                    )))
+                match put_once(audit, &layout::serial_lease(environment, first), body).await {
+                    Ok(()) => lease.unrecorded = None,
+                    // Someone else's record under this lease's name: its serials cannot be
+                    // accounted for as ours, so none is used; the next block is leased instead.
+                    Err(err @ StoreError::Taken { .. }) => {
+                        tracing::error!(first, last, error = %err, "the lease record's name is taken: its serials are not used");
+                        continue;
+                    }
+                    // A failed record keeps the lease unrecorded and unused: the next request retries it.
+                    Err(err) => {
+                        leases.insert(environment.to_owned(), lease);
+                        return Err(IssueError::Unavailable(format!(
+                            "the lease of serials {first}..={last} could not be recorded in the audit trail, so none is used: {err}"
+                        )));
+                    }
                 }
             }
+            let serial = lease.serials.next().expect("a fresh or non-empty lease");
+            leases.insert(environment.to_owned(), lease);
+            return Ok(serial);
         }
-        Ok(lease.serials.next().expect("a fresh or non-empty lease"))
+        Err(IssueError::Unavailable(format!(
+            "{MAX_SKIPS} blocks of serials in a row are claimed by lease records this signer did not write: the serial counter {} was lowered or records were planted under {}; restore the counter from its object versions (above every lease) and run `sshca verify {environment}`",
+            layout::serial_counter(environment),
+            layout::serial_leases(environment)
+        )))
     }
 }
 
-/// The lease records of `environment`, oldest first.
-pub async fn lease_records(audit: &dyn Store, environment: &str) -> Result<Vec<LeaseRecord>, IssueError> {
-    let mut records = Vec::new();
-    for key in audit.list(&layout::serial_leases(environment)).await? {
-        if let Some(object) = audit.get(&key).await? {
-            let record = serde_json::from_slice(&object.body)
-                .map_err(|err| IssueError::Configuration(format!("the lease record {key} is corrupt ({err})")))?;
-            records.push(record);
+/// The genuine lease records of `environment`, oldest first, and the keys under its lease prefix
+/// that are not one.
+pub async fn lease_records(audit: &dyn Store, environment: &str) -> Result<(Vec<LeaseRecord>, Vec<String>), IssueError> {
+    let (mut records, mut not_leases) = (Vec::new(), Vec::new());
+    for (key, body) in read_all(audit, &layout::serial_leases(environment)).await? {
+        match body.ok().and_then(|body| genuine_lease(environment, &key, &body)) {
+            Some(record) => records.push(record),
+            None => not_leases.push(key),
         }
     }
-    Ok(records)
+    records.sort_by_key(|record| record.first);
+    Ok((records, not_leases))
 }
 
 #[cfg(test)]
@@ -271,7 +308,7 @@ mod tests {
             }
         }
         assert_eq!(handed_out.len(), 160);
-        let records = lease_records(store.as_ref(), "staging").await.unwrap();
+        let (records, _) = lease_records(store.as_ref(), "staging").await.unwrap();
         let leased: BTreeSet<u64> = records.iter().flat_map(|r| r.first..=r.last).collect();
         assert!(handed_out.is_subset(&leased), "a serial was handed out outside any recorded lease");
         assert_eq!(leased.len() as u64, 7 * records.len() as u64, "leases overlap");
@@ -288,7 +325,7 @@ mod tests {
         assert!(err.to_string().contains("could not be recorded"), "{err}");
         audit.fail_writes(false);
         assert_eq!(signer.next(&store, &audit, "staging", "req").await.unwrap(), 1);
-        assert_eq!(lease_records(&audit, "staging").await.unwrap().len(), 1);
+        assert_eq!(lease_records(&audit, "staging").await.unwrap().0.len(), 1);
     }
 
     #[tokio::test]
@@ -301,15 +338,27 @@ mod tests {
         assert_eq!(later.next(&store, &audit, "staging", "req").await.unwrap(), 11, "serials 1..=10 were leased already");
     }
 
+    /// A lease record as a writer of the audit prefix could plant it: it parses, and its name and
+    /// body agree.
+    fn planted_lease(first: u64, last: u64) -> Vec<u8> {
+        let record = LeaseRecord {
+            environment: "staging".into(),
+            first,
+            last,
+            holder: "mallory".into(),
+            request_id: "planted".into(),
+            leased_at: "2026-01-01T00:00:00Z".into(),
+        };
+        serde_json::to_vec(&record).unwrap()
+    }
+
     #[tokio::test]
     async fn a_planted_lease_record_is_not_taken_for_ours() {
         let (store, audit) = (MemoryStore::default(), MemoryStore::default());
         assert_eq!(SerialLeases::new(10, "first").next(&store, &audit, "staging", "req").await.unwrap(), 1);
         audit.put(&layout::serial_lease("staging", 11), b"{}".to_vec(), Condition::IfAbsent).await.unwrap();
         let signer = SerialLeases::new(10, "second");
-        let err = signer.next(&store, &audit, "staging", "req").await.unwrap_err();
-        assert!(err.to_string().contains("serials 11..=20 are not used"), "{err}");
-        assert_eq!(signer.next(&store, &audit, "staging", "req").await.unwrap(), 21, "the next block is leased and used");
+        assert_eq!(signer.next(&store, &audit, "staging", "req").await.unwrap(), 21, "the taken block is given up, the next one used");
         // with the counter gone too, planted records do not steer it: it resumes above the genuine leases
         store.delete(&layout::serial_counter("staging"));
         audit.put(&layout::serial_lease("staging", 99_999), b"{}".to_vec(), Condition::IfAbsent).await.unwrap();
@@ -317,13 +366,48 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_lowered_counter_is_refused_not_reused() {
+    async fn a_planted_lease_of_a_million_serials_blocks_nothing() {
         let (store, audit) = (MemoryStore::default(), MemoryStore::default());
         assert_eq!(SerialLeases::new(10, "first").next(&store, &audit, "staging", "req").await.unwrap(), 1);
-        store.put(&layout::serial_counter("staging"), br#"{"next": 5}"#.to_vec(), Condition::Always).await.unwrap();
-        let err = SerialLeases::new(10, "second").next(&store, &audit, "staging", "req").await.unwrap_err();
-        assert!(err.to_string().contains("were leased before"), "{err}");
+        audit.put(&layout::serial_lease("staging", 11), planted_lease(11, 11 + (1 << 20)), Condition::IfAbsent).await.unwrap();
+        let mut handed_out = BTreeSet::new();
+        for n in 0..20 {
+            let serial = SerialLeases::new(10, format!("signer-{n}")).next(&store, &audit, "staging", "req").await.unwrap();
+            assert!(handed_out.insert(serial), "serial {serial} twice");
+        }
+        assert_eq!(handed_out.len(), 20, "every issuance got a serial");
+        assert!(!handed_out.contains(&11));
+    }
+
+    #[tokio::test]
+    async fn a_lowered_counter_and_a_decoy_never_reuse_a_serial() {
+        let (store, audit) = (MemoryStore::default(), MemoryStore::default());
+        let first = SerialLeases::new(10, "first");
+        let mut handed_out = BTreeSet::new();
+        for _ in 0..30 {
+            handed_out.insert(first.next(&store, &audit, "staging", "req").await.unwrap());
+        }
+        // the counter lowered into the leased serials, a parseable decoy just below it, and a
+        // small planted lease above: none of 1..=30 is handed out again
+        store.put(&layout::serial_counter("staging"), br#"{"next": 15}"#.to_vec(), Condition::Always).await.unwrap();
+        audit.put(&layout::serial_lease("staging", 14), b"{}".to_vec(), Condition::IfAbsent).await.unwrap();
+        audit.put(&layout::serial_lease("staging", 31), planted_lease(31, 40), Condition::IfAbsent).await.unwrap();
+        let second = SerialLeases::new(10, "second");
+        for _ in 0..15 {
+            let serial = second.next(&store, &audit, "staging", "req").await.unwrap();
+            assert!(handed_out.insert(serial), "serial {serial} handed out twice");
+        }
+        assert!(handed_out.iter().skip(30).all(|&serial| serial > 40), "{handed_out:?}");
         store.put(&layout::serial_counter("staging"), br#"{"next": 0}"#.to_vec(), Condition::Always).await.unwrap();
         assert!(SerialLeases::new(10, "third").next(&store, &audit, "staging", "req").await.unwrap_err().to_string().contains("says 0"));
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_lease_record_is_skipped() {
+        let (store, audit) = (MemoryStore::default(), MemoryStore::default());
+        assert_eq!(SerialLeases::new(10, "first").next(&store, &audit, "staging", "req").await.unwrap(), 1);
+        audit.make_unreadable(&layout::serial_lease("staging", 1));
+        assert_eq!(SerialLeases::new(10, "second").next(&store, &audit, "staging", "req").await.unwrap(), 11);
+        assert_eq!(lease_records(&audit, "staging").await.unwrap().1, [layout::serial_lease("staging", 1)]);
     }
 }

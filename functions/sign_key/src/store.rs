@@ -36,6 +36,9 @@ pub trait Store: Send + Sync {
     async fn put(&self, key: &str, body: Vec<u8>, condition: Condition) -> Result<String, StoreError>;
     /// Keys under `prefix`, in the store's (lexicographic) order.
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
+    /// At most `max` keys under `prefix` that sort after `start_after`, in order: one request
+    /// however many keys the prefix holds.
+    async fn list_after(&self, prefix: &str, start_after: &str, max: usize) -> Result<Vec<String>, StoreError>;
     /// A URL that lets its holder GET the object until it expires.
     async fn presign_get(&self, key: &str, expires_in: Duration) -> Result<String, StoreError>;
     /// For each key under `prefix` the store kept versions of: how many versions it has, and
@@ -55,6 +58,23 @@ pub async fn put_once(store: &dyn Store, key: &str, body: Vec<u8>) -> Result<(),
         },
         Err(err) => Err(err),
     }
+}
+
+/// Every object under `prefix` with its body, or with why it could not be fetched. An object that
+/// exists but cannot be read (archived to Glacier, encrypted under a key the caller may not use,
+/// refused to it) is kept with its error for the caller to name and skip: one such object must not
+/// stop a whole log. Any other failure (the server is unreachable) fails the read.
+pub async fn read_all(store: &dyn Store, prefix: &str) -> Result<Vec<(String, Result<Vec<u8>, StoreError>)>, StoreError> {
+    let mut objects = Vec::new();
+    for key in store.list(prefix).await? {
+        match store.get(&key).await {
+            Ok(Some(object)) => objects.push((key, Ok(object.body))),
+            Ok(None) => {}
+            Err(err) if err.is_unreadable_object() => objects.push((key, Err(err))),
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(objects)
 }
 
 /// Refuses a server that ignores `If-None-Match: *` (MinIO before late 2024 did): there every
@@ -120,6 +140,12 @@ impl Store for S3Store {
                 if err.as_service_error().is_some_and(|e| e.is_no_such_key()) {
                     return Ok(None);
                 }
+                // This object, not the bucket: archived (InvalidObjectState), encrypted with a
+                // customer key (InvalidRequest) or under a KMS key the caller may not use (KMS.*).
+                let code = err.code().unwrap_or_default();
+                if matches!(code, "InvalidObjectState" | "InvalidRequest" | "InvalidArgument") || code.starts_with("KMS.") {
+                    return Err(StoreError::Unreadable { key: key.to_owned(), why: aws_sdk_s3::error::DisplayErrorContext(&err).to_string() });
+                }
                 return Err(self.classify(key, err));
             }
         };
@@ -170,6 +196,20 @@ impl Store for S3Store {
             keys.extend(page.contents().iter().filter_map(|o| o.key().map(str::to_owned)));
         }
         Ok(keys)
+    }
+
+    async fn list_after(&self, prefix: &str, start_after: &str, max: usize) -> Result<Vec<String>, StoreError> {
+        let page = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .start_after(start_after)
+            .max_keys(i32::try_from(max).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(|err| self.classify(prefix, err))?;
+        Ok(page.contents().iter().filter_map(|o| o.key().map(str::to_owned)).take(max).collect())
     }
 
     async fn presign_get(&self, key: &str, expires_in: Duration) -> Result<String, StoreError> {
@@ -230,6 +270,7 @@ pub(crate) mod memory {
         objects: Mutex<BTreeMap<String, (Vec<u8>, u64)>>,
         next_tag: std::sync::atomic::AtomicU64,
         failing: std::sync::atomic::AtomicBool,
+        unreadable: Mutex<std::collections::BTreeSet<String>>,
     }
 
     impl MemoryStore {
@@ -242,6 +283,11 @@ pub(crate) mod memory {
             self.objects.lock().unwrap().remove(key);
         }
 
+        /// Makes `key` exist but fail to be fetched, as an object archived to Glacier does.
+        pub fn make_unreadable(&self, key: &str) {
+            self.unreadable.lock().unwrap().insert(key.to_owned());
+        }
+
         /// Makes every write fail as an unreachable server would (or work again).
         pub fn fail_writes(&self, failing: bool) {
             self.failing.store(failing, std::sync::atomic::Ordering::SeqCst);
@@ -251,6 +297,9 @@ pub(crate) mod memory {
     #[async_trait]
     impl Store for MemoryStore {
         async fn get(&self, key: &str) -> Result<Option<Object>, StoreError> {
+            if self.unreadable.lock().unwrap().contains(key) {
+                return Err(StoreError::Unreadable { key: key.to_owned(), why: "InvalidObjectState: archived".into() });
+            }
             Ok(self.objects.lock().unwrap().get(key).map(|(body, tag)| Object {
                 body: body.clone(),
                 etag: tag.to_string(),
@@ -278,6 +327,11 @@ pub(crate) mod memory {
 
         async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
             Ok(self.keys().into_iter().filter(|k| k.starts_with(prefix)).collect())
+        }
+
+        async fn list_after(&self, prefix: &str, start_after: &str, max: usize) -> Result<Vec<String>, StoreError> {
+            let keys = self.list(prefix).await?;
+            Ok(keys.into_iter().filter(|k| k.as_str() > start_after).take(max).collect())
         }
 
         async fn presign_get(&self, key: &str, expires_in: Duration) -> Result<String, StoreError> {

@@ -271,7 +271,7 @@ fn soak(signers: usize, per_signer: usize) {
             let void = count(&format!("audit/{ENVIRONMENT}/2"), "-void.json");
             let stored = count(&format!("certs/{ENVIRONMENT}/"), "-cert.pub");
             let store = S3Store::new(aws.s3.clone(), world.bucket.clone());
-            let leases = sign_key::serial::lease_records(&store, ENVIRONMENT).await.expect("lease records");
+            let (leases, _) = sign_key::serial::lease_records(&store, ENVIRONMENT).await.expect("lease records");
             let leased: u64 = leases.iter().map(|l| l.last + 1 - l.first).sum();
             println!(
                 "| {server:?} | {certificates} | {seconds:.1} | {:.0} | {} | {issued} | {void} | {stored} | {} ({leased}) |",
