@@ -54,13 +54,28 @@ impl Identity {
         }
     }
 
-    /// A session of role `role` (created when missing) named `session`, as an EC2 instance role's
-    /// session is named after its instance.
+    /// A session of a new role `role` named `session`, as an EC2 instance role's session is named
+    /// after its instance.
     pub fn assumed_role(role: &str, session: &str) -> Self {
+        Self::session_of(&Self::create_role(role, "/"), session)
+    }
+
+    /// Creates role `role` at `path` (e.g. IAM Identity Center's `/aws-reserved/sso.amazonaws.com/`);
+    /// returns its ARN.
+    pub fn create_role(role: &str, path: &str) -> String {
         let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
-        let created = aws(&["iam", "create-role", "--role-name", role, "--assume-role-policy-document", trust]);
-        let role_arn = created["Role"]["Arn"].as_str().expect("a role ARN").to_owned();
-        let assumed = aws(&["sts", "assume-role", "--role-arn", &role_arn, "--role-session-name", session]);
+        let created = aws(&["iam", "create-role", "--role-name", role, "--path", path, "--assume-role-policy-document", trust]);
+        created["Role"]["Arn"].as_str().expect("a role ARN").to_owned()
+    }
+
+    /// Deletes role `role`, as an admin cleaning up would (a role of the same name may follow).
+    pub fn delete_role(role: &str) {
+        aws(&["iam", "delete-role", "--role-name", role]);
+    }
+
+    /// A session named `session` of the role `role_arn`.
+    pub fn session_of(role_arn: &str, session: &str) -> Self {
+        let assumed = aws(&["sts", "assume-role", "--role-arn", role_arn, "--role-session-name", session]);
         let credentials = &assumed["Credentials"];
         Identity {
             arn: assumed["AssumedRoleUser"]["Arn"].as_str().expect("an assumed-role ARN").to_owned(),

@@ -113,6 +113,7 @@ impl World {
             ("AWS_REGION", "us-east-1".into()),
             ("AWS_ENDPOINT_URL_KMS", kms_endpoint()),
             ("AWS_ENDPOINT_URL_STS", kms_endpoint()),
+            ("AWS_ENDPOINT_URL_IAM", kms_endpoint()),
             ("AWS_ENDPOINT_URL_S3", self.s3_endpoint.clone()),
             ("SSHCA_BUCKET", self.bucket.clone()),
         ]

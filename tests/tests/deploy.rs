@@ -165,6 +165,9 @@ fn stack_deploys_on_localstack_and_the_function_signs_with_its_keys() {
     function_needs_exactly_its_role(&world, &outputs, &environment, &audit_bucket);
 
     // the stack's access rules for users (the SSO permission set) and hosts (its instance role)
+    // the permission set's role as IAM Identity Center makes it: the rule binds to it
+    let suffix = &uuid::Uuid::new_v4().simple().to_string()[..16];
+    sshca_tests::identities::Identity::create_role(&format!("AWSReservedSSO_SshUsers_{suffix}"), "/aws-reserved/sso.amazonaws.com/");
     let rules = world.path("rules.json");
     std::fs::write(&rules, &outputs["AccessRules"]).unwrap();
     world.sshca_ok(&["init", &environment, "--rules", rules.to_str().unwrap()]);

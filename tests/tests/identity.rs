@@ -30,6 +30,8 @@ impl Org {
     fn new(server: S3Server) -> Self {
         let world = World::new(server);
         let id = uuid::Uuid::new_v4().simple().to_string()[..10].to_owned();
+        // the roles exist before the rules naming them are written: init binds rules to roles
+        let host = Identity::assumed_role(&format!("hosts-{id}"), &format!("i-{id}"));
         let rules = json!([
             {"match": "arn:aws:iam::000000000000:root", "grant": "admin"},
             {"match": format!("arn:aws:iam::000000000000:user/alice-{id}"), "grant": "user",
@@ -51,7 +53,7 @@ impl Org {
         Org {
             alice: Identity::iam_user(&format!("alice-{id}")),
             bob: Identity::iam_user(&format!("bob-{id}")),
-            host: Identity::assumed_role(&format!("hosts-{id}"), &format!("i-{id}")),
+            host,
             world,
             id,
             user_ca,
@@ -282,6 +284,51 @@ fn forged_proofs_are_refused(server: S3Server) {
     assert_eq!(response["caller"], "arn:aws:iam::000000000000:root", "{response}");
 }
 
+/// A rule for an IAM Identity Center permission set names its roles by a pattern
+/// (`AWSReservedSSO_SshUsers_????????????????`), and an assumed-role ARN shows no path: a role
+/// anyone with `iam:CreateRole` names that way at `/`, before or after the rule is written,
+/// assumed with a session name of their choice, gets nothing; nor does a role deleted and
+/// re-created under the genuine name. The genuine role's sessions get their certificates.
+fn a_role_named_like_an_identity_center_role_gets_nothing(server: S3Server) {
+    let world = World::new(server);
+    let suffix = |n: u8| format!("{:016x}", u64::from_be_bytes(uuid::Uuid::new_v4().as_bytes()[..8].try_into().unwrap()) ^ u64::from(n));
+    let set = format!("Ssh{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let genuine = format!("AWSReservedSSO_{set}_{}", suffix(1));
+    let genuine_arn = Identity::create_role(&genuine, "/aws-reserved/sso.amazonaws.com/");
+    let early_squatter = Identity::create_role(&format!("AWSReservedSSO_{set}_{}", suffix(2)), "/");
+    let rules = json!([
+        {"match": "arn:aws:iam::000000000000:root", "grant": "admin"},
+        {"match": format!("arn:aws:sts::000000000000:assumed-role/AWSReservedSSO_{set}_????????????????/*"), "grant": "user",
+         "session_name_set_by_aws": true, "principals": ["{user}"]},
+    ]);
+    let rules_file = world.path("rules.json");
+    std::fs::write(&rules_file, rules.to_string()).unwrap();
+    world.init(ENV, &["--principals", "deploy", "--allowed-principals", "deploy,alice,root", "--rules", rules_file.to_str().unwrap()]);
+    let late_squatter = Identity::create_role(&format!("AWSReservedSSO_{set}_{}", suffix(3)), "/");
+    let lambda = LambdaEmulator::start(&world.env());
+    let request = |who: &Identity, name: &str| {
+        let dir = world.path(name);
+        std::fs::create_dir(&dir).unwrap();
+        let mut command = world.command("get_key");
+        who.apply(&mut command).env("AWS_ENDPOINT_URL_LAMBDA", lambda.endpoint()).env("AWS_EC2_METADATA_DISABLED", "true");
+        command.args(["request", "-e", ENV, "--create-key", "--no-agent", "--audience", &default_audience(&world, ENV), "--ssh-dir", dir.to_str().unwrap()]);
+        command.output().unwrap()
+    };
+    let granted = request(&Identity::session_of(&genuine_arn, "alice"), "alice");
+    assert!(granted.status.success(), "the genuine role's session: {}", stderr(&granted));
+    let before = audit_records(&world).len();
+    for (squatter, name) in [(&early_squatter, "early"), (&late_squatter, "late")] {
+        let output = request(&Identity::session_of(squatter, "root"), name);
+        refused(&output, "matches no access rule", &format!("the {name} squatter"));
+    }
+    Identity::delete_role(&genuine);
+    let recreated = Identity::create_role(&genuine, "/aws-reserved/sso.amazonaws.com/");
+    refused(&request(&Identity::session_of(&recreated, "alice"), "recreated"), "matches no access rule", "a re-created role");
+    assert_eq!(audit_records(&world).len(), before, "a refused role got a record");
+    let policy: Value = serde_json::from_str(&world.sshca_ok(&["show-policy", ENV, "--json"])).unwrap();
+    assert_eq!(policy["access"]["rules"][1]["role_ids"].as_array().map(Vec::len), Some(1), "bound to the genuine role only: {policy}");
+}
+
 /// The same rules hold for `sshca sign --local` and `renew-host --local`, which run the issuing
 /// logic in the caller's process with the caller's credentials. LocalStack only: SeaweedFS
 /// accepts only the test servers' own S3 credentials, and a user with only invoke rights has no
@@ -420,4 +467,4 @@ fn credential_problems_get_one_line_naming_the_fix() {
     }
 }
 
-on_both_s3_servers!(self_service_through_the_function, forged_proofs_are_refused);
+on_both_s3_servers!(self_service_through_the_function, forged_proofs_are_refused, a_role_named_like_an_identity_center_role_gets_nothing);

@@ -81,7 +81,7 @@ pub struct InitArgs {
     create_bucket: bool,
 }
 
-pub async fn init(aws: &Aws, bucket: &str, args: InitArgs) -> Result<()> {
+pub async fn init(aws: &Aws, config: &aws_config::SdkConfig, bucket: &str, args: InitArgs) -> Result<()> {
     if args.create_bucket {
         create_bucket(aws, bucket).await?;
     }
@@ -93,16 +93,21 @@ pub async fn init(aws: &Aws, bucket: &str, args: InitArgs) -> Result<()> {
         Err(IssueError::UnknownEnvironment(_)) => None,
         Err(err) => return Err(err.into()),
     };
-    // Read once: the change may be applied again (stdin cannot be read twice).
-    let rules = args.rules.as_deref().map(read_rules).transpose()?;
+    // Read once: the change may be applied again (stdin cannot be read twice). Rules on roles are
+    // bound to the roles' unique ids as they are written.
+    let caller = caller(aws).await?;
+    let iam = aws_sdk_iam::Client::new(config);
+    let mut rules = args.rules.as_deref().map(read_rules).transpose()?;
+    let mut admins: Vec<AccessRule> = args.admins.iter().map(|pattern| AccessRule::admin(pattern)).collect();
+    crate::roles::bind(&iam, &caller.account, rules.iter_mut().flatten().chain(admins.iter_mut())).await?;
     let rules = rules.as_deref();
     // Checked before any key is created, so a bad flag leaves nothing behind.
-    let preview = configure(existing, &args, rules, bucket, &[], None)?;
-    preview.validate()?;
+    let preview = configure(existing, &args, rules, &admins, bucket, &[], None)?;
     let me = match preview.access.rules.iter().any(|rule| rule.grant == Grant::Admin) {
         true => None,
-        false => Some(caller_arn(aws).await?),
+        false => Some(caller.admin_rule()),
     };
+    configure(preview.clone().into(), &args, None, &[], bucket, &[], me.as_ref())?.validate()?;
     let mut created = Vec::new();
     for (kind, given, slot) in [(CertKind::User, &args.user_ca_key, &preview.user_ca), (CertKind::Host, &args.host_ca_key, &preview.host_ca)] {
         if given.is_none() && args.create_keys && slot.is_none() {
@@ -113,11 +118,11 @@ pub async fn init(aws: &Aws, bucket: &str, args: InitArgs) -> Result<()> {
     }
     let ca_keys = KmsCaKeys::new(aws.kms.clone(), aws.sts.clone(), store.clone());
     let (policy, ca_public_keys) = admin::update_policy(store.as_ref(), &ca_keys, &args.environment, |current| {
-        configure(current, &args, rules, bucket, &created, me.as_deref())
+        configure(current, &args, rules, &admins, bucket, &created, me.as_ref())
     })
     .await?;
     if let Some(me) = &me {
-        eprintln!("access: {me} (you) is the environment's admin; add others with --admin or --rules");
+        eprintln!("access: {} (you) is the environment's admin; add others with --admin or --rules", me.arn);
     }
     eprintln!(
         "environment {:?} ready in s3://{bucket}: default principals {:?}, allowed {:?}, TTL {} (max {})",
@@ -141,9 +146,10 @@ fn configure(
     current: Option<Policy>,
     args: &InitArgs,
     rules: Option<&[AccessRule]>,
+    admins: &[AccessRule],
     bucket: &str,
     created: &[(CertKind, CaKeyRef)],
-    me: Option<&str>,
+    me: Option<&AccessRule>,
 ) -> Result<Policy> {
     let mut policy = current.unwrap_or_else(|| Policy::new(&args.environment));
     policy.environment = args.environment.clone();
@@ -168,7 +174,7 @@ fn configure(
     policy.host_default_ttl = args.host_default_ttl.unwrap_or(policy.host_default_ttl);
     policy.default_ttl = policy.default_ttl.min(policy.max_ttl);
     policy.host_default_ttl = policy.host_default_ttl.min(policy.host_max_ttl);
-    set_access(&mut policy, args, rules, bucket, me);
+    set_access(&mut policy, args, rules, admins, bucket, me);
     for (kind, given) in [(CertKind::User, &args.user_ca_key), (CertKind::Host, &args.host_ca_key)] {
         let slot = match kind {
             CertKind::User => &mut policy.user_ca,
@@ -222,18 +228,18 @@ async fn create_bucket(aws: &Aws, bucket: &str) -> Result<()> {
 
 
 /// The access part of the policy: rules, admins, audience, whether proofs are required.
-fn set_access(policy: &mut Policy, args: &InitArgs, rules: Option<&[AccessRule]>, bucket: &str, me: Option<&str>) {
+fn set_access(policy: &mut Policy, args: &InitArgs, rules: Option<&[AccessRule]>, admins: &[AccessRule], bucket: &str, me: Option<&AccessRule>) {
     let access = &mut policy.access;
     if let Some(rules) = rules {
         access.rules = rules.to_vec();
     }
-    for pattern in args.admins.iter().rev() {
-        if !access.rules.iter().any(|rule| &rule.arn == pattern && rule.grant == Grant::Admin) {
-            access.rules.insert(0, AccessRule::admin(pattern));
+    for admin in admins.iter().rev() {
+        if !access.rules.iter().any(|rule| rule.arn == admin.arn && rule.grant == Grant::Admin) {
+            access.rules.insert(0, admin.clone());
         }
     }
     if let Some(me) = me.filter(|_| !access.rules.iter().any(|rule| rule.grant == Grant::Admin)) {
-        access.rules.insert(0, AccessRule::admin(me));
+        access.rules.insert(0, me.clone());
     }
     if let Some(audience) = &args.audience {
         access.audience = audience.clone();
@@ -253,12 +259,34 @@ fn read_rules(source: &str) -> Result<Vec<AccessRule>> {
     serde_json::from_slice(&rules).with_context(|| format!("{source} is not a JSON list of access rules (see infra/access-rules.json)"))
 }
 
-/// The ARN STS names for the caller's own credentials.
-async fn caller_arn(aws: &Aws) -> Result<String> {
+/// Who runs `sshca init`, as STS names the caller's own credentials.
+struct Caller {
+    arn: String,
+    user_id: String,
+    account: String,
+}
+
+impl Caller {
+    /// The first admin: the caller, or for a session of a role, the role itself (every session
+    /// of it, bound to its unique id), never one session name the role's users choose.
+    fn admin_rule(&self) -> AccessRule {
+        let session_of = self.arn.rsplit_once('/').filter(|_| self.arn.contains(":assumed-role/"));
+        match (session_of, self.user_id.split_once(':')) {
+            (Some((role, _)), Some((role_id, _))) => AccessRule { role_ids: vec![role_id.to_owned()], ..AccessRule::admin(&format!("{role}/*")) },
+            _ => AccessRule::admin(&self.arn),
+        }
+    }
+}
+
+async fn caller(aws: &Aws) -> Result<Caller> {
     use aws_sdk_sts::error::ProvideErrorMetadata;
     let answer = aws.sts.get_caller_identity().send().await.map_err(|err| {
         let service = err.as_service_error();
         sshca_client::explain::call("STS", service.and_then(|e| e.code()), service.and_then(|e| e.message()), "sts:GetCallerIdentity", "your identity")
     })?;
-    Ok(answer.arn().context("STS named no ARN for your identity")?.to_owned())
+    Ok(Caller {
+        arn: answer.arn().context("STS named no ARN for your identity")?.to_owned(),
+        user_id: answer.user_id().unwrap_or_default().to_owned(),
+        account: answer.account().unwrap_or_default().to_owned(),
+    })
 }

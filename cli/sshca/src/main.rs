@@ -7,6 +7,7 @@ mod init;
 mod input;
 mod metrics;
 mod revocation;
+mod roles;
 mod rotate;
 mod show_policy;
 mod sign;
@@ -107,7 +108,7 @@ async fn run(cli: Cli) -> Result<()> {
         Ok(Signer { target, config: config.clone(), audience })
     };
     match cli.command {
-        Command::Init(args) => init::init(&aws, &bucket()?, args).await,
+        Command::Init(args) => init::init(&aws, &config, &bucket()?, args).await,
         Command::Sign(args) if args.upload => sign::upload(&issuer()?, args).await,
         Command::Sign(args) => sign::sign(&signer(args.local, &args.function, args.audience.clone())?, args).await,
         Command::ShowPolicy(args) => show_policy::show_policy(&issuer()?, args).await,

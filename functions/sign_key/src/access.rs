@@ -75,6 +75,13 @@ pub struct AccessRule {
     /// Critical options every certificate of this rule carries, e.g. `source-address`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub critical_options: BTreeMap<String, String>,
+    /// For a rule on assumed roles: the unique ids (`AROA…`) of the roles its pattern named when
+    /// the rule was written (`sshca init` asks IAM). An assumed-role ARN shows neither the role's
+    /// path (anyone with `iam:CreateRole` can name a role `AWSReservedSSO_…` at `/`) nor which of
+    /// several roles of one name, deleted and re-created, it is; STS's user id does. The rule
+    /// matches only sessions of these roles.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub role_ids: Vec<String>,
 }
 
 impl AccessRule {
@@ -88,6 +95,25 @@ impl AccessRule {
             max_ttl: None,
             extensions: None,
             critical_options: BTreeMap::new(),
+            role_ids: Vec::new(),
+        }
+    }
+
+    /// The role name pattern of a rule on assumed roles (`assumed-role/ROLE/SESSION`), and its
+    /// session pattern.
+    pub fn assumed_role(&self) -> Option<(&str, &str)> {
+        self.arn.splitn(6, ':').nth(5)?.strip_prefix("assumed-role/")?.split_once('/')
+    }
+
+    /// Whether `identity` is one this rule is about: its ARN matches the pattern and, for a rule on
+    /// assumed roles, its session belongs to one of the rule's roles (by unique id).
+    pub fn matches(&self, identity: &ProvenIdentity) -> bool {
+        if !matches_any(std::slice::from_ref(&self.arn), &identity.arn) {
+            return false;
+        }
+        match self.assumed_role() {
+            Some(_) => identity.user_id.split_once(':').is_some_and(|(role_id, _)| self.role_ids.iter().any(|id| id == role_id)),
+            None => true,
         }
     }
 }
@@ -220,8 +246,22 @@ fn check_pattern(rule: &AccessRule) -> Result<(), String> {
             rule.arn
         ));
     }
+    if let Some((_, session)) = rule.assumed_role() {
+        if rule.role_ids.is_empty() {
+            return Err(format!(
+                "{:?} is not bound to its role's unique id (an assumed-role ARN does not show the role's path, so a role named like it anywhere would match): write the rule again with `sshca init ENV --rules FILE`, which binds it",
+                rule.arn
+            ));
+        }
+        if session != "*" && !rule.session_name_set_by_aws {
+            return Err(format!(
+                "{:?} names a session, which is whatever the caller who assumes the role chooses: match every session of the role (assumed-role/ROLE/*), or set \"session_name_set_by_aws\" where AWS sets it",
+                rule.arn
+            ));
+        }
+    }
     if rule.session_name_set_by_aws {
-        let role = fields[5].strip_prefix("assumed-role/").and_then(|rest| rest.split_once('/')).map(|(role, _)| role);
+        let role = rule.assumed_role().map(|(role, _)| role);
         match role {
             Some(role) if !role.contains('*') => {}
             _ => {
@@ -254,7 +294,7 @@ pub fn decide(policy: &Policy, requester: &Requester, request: &SignRequest, now
         }
         Requester::Proven(identity) => identity,
     };
-    let Some((index, rule)) = policy.access.rules.iter().enumerate().find(|(_, rule)| matches_any(std::slice::from_ref(&rule.arn), &identity.arn))
+    let Some((index, rule)) = policy.access.rules.iter().enumerate().find(|(_, rule)| rule.matches(identity))
     else {
         return Err(IssueError::AccessDenied(format!(
             "{} matches no access rule of environment {environment:?}: an admin can add one with `sshca init {environment} --rules FILE` (see `sshca show-policy {environment}`)",
@@ -396,8 +436,14 @@ mod tests {
 
     const NOW: u64 = 1_800_000_000;
 
+    /// A proven identity; an assumed role's session is of the role the test policy's rules name
+    /// (its unique id is `AROA` + the role name).
     fn identity(arn: &str) -> Requester {
-        Requester::Proven(ProvenIdentity { arn: arn.into(), user_id: "AID".into(), account: "1".into() })
+        let user_id = match principal_of(arn) {
+            Principal::AssumedRole { role, session } => format!("AROA{}:{session}", role.split('_').take(2).collect::<Vec<_>>().join("_")),
+            _ => "AIDA".into(),
+        };
+        Requester::Proven(ProvenIdentity { arn: arn.into(), user_id, account: "1".into() })
     }
 
     fn policy() -> Policy {
@@ -417,6 +463,7 @@ mod tests {
                     max_ttl: None,
                     extensions: None,
                     critical_options: BTreeMap::new(),
+                    role_ids: Vec::new(),
                 },
                 AccessRule {
                     arn: "arn:aws:iam::111111111111:user/*".into(),
@@ -426,6 +473,7 @@ mod tests {
                     max_ttl: Some(8 * 3600),
                     extensions: Some(vec!["permit-pty".into()]),
                     critical_options: [("source-address".to_owned(), "10.0.0.0/8".to_owned())].into(),
+                    role_ids: Vec::new(),
                 },
                 AccessRule {
                     arn: "arn:aws:sts::111111111111:assumed-role/AWSReservedSSO_Eng_???/*".into(),
@@ -435,6 +483,7 @@ mod tests {
                     max_ttl: None,
                     extensions: None,
                     critical_options: BTreeMap::new(),
+                    role_ids: vec!["AROAAWSReservedSSO_Eng".into()],
                 },
                 AccessRule {
                     arn: "arn:aws:sts::111111111111:assumed-role/eng/*".into(),
@@ -444,6 +493,7 @@ mod tests {
                     max_ttl: None,
                     extensions: None,
                     critical_options: BTreeMap::new(),
+                    role_ids: vec!["AROAeng".into()],
                 },
                 AccessRule {
                     arn: "arn:aws:sts::111111111111:assumed-role/web-hosts/*".into(),
@@ -453,6 +503,7 @@ mod tests {
                     max_ttl: None,
                     extensions: None,
                     critical_options: BTreeMap::new(),
+                    role_ids: vec!["AROAweb-hosts".into()],
                 },
             ],
         };
@@ -525,10 +576,39 @@ mod tests {
         let mut policy = Policy::new("staging");
         policy.access.audience = "sshca:bucket:staging".into();
         policy.access.rules = serde_json::from_str(include_str!("../../../infra/access-rules.json")).unwrap();
+        assert!(policy.validate().unwrap_err().to_string().contains("not bound to its role's unique id"), "as written, before `sshca init` binds it");
+        for rule in policy.access.rules.iter_mut().filter(|rule| rule.assumed_role().is_some()) {
+            rule.role_ids = vec!["AROAAWSReservedSSO_SshUsers".into(), "AROAAWSReservedSSO_SshAdmins".into(), "AROAsshca-staging-HostRole-0A1B2C3D4E5F".into()];
+        }
         policy.validate().unwrap();
         let jane = decide(&policy, &identity("arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_SshUsers_0a1b2c3d4e5f6a7b/jane"), &request(), NOW);
         let refused = jane.unwrap_err().to_string();
         assert!(refused.contains("principal \"jane\" is not allowed in environment"), "the environment still bounds the rule: {refused}");
+    }
+
+    #[test]
+    fn a_role_named_like_the_rules_role_is_not_it() {
+        // a role created at `/` with the name of the rule's Identity Center role, assumed with a
+        // session name of the creator's choice: same ARN shape, another unique id
+        let squatter = ProvenIdentity {
+            arn: "arn:aws:sts::111111111111:assumed-role/AWSReservedSSO_Eng_abc/jane".into(),
+            user_id: "AROASQUATTER:jane".into(),
+            account: "111111111111".into(),
+        };
+        let err = decide(&policy(), &Requester::Proven(squatter), &request(), NOW).unwrap_err();
+        assert!(err.to_string().contains("matches no access rule"), "{err}");
+        let genuine = decide(&policy(), &identity("arn:aws:sts::111111111111:assumed-role/AWSReservedSSO_Eng_abc/jane"), &request(), NOW);
+        assert_eq!(genuine.unwrap().request.username, "jane", "the same name from the rule's own role");
+    }
+
+    #[test]
+    fn rules_on_roles_are_bound_and_name_no_session() {
+        let mut unbound = policy();
+        unbound.access.rules[3].role_ids.clear();
+        assert!(unbound.validate().unwrap_err().to_string().contains("not bound to its role's unique id"));
+        let mut one_session = policy();
+        one_session.access.rules[0] = AccessRule { arn: "arn:aws:sts::111111111111:assumed-role/admins/alice".into(), role_ids: vec!["AROAadmins".into()], ..AccessRule::admin("") };
+        assert!(one_session.validate().unwrap_err().to_string().contains("names a session"));
     }
 
     #[test]

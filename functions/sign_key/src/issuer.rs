@@ -663,6 +663,7 @@ mod tests {
                 max_ttl: None,
                 extensions: None,
                 critical_options: Default::default(),
+                role_ids: Vec::new(),
             }];
         }
         store

@@ -28,6 +28,7 @@ pub mod policy;
 pub mod request;
 pub mod revoke;
 pub mod serial;
+pub mod signings;
 pub mod store;
 pub mod sts;
 

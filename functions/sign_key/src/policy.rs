@@ -461,7 +461,7 @@ pub struct Plan {
     pub url_expires_at: u64,
 }
 
-pub(crate) fn matches_any(patterns: &[String], name: &str) -> bool {
+pub fn matches_any(patterns: &[String], name: &str) -> bool {
     patterns.iter().any(|pattern| wildcard_match(pattern.as_bytes(), name.as_bytes()))
 }
 

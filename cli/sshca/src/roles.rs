@@ -1,0 +1,69 @@
+//! Binding access rules on assumed roles to the roles themselves. An assumed-role ARN
+//! (`arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION`) shows neither the role's path nor which of
+//! several roles of one name (deleted and re-created) it is, so a rule that matched it by name
+//! would also be met by a role that anyone with `iam:CreateRole` names the same way. STS's user id
+//! of a session (`AROA…:SESSION`) does name the role: rules keep the unique ids of the roles they
+//! meant when they were written, as Vault's AWS auth does (`resolve_aws_unique_ids`).
+
+use anyhow::{bail, Result};
+use sign_key::access::AccessRule;
+use sign_key::policy::matches_any;
+
+/// Where IAM Identity Center keeps the roles of its permission sets: a role named
+/// `AWSReservedSSO_…` anywhere else is not one of them.
+const IDENTITY_CENTER_PATH: &str = "/aws-reserved/sso.amazonaws.com/";
+
+struct Role {
+    name: String,
+    path: String,
+    id: String,
+}
+
+/// Fills in the `role_ids` of each rule on assumed roles that has none: the unique ids of this
+/// account's roles whose names match the rule's role pattern (for Identity Center names, only
+/// those under Identity Center's own path). A rule that names no existing role is refused.
+pub async fn bind<'a>(iam: &aws_sdk_iam::Client, account: &str, rules: impl IntoIterator<Item = &'a mut AccessRule>) -> Result<()> {
+    let mut roles: Option<Vec<Role>> = None;
+    for rule in rules {
+        let Some((pattern, _)) = rule.assumed_role() else { continue };
+        if !rule.role_ids.is_empty() {
+            continue;
+        }
+        let pattern = pattern.to_owned();
+        let rule_account = rule.arn.split(':').nth(4).unwrap_or_default();
+        if rule_account != account {
+            bail!("the access rule {:?} is about account {rule_account}, whose roles cannot be looked up from this one ({account}): write it with credentials of that account", rule.arn);
+        }
+        if roles.is_none() {
+            roles = Some(list_roles(iam).await?);
+        }
+        let identity_center = pattern.starts_with("AWSReservedSSO_");
+        let ids: Vec<String> = roles
+            .iter()
+            .flatten()
+            .filter(|role| matches_any(std::slice::from_ref(&pattern), &role.name) && (!identity_center || role.path.starts_with(IDENTITY_CENTER_PATH)))
+            .map(|role| role.id.clone())
+            .collect();
+        if ids.is_empty() {
+            let place = if identity_center { format!(" under {IDENTITY_CENTER_PATH} (where IAM Identity Center keeps its roles)") } else { String::new() };
+            bail!("the access rule {:?} names no role of this account{place}: create the role (or assign the permission set) first, then write the rule", rule.arn);
+        }
+        eprintln!("access: {} is bound to role(s) {}", rule.arn, ids.join(", "));
+        rule.role_ids = ids;
+    }
+    Ok(())
+}
+
+async fn list_roles(iam: &aws_sdk_iam::Client) -> Result<Vec<Role>> {
+    use aws_sdk_iam::error::ProvideErrorMetadata;
+    let mut roles = Vec::new();
+    let mut pages = iam.list_roles().into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|err| {
+            let service = err.as_service_error();
+            sshca_client::explain::call("IAM", service.and_then(|e| e.code()), service.and_then(|e| e.message()), "iam:ListRoles", "the roles the access rules name")
+        })?;
+        roles.extend(page.roles().iter().map(|role| Role { name: role.role_name().to_owned(), path: role.path().to_owned(), id: role.role_id().to_owned() }));
+    }
+    Ok(roles)
+}
