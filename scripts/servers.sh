@@ -2,8 +2,9 @@
 # Installs and starts, on 127.0.0.1 and without Docker, the real servers sshca's demo and tests use:
 #   LocalStack (S3 + KMS + CloudFormation) on :4566, SeaweedFS (S3 with conditional writes) on :8333,
 #   an old MinIO (S3 without conditional creates, which sshca must refuse) on :9100,
-#   Debian's openssh-server/openssh-client (the tests start their own sshd per test), and
-#   cargo-lambda's Lambda emulator; the AWS CLI and cfn-lint come with LocalStack.
+#   Debian's openssh-server/openssh-client (the tests start their own sshd per test),
+#   cargo-lambda's Lambda emulator, and moto's server (an STS that checks SigV4 signatures, which
+#   LocalStack's does not; the tests start their own per test); the AWS CLI and cfn-lint come with LocalStack.
 # Usage: scripts/servers.sh start|stop|env
 #   `env` prints the variables that point the AWS SDK and the tests at these servers.
 set -euo pipefail
@@ -150,6 +151,15 @@ install_cargo_lambda() {
   "$STATE/cargo-lambda/bin/pip" install -q --no-deps cargo-lambda==1.9.2
 }
 
+# moto's server verifies SigV4 against its own IAM (LocalStack's STS answers any signature): the
+# tests start one per test, with their own identities.
+install_moto() {
+  if [ -x "$STATE/moto/bin/moto_server" ]; then return; fi
+  log "installing moto[server] 5.2.5"
+  python3 -m venv "$STATE/moto"
+  "$STATE/moto/bin/pip" install -q "moto[server]==5.2.5"
+}
+
 stop_pidfile() {
   local pid
   pid=$(cat "$1" 2>/dev/null) || return 0
@@ -173,6 +183,7 @@ export SSHCA_TEST_SEAWEEDFS=http://127.0.0.1:$SW_PORT
 export SSHCA_TEST_MINIO=http://127.0.0.1:$MINIO_PORT
 export SSHCA_TEST_MINIO_CREDENTIALS=$MINIO_ACCESS_KEY:$MINIO_SECRET_KEY
 export SSHCA_CARGO_LAMBDA=$STATE/cargo-lambda/bin/cargo-lambda
+export SSHCA_MOTO=$STATE/moto/bin/moto_server
 export SSHCA_AWS_CLI=$LS_HOME/venv/bin/aws
 export SSHCA_CFN_LINT=$LS_HOME/venv/bin/cfn-lint
 export SSHCA_WEED=$SW_HOME/venv/bin/weed
@@ -183,6 +194,8 @@ case "${1:-}" in
   start)
     install_openssh
     install_cargo_lambda
+    install_moto &
+    mt=$!
     # the two S3 servers start side by side: LocalStack's install dominates
     start_seaweedfs &
     sw=$!
@@ -191,6 +204,7 @@ case "${1:-}" in
     start_localstack
     wait "$sw"
     wait "$mn"
+    wait "$mt"
     ;;
   stop) stop_pidfile "$LS_HOME/localstack.pid"; stop_pidfile "$SW_HOME/weed.pid"; stop_pidfile "$MINIO_HOME/minio.pid" ;;
   env) print_env ;;

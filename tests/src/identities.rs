@@ -1,13 +1,18 @@
 //! Real AWS identities from LocalStack's IAM and STS: IAM users with access keys, and assumed-role
 //! sessions. LocalStack's `GetCallerIdentity` answers with the ARN behind an access key, but it
 //! does not check signatures: what these identities prove here is sshca's own checks (binding,
-//! audience, age, access rules), not STS's signature check.
+//! audience, age, access rules). STS's signature check is moto's ([`Moto`]): a server of its own
+//! per test, whose IAM users' proofs it verifies.
 
 use std::process::Command;
 
 use serde_json::Value;
 
-use crate::{kms_endpoint, tool};
+use std::net::TcpStream;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::{free_port, kms_endpoint, tool};
 
 /// AWS credentials of one identity.
 #[derive(Debug, Clone)]
@@ -19,16 +24,34 @@ pub struct Identity {
 }
 
 fn aws(args: &[&str]) -> Value {
+    aws_at(&kms_endpoint(), ("test", "test"), args)
+}
+
+/// The AWS CLI against `endpoint` with the given access key and secret.
+fn aws_at(endpoint: &str, (access_key, secret_key): (&str, &str), args: &[&str]) -> Value {
     let output = Command::new(tool("SSHCA_AWS_CLI"))
         .args(args)
-        .args(["--output", "json", "--endpoint-url", &kms_endpoint()])
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .args(["--output", "json", "--endpoint-url", endpoint])
+        .env("AWS_ACCESS_KEY_ID", access_key)
+        .env("AWS_SECRET_ACCESS_KEY", secret_key)
         .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env_remove("AWS_SESSION_TOKEN")
         .output()
         .expect("run the AWS CLI");
     assert!(output.status.success(), "aws {args:?}: {}", String::from_utf8_lossy(&output.stderr));
     serde_json::from_slice(&output.stdout).unwrap_or(Value::Null)
+}
+
+/// A user and its access key, created with `credentials` in the IAM at `endpoint`.
+fn create_user(endpoint: &str, credentials: (&str, &str), name: &str) -> Identity {
+    let user = aws_at(endpoint, credentials, &["iam", "create-user", "--user-name", name]);
+    let key = aws_at(endpoint, credentials, &["iam", "create-access-key", "--user-name", name]);
+    Identity {
+        arn: user["User"]["Arn"].as_str().expect("a user ARN").to_owned(),
+        access_key: key["AccessKey"]["AccessKeyId"].as_str().expect("an access key").to_owned(),
+        secret_key: key["AccessKey"]["SecretAccessKey"].as_str().expect("a secret key").to_owned(),
+        session_token: None,
+    }
 }
 
 impl Identity {
@@ -44,14 +67,19 @@ impl Identity {
 
     /// A new IAM user `name` with an access key.
     pub fn iam_user(name: &str) -> Self {
-        let user = aws(&["iam", "create-user", "--user-name", name]);
-        let key = aws(&["iam", "create-access-key", "--user-name", name]);
-        Identity {
-            arn: user["User"]["Arn"].as_str().expect("a user ARN").to_owned(),
-            access_key: key["AccessKey"]["AccessKeyId"].as_str().expect("an access key").to_owned(),
-            secret_key: key["AccessKey"]["SecretAccessKey"].as_str().expect("a secret key").to_owned(),
-            session_token: None,
-        }
+        create_user(&kms_endpoint(), ("test", "test"), name)
+    }
+
+    /// The same access key with another secret: what a forger who knows only the key id holds.
+    pub fn with_wrong_secret(&self) -> Self {
+        Identity { secret_key: format!("{}x", self.secret_key), ..self.clone() }
+    }
+
+    /// The environment that gives a process these credentials (e.g. for a function).
+    pub fn credentials(&self) -> Vec<(&'static str, String)> {
+        let mut env = vec![("AWS_ACCESS_KEY_ID", self.access_key.clone()), ("AWS_SECRET_ACCESS_KEY", self.secret_key.clone())];
+        env.extend(self.session_token.clone().map(|token| ("AWS_SESSION_TOKEN", token)));
+        env
     }
 
     /// A session of a new role `role` named `session`, as an EC2 instance role's session is named
@@ -92,5 +120,64 @@ impl Identity {
             Some(token) => command.env("AWS_SESSION_TOKEN", token),
             None => command.env_remove("AWS_SESSION_TOKEN"),
         }
+    }
+}
+
+/// moto's server on a port of its own, with authentication on: every request but the first three
+/// (which create its admin) must be signed by one of its IAM identities, and its STS checks the
+/// signature as AWS does. Stopped on drop.
+pub struct Moto {
+    pub port: u16,
+    pub admin: Identity,
+    child: Child,
+}
+
+impl Moto {
+    pub fn start() -> Self {
+        let port = free_port();
+        let child = Command::new(tool("SSHCA_MOTO"))
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .env("MOTO_ACCOUNT_ID", "000000000000")
+            // the admin's user, policy and access key; a health check would count as one
+            .env("INITIAL_NO_AUTH_ACTION_COUNT", "3")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start moto_server (scripts/servers.sh start installs it)");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "moto_server did not listen on {port} in 30 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let anyone = ("bootstrap", "bootstrap");
+        aws_at(&endpoint, anyone, &["iam", "create-user", "--user-name", "admin"]);
+        let everything = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
+        aws_at(&endpoint, anyone, &["iam", "put-user-policy", "--user-name", "admin", "--policy-name", "all", "--policy-document", everything]);
+        let key = aws_at(&endpoint, anyone, &["iam", "create-access-key", "--user-name", "admin"]);
+        let admin = Identity {
+            arn: "arn:aws:iam::000000000000:user/admin".into(),
+            access_key: key["AccessKey"]["AccessKeyId"].as_str().expect("an access key").to_owned(),
+            secret_key: key["AccessKey"]["SecretAccessKey"].as_str().expect("a secret key").to_owned(),
+            session_token: None,
+        };
+        Moto { port, admin, child }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// A new IAM user of this server, with an access key.
+    pub fn iam_user(&self, name: &str) -> Identity {
+        create_user(&self.endpoint(), (&self.admin.access_key, &self.admin.secret_key), name)
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

@@ -330,6 +330,8 @@ fn function_needs_exactly_its_role(world: &World, outputs: &std::collections::Ha
         (vec!["-u", "jane"], true),
         (vec!["--host", "-u", "web1.example.com", "-n", "web1.example.com", "-p", host_file.to_str().unwrap()], true),
         (vec!["-u", "jane", "--principal", "root"], false),
+        // no key given and none cached: a missing object must answer 404, not 403
+        (vec!["-u", "nobody-cached"], false),
     ] {
         let output = sign(&extra);
         assert_eq!(output.status.success(), ok, "sign {extra:?}: {}", stderr(&output));

@@ -329,6 +329,51 @@ fn a_role_named_like_an_identity_center_role_gets_nothing(server: S3Server) {
     assert_eq!(policy["access"]["rules"][1]["role_ids"].as_array().map(Vec::len), Some(1), "bound to the genuine role only: {policy}");
 }
 
+/// Proofs judged by an STS that checks SigV4 signatures (moto's, with its own IAM users; the
+/// function asks it): a genuine proof passes and names its caller, one signed with a wrong
+/// secret or an unknown key is refused, and a refused proof writes nothing. LocalStack holds
+/// the bucket and keys (S3 is not what this is about).
+#[test]
+fn proofs_are_judged_by_an_sts_that_checks_signatures() {
+    let moto = sshca_tests::identities::Moto::start();
+    let world = World::new(S3Server::LocalStack);
+    let alice = moto.iam_user("alice");
+    let rules = json!([
+        {"match": "arn:aws:iam::000000000000:root", "grant": "admin"},
+        {"match": alice.arn, "grant": "user", "principals": ["{user}"]},
+    ]);
+    let rules_file = world.path("rules.json");
+    std::fs::write(&rules_file, rules.to_string()).unwrap();
+    world.init(ENV, &["--principals", "deploy", "--allowed-principals", "deploy,alice", "--rules", rules_file.to_str().unwrap()]);
+    // the function runs with credentials moto knows, so its own STS calls are signed for moto too
+    let mut function_env: Vec<(&'static str, String)> = world.env().into_iter().filter(|(name, _)| !name.starts_with("AWS_SECRET") && !name.starts_with("AWS_ACCESS")).collect();
+    function_env.extend(moto.admin.credentials());
+    function_env.retain(|(name, _)| *name != "AWS_ENDPOINT_URL_STS");
+    function_env.push(("AWS_ENDPOINT_URL_STS", moto.endpoint()));
+    let lambda = LambdaEmulator::start(&function_env);
+    let request = |who: &Identity, name: &str| {
+        let dir = world.path(name);
+        std::fs::create_dir(&dir).unwrap();
+        let mut command = world.command("get_key");
+        who.apply(&mut command).env("AWS_ENDPOINT_URL_LAMBDA", lambda.endpoint()).env("AWS_EC2_METADATA_DISABLED", "true");
+        // proofs are signed for the STS the function asks
+        command.env("AWS_ENDPOINT_URL_STS", moto.endpoint());
+        command.args(["request", "-e", ENV, "--create-key", "--no-agent", "--audience", &default_audience(&world, ENV), "--ssh-dir", dir.to_str().unwrap()]);
+        command.output().unwrap()
+    };
+    let genuine = request(&alice, "genuine");
+    assert!(genuine.status.success(), "a genuine proof: {}\n{}", stderr(&genuine), lambda.logs());
+    let records = audit_records(&world);
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0]["caller_identity"], alice.arn.as_str(), "{}", records[0]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let before = runtime.block_on(world.objects());
+    refused(&request(&alice.with_wrong_secret(), "forged"), "SignatureDoesNotMatch", "a proof signed with a wrong secret");
+    let stranger = sshca_tests::identities::Identity::iam_user(&format!("stranger-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]));
+    refused(&request(&stranger, "unknown"), "InvalidClientTokenId", "a proof by a key this STS does not know");
+    assert_eq!(runtime.block_on(world.objects()), before, "a refused proof wrote to the bucket");
+}
+
 /// The same rules hold for `sshca sign --local` and `renew-host --local`, which run the issuing
 /// logic in the caller's process with the caller's credentials. LocalStack only: SeaweedFS
 /// accepts only the test servers' own S3 credentials, and a user with only invoke rights has no

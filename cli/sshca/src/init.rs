@@ -121,6 +121,7 @@ pub async fn init(aws: &Aws, config: &aws_config::SdkConfig, bucket: &str, args:
         configure(current, &args, rules, &admins, bucket, &created, me.as_ref())
     })
     .await?;
+    sign_key::revoke::publish_empty_krl(store.as_ref(), &args.environment).await?;
     if let Some(me) = &me {
         eprintln!("access: {} (you) is the environment's admin; add others with --admin or --rules", me.arn);
     }

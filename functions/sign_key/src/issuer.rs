@@ -798,6 +798,20 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread")]
+    async fn junk_under_the_revocations_costs_issuance_nothing() {
+        let (store, _, issuer) = setup().await;
+        for n in 0..5000u64 {
+            store.put(&layout::revocation("staging", n + 1), b"junk".to_vec(), Condition::IfAbsent).await.unwrap();
+        }
+        let err = issuer.issue(&request(&user_key()), &Caller::default()).await.unwrap_err();
+        assert!(err.to_string().contains("sshca krl staging --publish"), "no KRL yet, and too large a log to read here: {err}");
+        revoke::publish_empty_krl(store.as_ref(), "staging").await.unwrap();
+        let before = store.gets();
+        assert_eq!(issuer.issue(&request(&user_key()), &Caller::default()).await.unwrap().serial, 1);
+        assert!(store.gets() - before < 10, "{} GETs for one issuance", store.gets() - before);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
     async fn a_void_record_that_cannot_be_written_is_written_by_the_next_request() {
         let (store, keys, _) = setup().await;
         let audit = Arc::new(MemoryStore::default());

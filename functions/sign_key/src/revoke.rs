@@ -282,7 +282,7 @@ pub async fn encode_krl(issuer: &Issuer, environment: &str, state: &RevocationSt
         cas: cas.iter().map(PublicKey::key_data).collect(),
         keys: keys.iter().map(PublicKey::key_data).collect(),
     };
-    Ok(krl::encode(&revoked, state.version, at, &format!("sshca {environment} revocations")))
+    Ok(krl::encode(&revoked, state.version, at, &krl_comment(environment)))
 }
 
 /// A KRL as published: the log it was made from, and how many revocations it kept from the KRL
@@ -384,6 +384,20 @@ pub async fn revoked_keys(issuer: &Issuer, environment: &str) -> Result<BTreeSet
 
 /// The most revocation records issuance reads itself where no KRL is published yet.
 const MAX_UNPUBLISHED: usize = 64;
+
+fn krl_comment(environment: &str) -> String {
+    format!("sshca {environment} revocations")
+}
+
+/// Publishes the KRL of an environment that revokes nothing, unless one is published: issuance
+/// then always finds a KRL to read its revoked keys from, whatever lies in the log.
+pub async fn publish_empty_krl(store: &dyn Store, environment: &str) -> Result<(), IssueError> {
+    let empty = krl::encode(&krl::Revoked::default(), 0, unix_now(), &krl_comment(environment));
+    match store.put(&krl_key(environment), empty, Condition::IfAbsent).await {
+        Ok(_) | Err(StoreError::PreconditionFailed) => Ok(()),
+        Err(err) => Err(err.into()),
+    }
+}
 
 /// The environment's current KRL (an empty one when nothing was ever revoked).
 pub async fn current_krl(issuer: &Issuer, environment: &str) -> Result<Vec<u8>, IssueError> {

@@ -403,6 +403,20 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn thousands_of_junk_lease_names_cost_a_new_lease_little() {
+        let (store, audit) = (MemoryStore::default(), MemoryStore::default());
+        assert_eq!(SerialLeases::new(10, "first").next(&store, &audit, "staging", "req").await.unwrap(), 1);
+        // junk everywhere in the lease prefix, most of it sorting among the names a new lease looks at
+        for n in 0..5000u64 {
+            let key = format!("{}{:020}.json{n}", layout::serial_leases("staging"), 11 + n % 40);
+            audit.put(&key, b"junk".to_vec(), Condition::IfAbsent).await.unwrap();
+        }
+        let before = audit.gets();
+        assert_eq!(SerialLeases::new(10, "second").next(&store, &audit, "staging", "req").await.unwrap(), 11);
+        assert!(audit.gets() - before <= 2 * MAX_LEASE as usize, "{} GETs", audit.gets() - before);
+    }
+
+    #[tokio::test]
     async fn an_unreadable_lease_record_is_skipped() {
         let (store, audit) = (MemoryStore::default(), MemoryStore::default());
         assert_eq!(SerialLeases::new(10, "first").next(&store, &audit, "staging", "req").await.unwrap(), 1);

@@ -271,6 +271,7 @@ pub(crate) mod memory {
         next_tag: std::sync::atomic::AtomicU64,
         failing: std::sync::atomic::AtomicBool,
         unreadable: Mutex<std::collections::BTreeSet<String>>,
+        gets: std::sync::atomic::AtomicUsize,
     }
 
     impl MemoryStore {
@@ -281,6 +282,11 @@ pub(crate) mod memory {
         /// Removes an object, as someone with delete rights on the bucket could.
         pub fn delete(&self, key: &str) {
             self.objects.lock().unwrap().remove(key);
+        }
+
+        /// How many GETs were asked so far.
+        pub fn gets(&self) -> usize {
+            self.gets.load(std::sync::atomic::Ordering::SeqCst)
         }
 
         /// Makes `key` exist but fail to be fetched, as an object archived to Glacier does.
@@ -297,6 +303,7 @@ pub(crate) mod memory {
     #[async_trait]
     impl Store for MemoryStore {
         async fn get(&self, key: &str) -> Result<Option<Object>, StoreError> {
+            self.gets.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             if self.unreadable.lock().unwrap().contains(key) {
                 return Err(StoreError::Unreadable { key: key.to_owned(), why: "InvalidObjectState: archived".into() });
             }

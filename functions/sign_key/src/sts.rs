@@ -32,11 +32,17 @@ impl IdentityVerifier for StsVerifier {
             return Err(IssueError::AccessDenied(message));
         }
         let output = answer.map_err(|err| match &err {
-            SdkError::ServiceError(service) => IssueError::AccessDenied(format!(
-                "STS refused the proof of identity ({}: {}): sign it again with valid AWS credentials (`aws sso login`, or check AWS_PROFILE)",
-                service.err().code().unwrap_or("error"),
-                service.err().message().unwrap_or("no message"),
-            )),
+            SdkError::ServiceError(service) => {
+                // An answer the SDK could not parse (an STS-compatible server's own error shape)
+                // still names its code in the body.
+                let body = String::from_utf8_lossy(service.raw().body().bytes().unwrap_or_default());
+                let in_body = body.split_once("<Code>").and_then(|(_, rest)| rest.split_once("</Code>")).map(|(code, _)| crate::request::truncate_for_message(code));
+                IssueError::AccessDenied(format!(
+                    "STS refused the proof of identity ({}: {}): sign it again with valid AWS credentials (`aws sso login`, or check AWS_PROFILE)",
+                    service.err().code().map(str::to_owned).or(in_body).unwrap_or_else(|| format!("HTTP {}", service.raw().status().as_u16())),
+                    service.err().message().unwrap_or("no message"),
+                ))
+            }
             _ => IssueError::Unavailable(format!(
                 "STS could not be asked who signed the proof: {}",
                 aws_sdk_sts::error::DisplayErrorContext(&err)
