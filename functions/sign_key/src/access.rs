@@ -246,7 +246,23 @@ fn check_pattern(rule: &AccessRule) -> Result<(), String> {
             rule.arn
         ));
     }
-    if let Some((_, session)) = rule.assumed_role() {
+    if fields[2] == "sts" && rule.assumed_role().is_none() {
+        return Err(format!(
+            "{:?}: the STS callers sshca can trust are role sessions (arn:…:sts::ACCOUNT:assumed-role/ROLE/*); a federated user names itself",
+            rule.arn
+        ));
+    }
+    if let Some((role, session)) = rule.assumed_role() {
+        // Roles are bound by name when the rule is written: a wildcard would bind whatever role
+        // anyone had created under a matching name by then. Only the fixed-length suffix IAM
+        // Identity Center gives its roles (under its own path) may be left open, with `?`.
+        let identity_center_suffix = role.starts_with("AWSReservedSSO_") && !role.contains('*');
+        if role.contains(['*', '?']) && !identity_center_suffix {
+            return Err(format!(
+                "{:?} must name its role exactly (assumed-role/ROLE/*; `?` only for each character of an IAM Identity Center role's suffix, e.g. AWSReservedSSO_SshUsers_????????????????)",
+                rule.arn
+            ));
+        }
         if rule.role_ids.is_empty() {
             return Err(format!(
                 "{:?} is not bound to its role's unique id (an assumed-role ARN does not show the role's path, so a role named like it anywhere would match): write the rule again with `sshca init ENV --rules FILE`, which binds it",
@@ -626,6 +642,10 @@ mod tests {
             ("arn:aws:iam::111111111111:user/alice", true, "must name its role exactly"),
             ("arn:aws:sts::111111111111:assumed-role/AWSReservedSSO_SshUsers_*/*", true, "must name its role exactly"),
             ("arn:aws:sts::111111111111:assumed-role/*/*", true, "must name its role exactly"),
+            ("arn:aws:sts::111111111111:assumed-role/eng-*/*", false, "must name its role exactly"),
+            ("arn:aws:sts::111111111111:*", false, "role sessions"),
+            ("arn:aws:sts::111111111111:assumed-rol?/AWSReservedSSO_SshAdmins_?/*", false, "role sessions"),
+            ("arn:aws:sts::111111111111:federated-user/alice", false, "role sessions"),
         ];
         for (arn, session_name_set_by_aws, expected) in cases {
             let mut policy = policy();

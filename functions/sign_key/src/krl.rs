@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use ssh_encoding::Encode;
+use ssh_encoding::{Decode, Encode};
 use ssh_key::public::KeyData;
 
 const MAGIC: &[u8; 8] = b"SSHKRL\n\0";
@@ -226,6 +226,18 @@ impl Contents {
             + self.keys.difference(&other.keys).count()
     }
 
+    /// What it revokes under `cas` (wire blobs), and the keys it revokes outright that are keys:
+    /// what a later KRL of the same CA must revoke too (sshca drops what it cannot use).
+    pub fn scoped_to(&self, cas: &[Vec<u8>]) -> Contents {
+        let trusted = |ca: &Vec<u8>| cas.contains(ca);
+        Contents {
+            generated_at: self.generated_at,
+            serials: self.serials.iter().filter(|(ca, _)| trusted(ca)).cloned().collect(),
+            key_ids: self.key_ids.iter().filter(|(ca, _)| trusted(ca)).cloned().collect(),
+            keys: self.keys.iter().filter(|blob| KeyData::decode(&mut blob.as_slice()).is_ok()).cloned().collect(),
+        }
+    }
+
     /// The CA keys it scopes serials and key ids to.
     pub fn cas(&self) -> BTreeSet<&[u8]> {
         self.serials.iter().map(|(ca, _)| ca.as_slice()).chain(self.key_ids.iter().map(|(ca, _)| ca.as_slice())).collect()
@@ -254,7 +266,8 @@ pub fn decode(krl: &[u8]) -> Result<Contents, String> {
 
 /// Whether `new` may replace the KRL a server has installed (`installed`, if any): it must be a
 /// KRL of the kind sshca publishes, scoped to at least one of `cas` (wire blobs) if it scopes
-/// anything, and revoke everything the installed one does unless `allow_shrink`. A planted or
+/// anything, and revoke everything the installed one does under `cas` (and every key it revokes
+/// outright) unless `allow_shrink`: a retired CA's revocations may go. A planted or
 /// truncated object at the KRL's key would otherwise un-revoke on every server at its next refresh.
 pub fn check_replacement(new: &[u8], installed: Option<&[u8]>, cas: &[Vec<u8>], allow_shrink: bool) -> Result<(), String> {
     let contents = decode(new).map_err(|why| format!("the published KRL is not one sshca publishes: {why}"))?;
@@ -262,8 +275,13 @@ pub fn check_replacement(new: &[u8], installed: Option<&[u8]>, cas: &[Vec<u8>], 
     if !scoped.is_empty() && !scoped.iter().any(|ca| cas.iter().any(|trusted| trusted.as_slice() == *ca)) {
         return Err("the published KRL revokes certificates of CA keys this environment does not have (another environment's KRL?)".into());
     }
-    let Some(installed) = installed.and_then(|installed| decode(installed).ok()) else { return Ok(()) };
-    let lost = installed.not_in(&contents);
+    let Some(installed) = installed else { return Ok(()) };
+    let installed = match decode(installed) {
+        Ok(installed) => installed,
+        Err(_) if allow_shrink => return Ok(()),
+        Err(why) => return Err(format!("the installed KRL is not one sshca publishes ({why}), so what replacing it would un-revoke cannot be told: pass --allow-shrink to replace it")),
+    };
+    let lost = installed.scoped_to(cas).not_in(&contents);
     if lost > 0 && !allow_shrink {
         return Err(format!(
             "it revokes {lost} certificate(s) or key(s) fewer than the installed KRL: someone may be un-revoking access; check `sshca verify` and, if the change is intended, pass --allow-shrink"
@@ -336,5 +354,10 @@ mod tests {
         assert!(check_replacement(b"<html>not found</html>", Some(&installed), &cas, true).unwrap_err().contains("not one sshca publishes"));
         assert!(check_replacement(&krl(vec![3, 5], &other), None, &cas, false).unwrap_err().contains("does not have"));
         assert_eq!(check_replacement(&krl(vec![], &ca), None, &cas, false), Ok(()), "an empty KRL scopes nothing");
+        // a retired CA's revocations (or junk under a CA nobody trusts) may go; ours may not
+        let both = encode(&Revoked { serials: vec![3, 5], key_ids: vec![], cas: vec![&ca, &other], keys: vec![] }, 1, 1000, "c");
+        assert_eq!(check_replacement(&installed, Some(&both), &cas, false), Ok(()));
+        assert!(check_replacement(&krl(vec![3], &ca), Some(b"not a krl"), &cas, false).unwrap_err().contains("cannot be told"));
+        assert_eq!(check_replacement(&krl(vec![3], &ca), Some(b"not a krl"), &cas, true), Ok(()));
     }
 }

@@ -144,8 +144,23 @@ impl Log {
     /// object is named after (nor `hidden`: names whose record a delete marker hides, which must
     /// not be written again), or else the lowest such one.
     pub fn next_version(&self, hidden: &BTreeSet<u64>) -> u64 {
-        let free = |from: u64| (from..=u64::MAX).find(|version| !self.taken.contains(version) && !hidden.contains(version));
+        let free = |from: u64| (from..=u64::MAX).find(|version| !self.is_taken(*version, hidden));
         free(self.state.version.saturating_add(1)).or_else(|| free(1)).unwrap_or(u64::MAX)
+    }
+
+    /// A free version nobody can guess: where the next version was taken by a race, it may be
+    /// someone planting at each next version as fast as it frees up.
+    pub fn unpredictable_version(&self, hidden: &BTreeSet<u64>) -> u64 {
+        loop {
+            let version = rand::thread_rng().gen_range(1..u64::MAX);
+            if !self.is_taken(version, hidden) {
+                return version;
+            }
+        }
+    }
+
+    fn is_taken(&self, version: u64, hidden: &BTreeSet<u64>) -> bool {
+        self.taken.contains(&version) || hidden.contains(&version)
     }
 }
 
@@ -220,7 +235,7 @@ pub async fn revoke(issuer: &Issuer, request: &RevokeRequest) -> Result<RevokeRe
         let record = RevocationRecord {
             event: "revoked".into(),
             environment: environment.clone(),
-            version: log.next_version(&hidden),
+            version: if attempt == 0 { log.next_version(&hidden) } else { log.unpredictable_version(&hidden) },
             serials: wanted.serials.difference(&log.state.serials).copied().collect(),
             key_ids: wanted.key_ids.difference(&log.state.key_ids).cloned().collect(),
             keys: wanted.keys.difference(&log.state.keys).cloned().collect(),

@@ -109,42 +109,38 @@ async fn first_after_leases(audit: &dyn Store, environment: &str, counter: &str)
     highest.checked_add(1).ok_or_else(|| IssueError::Configuration(format!("the serial counter {counter} is exhausted")))
 }
 
-/// Of the genuine leases of `environment` that hold a serial of `first..=last`, the one that
-/// reaches highest: the counter was lowered (or restored too low), or a lease-like record was
-/// planted, and handing these serials out could reuse one. Every lease that could overlap is
-/// looked at: all names from `first - MAX_LEASE + 1` to `last`, listed in name order (serials are
-/// zero-padded, so names sort as numbers) however many other objects lie between them.
-async fn overlapping_lease(audit: &dyn Store, environment: &str, first: u64, last: u64) -> Result<Option<LeaseRecord>, IssueError> {
+/// Of the genuine leases of `environment` other than `own` that hold a serial of
+/// `first..=last`, the one that reaches highest: the counter was lowered (or restored too low), or
+/// another signer leased the same serials at the same time, and handing these serials out could
+/// reuse one. Every name that could hold such a lease (`first - MAX_LEASE + 1 ..= last`) is looked
+/// at: one LIST of the names between them, or, where other objects flood that range, a GET of
+/// each of those names. Never more than one LIST and `last - first + MAX_LEASE` GETs.
+async fn overlapping_lease(audit: &dyn Store, environment: &str, first: u64, last: u64, own: &str) -> Result<Option<LeaseRecord>, IssueError> {
     let prefix = layout::serial_leases(environment);
     let lowest = first.saturating_sub(MAX_LEASE - 1).max(1);
-    let mut after = layout::serial_lease(environment, lowest - 1);
+    // names are zero-padded, so they sort as their numbers do
+    let end = layout::serial_lease(environment, last);
+    let page = audit.list_after(&prefix, &layout::serial_lease(environment, lowest - 1), LIST_PAGE).await?;
+    let whole_range = page.len() < LIST_PAGE || page.last().is_some_and(|key| *key > end);
+    let candidates: Vec<String> = match whole_range {
+        true => page.into_iter().filter(|key| *key <= end).collect(),
+        false => (lowest..=last).map(|start| layout::serial_lease(environment, start)).collect(),
+    };
     let mut reaching: Option<LeaseRecord> = None;
-    loop {
-        let page = audit.list_after(&prefix, &after, LIST_PAGE).await?;
-        let full = page.len() == LIST_PAGE;
-        for key in page {
-            after.clone_from(&key);
-            let name = key.strip_prefix(&prefix).and_then(|name| name.strip_suffix(".json")).and_then(|n| n.parse::<u64>().ok());
-            let Some(start) = name.filter(|&start| key == layout::serial_lease(environment, start)) else { continue };
-            if start > last {
-                return Ok(reaching);
+    for key in candidates.iter().filter(|key| key.as_str() != own) {
+        let body = match audit.get(key).await {
+            Ok(Some(object)) => object.body,
+            Ok(None) => continue,
+            Err(err) if err.is_unreadable_object() => continue,
+            Err(err) => return Err(err.into()),
+        };
+        if let Some(record) = genuine_lease(environment, key, &body) {
+            if record.first <= last && first <= record.last && reaching.as_ref().is_none_or(|r| record.last > r.last) {
+                reaching = Some(record);
             }
-            let body = match audit.get(&key).await {
-                Ok(Some(object)) => object.body,
-                Ok(None) => continue,
-                Err(err) if err.is_unreadable_object() => continue,
-                Err(err) => return Err(err.into()),
-            };
-            if let Some(record) = genuine_lease(environment, &key, &body) {
-                if record.first <= last && first <= record.last && reaching.as_ref().is_none_or(|r| record.last > r.last) {
-                    reaching = Some(record);
-                }
-            }
-        }
-        if !full {
-            return Ok(reaching);
         }
     }
+    Ok(reaching)
 }
 
 /// Keys asked for per LIST request (S3's own page size).
@@ -186,6 +182,8 @@ struct Lease {
     /// The lease's audit record until it is durable (no serial is handed out before); kept
     /// byte for byte, so that a retry after a lost answer writes the very same record.
     unrecorded: Option<Vec<u8>>,
+    /// Whether no other lease was seen to hold any of its serials (none is handed out before).
+    checked: bool,
 }
 
 impl SerialLeases {
@@ -198,8 +196,8 @@ impl SerialLeases {
     /// The next serial of `environment`, leasing (and recording) a new block when this signer's
     /// lease is used up. Concurrent callers wait for one lease rather than each taking one.
     ///
-    /// A block is used only once its record is durable under its own name and no genuine lease
-    /// holds any of its serials. A block that another record claims (a lowered counter, or
+    /// A block is used only once its record is durable under its own name and no other genuine
+    /// lease holds any of its serials. A block that another record claims (a lowered counter, or
     /// something planted) is given up, never used: its serials were handed out by nobody here,
     /// and the next block is leased above what claims it.
     pub async fn next(&self, store: &dyn Store, audit: &dyn Store, environment: &str, request_id: &str) -> Result<u64, IssueError> {
@@ -219,20 +217,13 @@ impl SerialLeases {
                         leased_at: OffsetDateTime::now_utc().format(&Rfc3339).expect("UTC times format"),
                     };
                     let body = serde_json::to_vec_pretty(&record).expect("a lease record serializes");
-                    Lease { serials, unrecorded: Some(body) }
+                    Lease { serials, unrecorded: Some(body), checked: false }
                 }
             };
+            let (first, last) = (lease.serials.start, lease.serials.end - 1);
+            let name = layout::serial_lease(environment, first);
             if let Some(body) = lease.unrecorded.clone() {
-                let (first, last) = (lease.serials.start, lease.serials.end - 1);
-                if let Some(earlier) = overlapping_lease(audit, environment, first, last).await? {
-                    tracing::error!(
-                        first, last, earlier_first = earlier.first, earlier_last = earlier.last,
-                        "serials leased from the counter are held by an earlier lease record (the counter was lowered, or a record planted): given up"
-                    );
-                    at_least = earlier.last.checked_add(1).ok_or_else(|| IssueError::Configuration(format!("the serial counter of {environment} is exhausted")))?;
-                    continue;
-                }
-                match put_once(audit, &layout::serial_lease(environment, first), body).await {
+                match put_once(audit, &name, body).await {
                     Ok(()) => lease.unrecorded = None,
                     // Someone else's record under this lease's name: its serials cannot be
                     // accounted for as ours, so none is used; the next block is leased instead.
@@ -248,6 +239,26 @@ impl SerialLeases {
                         )));
                     }
                 }
+            }
+            // Checked once the record is durable: of two signers that leased the same serials
+            // (a counter lowered between them), the later check sees the other's record.
+            if !lease.checked {
+                let earlier = match overlapping_lease(audit, environment, first, last, &name).await {
+                    Ok(earlier) => earlier,
+                    Err(err) => {
+                        leases.insert(environment.to_owned(), lease);
+                        return Err(err);
+                    }
+                };
+                if let Some(earlier) = earlier {
+                    tracing::error!(
+                        first, last, earlier_first = earlier.first, earlier_last = earlier.last,
+                        "serials leased from the counter are held by another lease record (the counter was lowered, or a record planted): given up"
+                    );
+                    at_least = earlier.last.checked_add(1).ok_or_else(|| IssueError::Configuration(format!("the serial counter of {environment} is exhausted")))?;
+                    continue;
+                }
+                lease.checked = true;
             }
             let serial = lease.serials.next().expect("a fresh or non-empty lease");
             leases.insert(environment.to_owned(), lease);
