@@ -136,8 +136,14 @@ fn serve(mut client: TcpStream, upstream: &str, state: &State) {
         state.injected.fetch_add(1, Ordering::SeqCst);
         let answer = match fault {
             Fault::Drop => return,
-            Fault::S3(status, code) => (status, "application/xml", format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>injected fault</Message></Error>")),
-            Fault::Kms(status, kind) => (status, "application/x-amz-json-1.1", format!("{{\"__type\":\"{kind}\",\"message\":\"injected fault\"}}")),
+            Fault::S3(status, code) => (
+                status,
+                "application/xml",
+                format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>injected fault</Message></Error>"),
+            ),
+            Fault::Kms(status, kind) => {
+                (status, "application/x-amz-json-1.1", format!("{{\"__type\":\"{kind}\",\"message\":\"injected fault\"}}"))
+            }
         };
         let (status, content_type, body) = answer;
         let response = format!(
@@ -162,7 +168,11 @@ fn serve(mut client: TcpStream, upstream: &str, state: &State) {
     let lower = text.to_ascii_lowercase();
     let mut body = Vec::new();
     if lower.contains("\r\nx-amz-target:") {
-        let length = lower.split("\r\n").find_map(|line| line.strip_prefix("content-length:")).and_then(|n| n.trim().parse::<usize>().ok()).unwrap_or(0);
+        let length = lower
+            .split("\r\n")
+            .find_map(|line| line.strip_prefix("content-length:"))
+            .and_then(|n| n.trim().parse::<usize>().ok())
+            .unwrap_or(0);
         body.resize(length, 0);
         if client.read_exact(&mut body).is_err() || server.write_all(&body).is_err() {
             return;
@@ -209,7 +219,17 @@ pub struct PrivateSeaweedFs {
 
 impl PrivateSeaweedFs {
     pub fn start() -> Self {
-        let names = ["master.port", "filer.port", "volume.port", "admin.port", "debug.port", "master.port.grpc", "filer.port.grpc", "volume.port.grpc", "s3.port.grpc"];
+        let names = [
+            "master.port",
+            "filer.port",
+            "volume.port",
+            "admin.port",
+            "debug.port",
+            "master.port.grpc",
+            "filer.port.grpc",
+            "volume.port.grpc",
+            "s3.port.grpc",
+        ];
         let port_flags = names.iter().map(|name| format!("-{name}={}", free_port())).collect();
         let mut server = PrivateSeaweedFs { s3_port: free_port(), port_flags, data: tempfile::tempdir().expect("temp dir"), child: None };
         server.launch();

@@ -80,7 +80,9 @@ pub fn calls_of(recorded: &Recorded, region: &str, account: &str) -> Vec<Call> {
     }
     let object = format!("{bucket_arn}/{}", percent_decode(key));
     match method {
-        "GET" | "HEAD" if recorded.status == 404 => vec![call("s3:GetObject", object, BTreeMap::new()), call("s3:ListBucket", bucket_arn, BTreeMap::new())],
+        "GET" | "HEAD" if recorded.status == 404 => {
+            vec![call("s3:GetObject", object, BTreeMap::new()), call("s3:ListBucket", bucket_arn, BTreeMap::new())]
+        }
         "GET" | "HEAD" => vec![call("s3:GetObject", object, BTreeMap::new())],
         "PUT" => {
             let keys = [
@@ -115,14 +117,17 @@ impl Authority {
     fn decide(&self, documents: &[Value], principal: &str, call: &Call) -> Result<Decision, String> {
         let policies = documents
             .iter()
-            .map(|document| serde_json::from_value::<IAMPolicy>(document.clone()).map_err(|err| format!("iam-rs cannot read {document}: {err}")))
+            .map(|document| {
+                serde_json::from_value::<IAMPolicy>(document.clone()).map_err(|err| format!("iam-rs cannot read {document}: {err}"))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let mut context = Context::new();
         for (key, value) in self.context.iter().chain(&call.context) {
             context.insert(key.clone(), ContextValue::String(value.clone()));
         }
         let resource = Arn::parse(&call.resource).map_err(|err| format!("{}: {err:?}", call.resource))?;
-        let request = IAMRequest::new_with_context(Principal::Aws(PrincipalId::String(principal.to_owned())), call.action.clone(), resource, context);
+        let request =
+            IAMRequest::new_with_context(Principal::Aws(PrincipalId::String(principal.to_owned())), call.action.clone(), resource, context);
         PolicyEvaluator::with_policies(policies).evaluate(&request).map(|result| result.decision).map_err(|err| format!("{call}: {err}"))
     }
 
@@ -144,7 +149,8 @@ impl Authority {
         let allowed = match (resource, kms) {
             (Some((_, document)), true) => {
                 let root = format!("arn:aws:iam::{}:root", self.account);
-                direct == Decision::Allow || (identity == Decision::Allow && self.decide(std::slice::from_ref(document), &root, call)? == Decision::Allow)
+                direct == Decision::Allow
+                    || (identity == Decision::Allow && self.decide(std::slice::from_ref(document), &root, call)? == Decision::Allow)
             }
             _ => direct == Decision::Allow || identity == Decision::Allow,
         };
@@ -176,7 +182,8 @@ pub fn unused_grants(identity: &[Value], calls: &[Call]) -> Vec<String> {
             for action in list(&statement["Action"]) {
                 for resource in list(&statement["Resource"]) {
                     let used = calls.iter().any(|call| {
-                        call.action.eq_ignore_ascii_case(&action) && Arn::parse(&call.resource).is_ok_and(|arn| arn.matches(&resource).unwrap_or(false))
+                        call.action.eq_ignore_ascii_case(&action)
+                            && Arn::parse(&call.resource).is_ok_and(|arn| arn.matches(&resource).unwrap_or(false))
                     });
                     if !used {
                         unused.push(format!("{action} {resource}"));
@@ -272,7 +279,10 @@ mod tests {
             account: "111111111111".into(),
             identity: vec![identity],
             resources: vec![(key.into(), key_policy)],
-            context: BTreeMap::from([("lambda:SourceFunctionArn".to_owned(), "arn:aws:lambda:us-east-1:111111111111:function:f".to_owned())]),
+            context: BTreeMap::from([(
+                "lambda:SourceFunctionArn".to_owned(),
+                "arn:aws:lambda:us-east-1:111111111111:function:f".to_owned(),
+            )]),
         };
         let call = |action: &str| Call { action: action.into(), resource: key.into(), context: BTreeMap::new() };
         assert_eq!(authority.judge(&call("kms:Sign")), Ok(()));
@@ -280,7 +290,10 @@ mod tests {
         assert!(authority.judge(&call("kms:Decrypt")).unwrap_err().contains("not allowed"), "the key policy does not delegate it");
         authority.context.clear();
         assert!(authority.judge(&call("kms:Sign")).unwrap_err().contains("explicitly denied"), "outside the function");
-        assert_eq!(unused_grants(&authority.identity, &[call("kms:Sign")]), [format!("kms:DescribeKey {key}"), format!("kms:Decrypt {key}")]);
+        assert_eq!(
+            unused_grants(&authority.identity, &[call("kms:Sign")]),
+            [format!("kms:DescribeKey {key}"), format!("kms:Decrypt {key}")]
+        );
     }
 
     #[test]

@@ -57,12 +57,7 @@ fn create_user(endpoint: &str, credentials: (&str, &str), name: &str) -> Identit
 impl Identity {
     /// LocalStack's account root: the test servers' own credentials.
     pub fn test_root() -> Self {
-        Identity {
-            arn: "arn:aws:iam::000000000000:root".into(),
-            access_key: "test".into(),
-            secret_key: "test".into(),
-            session_token: None,
-        }
+        Identity { arn: "arn:aws:iam::000000000000:root".into(), access_key: "test".into(), secret_key: "test".into(), session_token: None }
     }
 
     /// A new IAM user `name` with an access key.
@@ -154,7 +149,11 @@ impl Moto {
         let anyone = ("bootstrap", "bootstrap");
         aws_at(&endpoint, anyone, &["iam", "create-user", "--user-name", "admin"]);
         let everything = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
-        aws_at(&endpoint, anyone, &["iam", "put-user-policy", "--user-name", "admin", "--policy-name", "all", "--policy-document", everything]);
+        aws_at(
+            &endpoint,
+            anyone,
+            &["iam", "put-user-policy", "--user-name", "admin", "--policy-name", "all", "--policy-document", everything],
+        );
         let key = aws_at(&endpoint, anyone, &["iam", "create-access-key", "--user-name", "admin"]);
         let admin = Identity {
             arn: "arn:aws:iam::000000000000:user/admin".into(),

@@ -63,9 +63,7 @@ pub fn require_server(endpoint: &str) {
     let address = endpoint.trim_start_matches("http://").trim_end_matches('/');
     let address: SocketAddr = address.parse().unwrap_or_else(|_| panic!("bad endpoint {endpoint}"));
     if TcpStream::connect_timeout(&address, Duration::from_secs(2)).is_err() {
-        panic!(
-            "no server at {endpoint}: start the test servers with `scripts/servers.sh start` (scripts/test.sh does it for you)"
-        );
+        panic!("no server at {endpoint}: start the test servers with `scripts/servers.sh start` (scripts/test.sh does it for you)");
     }
 }
 
@@ -162,7 +160,8 @@ impl World {
     pub async fn s3(&self) -> aws_sdk_s3::Client {
         let (access_key, secret_key) = self.server.credentials();
         let credentials = aws_sdk_s3::config::Credentials::new(access_key, secret_key, None, None, "sshca-tests");
-        let config = aws_sdk_s3::config::Builder::from(&self.sdk_config().await).credentials_provider(credentials).force_path_style(true).build();
+        let config =
+            aws_sdk_s3::config::Builder::from(&self.sdk_config().await).credentials_provider(credentials).force_path_style(true).build();
         aws_sdk_s3::Client::from_conf(config)
     }
 
@@ -299,8 +298,7 @@ impl Sshd {
         };
         std::fs::write(dir.path().join("trusted_ca.pub"), trusted_ca_keys).expect("write CA keys");
         std::fs::create_dir(dir.path().join("principals")).expect("principals dir");
-        std::fs::write(dir.path().join("principals").join(current_user()), principals.join("\n") + "\n")
-            .expect("write principals");
+        std::fs::write(dir.path().join("principals").join(current_user()), principals.join("\n") + "\n").expect("write principals");
         let port = free_port();
         let config = format!(
             "Port {port}\nListenAddress 127.0.0.1\nHostKey {host_key}\nPidFile {d}/sshd.pid\nUsePAM no\nStrictModes no\nLogLevel VERBOSE\n{}",

@@ -13,20 +13,24 @@ fn bad_input(server: S3Server) {
     let dsa = pub_path(&keygen(dir, "dsa", "dsa", None, ""));
     std::fs::write(world.path("garbage.pub"), "ssh-ed25519 AAAAnotbase64!!\n").unwrap();
     let garbage = world.path("garbage.pub");
-    let (good, garbage, dsa, rsa1024) = (good.display().to_string(), garbage.display().to_string(), dsa.display().to_string(), rsa1024.display().to_string());
+    let (good, garbage, dsa, rsa1024) =
+        (good.display().to_string(), garbage.display().to_string(), dsa.display().to_string(), rsa1024.display().to_string());
     let long_reason = "x".repeat(257);
     let soon = time::OffsetDateTime::now_utc() + time::Duration::seconds(60);
     let soon = soon.format(time::macros::format_description!("[year][month][day][hour][minute][second]")).unwrap();
     let sign_as = |user: &str, key: &str, extra: &[&str]| {
-        let mut args: Vec<String> =
-            ["sign", "--local", "-e", "staging", "-u", user, "-r", "testing", "-p", key].map(String::from).to_vec();
+        let mut args: Vec<String> = ["sign", "--local", "-e", "staging", "-u", user, "-r", "testing", "-p", key].map(String::from).to_vec();
         args.extend(extra.iter().map(|s| s.to_string()));
         args
     };
     let sign = |extra: &[&str]| sign_as("jane", &good, extra);
     let without_reason: Vec<String> = ["sign", "--local", "-e", "staging", "-u", "jane", "-p", &good].map(String::from).to_vec();
     let cases: Vec<(&str, Vec<String>, &str)> = vec![
-        ("unknown environment", ["sign", "--local", "-e", "nope", "-u", "jane", "-r", "t", "-p", &good].map(String::from).to_vec(), "sshca init nope"),
+        (
+            "unknown environment",
+            ["sign", "--local", "-e", "nope", "-u", "jane", "-r", "t", "-p", &good].map(String::from).to_vec(),
+            "sshca init nope",
+        ),
         ("malformed key", sign_as("jane", &garbage, &[]), "not an OpenSSH public key"),
         ("DSA key", sign_as("jane", &dsa, &[]), "DSA keys are insecure"),
         ("RSA-1024 key", sign_as("jane", &rsa1024, &[]), "1024 bits; at least 2048"),
@@ -39,7 +43,11 @@ fn bad_input(server: S3Server) {
         ("start next year", sign(&["-s", "+365d", "-t", "+366d"]), "may not start in the future"),
         ("start long ago", sign(&["-s", "-1d", "-t", "+1h"]), "may not start in the past"),
         ("reason missing", without_reason, "a reason is required"),
-        ("reason too long", ["sign", "--local", "-e", "staging", "-u", "jane", "-r", &long_reason, "-p", &good].map(String::from).to_vec(), "keep it to 256"),
+        (
+            "reason too long",
+            ["sign", "--local", "-e", "staging", "-u", "jane", "-r", &long_reason, "-p", &good].map(String::from).to_vec(),
+            "keep it to 256",
+        ),
         ("user with slash", sign_as("a/b", &good, &[]), "is not valid"),
         ("user with dotdot", sign_as("..", &good, &[]), "is not valid"),
         ("user with control char", sign_as("ja\u{7}ne", &good, &[]), "is not valid"),
@@ -61,9 +69,30 @@ fn bad_input(server: S3Server) {
     let kms = runtime.block_on(world.kms());
     let symmetric = runtime.block_on(kms.create_key().send()).unwrap().key_metadata().unwrap().key_id().to_owned();
     let cases: Vec<(&str, Vec<String>, &str)> = vec![
-        ("KMS key missing", vec!["init".into(), "broken".into(), "--user-ca-key".into(), "6b7a1b8e-0000-4000-8000-000000000000".into()], "not found"),
+        (
+            "KMS key missing",
+            vec!["init".into(), "broken".into(), "--user-ca-key".into(), "6b7a1b8e-0000-4000-8000-000000000000".into()],
+            "not found",
+        ),
         ("KMS key not SIGN_VERIFY", vec!["init".into(), "broken".into(), "--user-ca-key".into(), symmetric], "SIGN_VERIFY"),
-        ("bucket missing", vec!["--bucket".into(), format!("{}-missing", world.bucket), "sign".into(), "--local".into(), "-e".into(), "staging".into(), "-u".into(), "jane".into(), "-r".into(), "t".into(), "-p".into(), good.clone()], "does not exist"),
+        (
+            "bucket missing",
+            vec![
+                "--bucket".into(),
+                format!("{}-missing", world.bucket),
+                "sign".into(),
+                "--local".into(),
+                "-e".into(),
+                "staging".into(),
+                "-u".into(),
+                "jane".into(),
+                "-r".into(),
+                "t".into(),
+                "-p".into(),
+                good.clone(),
+            ],
+            "does not exist",
+        ),
     ];
     for (what, args, expected) in cases {
         let output = world.command("sshca").args(&args).output().unwrap();
@@ -94,8 +123,12 @@ fn corpus(world: &World) -> Vec<Case> {
     let private = std::fs::read_to_string(dir.join("corpus")).unwrap();
     let ca = keygen(dir, "corpus-ca", "ed25519", None, "");
     let signed = std::process::Command::new("ssh-keygen")
-        .args(["-q", "-s"]).arg(&ca).args(["-I", "x", "-n", "deploy"]).arg(pub_path(&dir.join("corpus")))
-        .output().unwrap();
+        .args(["-q", "-s"])
+        .arg(&ca)
+        .args(["-I", "x", "-n", "deploy"])
+        .arg(pub_path(&dir.join("corpus")))
+        .output()
+        .unwrap();
     assert!(signed.status.success());
     let certificate = key_line(dir.join("corpus-cert.pub"));
     let base = json!({"environment": "staging", "username": "jane", "public_key": good, "reason": "testing"});

@@ -60,13 +60,20 @@ fn sign_through_function(world: &World, environment: &str, function_env: Vec<(&'
     assert_eq!(response["key_id"], format!("jane#{}", response["serial"]));
     let output = invoke(proven(format!(r#"{{"environment":"{environment}","username":"jane","reason":"x","ttl":999999999}}"#)));
     assert!(!output.status.success());
-    assert!(String::from_utf8_lossy(&output.stdout).contains("PolicyViolation") || stderr(&output).contains("PolicyViolation"), "{}", stderr(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("PolicyViolation") || stderr(&output).contains("PolicyViolation"),
+        "{}",
+        stderr(&output)
+    );
 
     // a direct invoke of a Function URL event whose requestContext claims alice: the audit record
     // names the proven caller (the test credentials are LocalStack's account root), not the
     // forged one, and keeps the payload's requested_by as the label it is
     let alice = "arn:aws:iam::000000000000:user/alice";
-    let body = proven(serde_json::json!({"environment": environment, "username": "jane", "reason": "function url", "requested_by": "mallory"}).to_string());
+    let body = proven(
+        serde_json::json!({"environment": environment, "username": "jane", "reason": "function url", "requested_by": "mallory"})
+            .to_string(),
+    );
     let event = serde_json::json!({
         "version": "2.0",
         "requestContext": {"http": {"method": "POST", "path": "/"}, "authorizer": {"iam": {"userArn": alice}}},
@@ -144,8 +151,14 @@ fn stack_deploys_on_localstack_and_the_function_signs_with_its_keys() {
 
     let world = World { bucket: state_bucket.clone(), ..world };
     let out = world.sshca_ok(&[
-        "init", &environment, "--user-ca-key", &outputs["UserCaKeyId"], "--host-ca-key", &outputs["HostCaKeyId"],
-        "--principals", "deploy",
+        "init",
+        &environment,
+        "--user-ca-key",
+        &outputs["UserCaKeyId"],
+        "--host-ca-key",
+        &outputs["HostCaKeyId"],
+        "--principals",
+        "deploy",
     ]);
     let ca = out.lines().next().unwrap().to_owned();
     let mut function_env = world.env();
@@ -173,7 +186,10 @@ fn stack_deploys_on_localstack_and_the_function_signs_with_its_keys() {
     world.sshca_ok(&["init", &environment, "--rules", rules.to_str().unwrap()]);
     let shown = world.sshca_ok(&["show-policy", &environment]);
     assert!(shown.contains("1. arn:aws:iam::000000000000:root  →  admin"), "whoever runs init stays admin: {shown}");
-    assert!(shown.contains("assumed-role/AWSReservedSSO_SshUsers_????????????????/*  →  user; named by its session name (set by AWS)"), "{shown}");
+    assert!(
+        shown.contains("assumed-role/AWSReservedSSO_SshUsers_????????????????/*  →  user; named by its session name (set by AWS)"),
+        "{shown}"
+    );
     assert!(shown.contains("→  host; host certificates only; principals [\"{session}.hosts.example.com\"]"), "{shown}");
     invoke_policies_grant_only_the_function(&world, &outputs, &environment);
 }
@@ -182,7 +198,8 @@ fn stack_deploys_on_localstack_and_the_function_signs_with_its_keys() {
 /// signs, and an explicit deny keeps everyone else (whatever their identity policies say) from
 /// signing certificates offline.
 fn ca_keys_sign_only_for_the_function(world: &World, outputs: &std::collections::HashMap<String, String>, stack: &str) {
-    let resource = aws_cli(world, &["cloudformation", "describe-stack-resource", "--stack-name", stack, "--logical-resource-id", "SignKeyRole"]);
+    let resource =
+        aws_cli(world, &["cloudformation", "describe-stack-resource", "--stack-name", stack, "--logical-resource-id", "SignKeyRole"]);
     let role_name = resource["StackResourceDetail"]["PhysicalResourceId"].as_str().unwrap().to_owned();
     let role_arn = aws_cli(world, &["iam", "get-role", "--role-name", &role_name])["Role"]["Arn"].as_str().unwrap().to_owned();
     for output in ["UserCaKeyId", "HostCaKeyId"] {
@@ -202,9 +219,13 @@ fn ca_keys_sign_only_for_the_function(world: &World, outputs: &std::collections:
                 assert_eq!(statement["Principal"]["AWS"], role_arn, "{output}: only the function role may sign: {statement}");
             }
         }
-        let deny = statements.iter().find(|s| s["Effect"] == "Deny" && actions(s) == ["kms:Sign"]).unwrap_or_else(|| panic!("{output}: no Sign deny: {policy}"));
+        let deny = statements
+            .iter()
+            .find(|s| s["Effect"] == "Deny" && actions(s) == ["kms:Sign"])
+            .unwrap_or_else(|| panic!("{output}: no Sign deny: {policy}"));
         assert_eq!(deny["Principal"], "*", "{deny}");
-        let exempt: Vec<&str> = deny["Condition"]["ArnNotEquals"]["aws:PrincipalArn"].as_array().unwrap().iter().filter_map(|a| a.as_str()).collect();
+        let exempt: Vec<&str> =
+            deny["Condition"]["ArnNotEquals"]["aws:PrincipalArn"].as_array().unwrap().iter().filter_map(|a| a.as_str()).collect();
         assert!(exempt.iter().all(|arn| *arn == role_arn), "{output}: the deny exempts only the function role: {deny}");
     }
 }
@@ -215,7 +236,13 @@ fn audit_trail_is_append_only(world: &World, audit_bucket: &str) {
     let answer = aws_cli(world, &["s3api", "get-bucket-policy", "--bucket", audit_bucket]);
     let policy: serde_json::Value = serde_json::from_str(answer["Policy"].as_str().unwrap()).unwrap();
     let text = policy.to_string();
-    let denies = |action: &str| policy["Statement"].as_array().unwrap().iter().any(|s| s["Effect"] == "Deny" && s["Principal"] == "*" && s["Action"].to_string().contains(action));
+    let denies = |action: &str| {
+        policy["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["Effect"] == "Deny" && s["Principal"] == "*" && s["Action"].to_string().contains(action))
+    };
     assert!(denies("s3:DeleteObject") && denies("s3:DeleteObjectVersion"), "{text}");
     assert!(denies("s3:PutObject") && text.contains("s3:if-none-match"), "writes without If-None-Match are not denied: {text}");
     let lock = aws_cli(world, &["s3api", "get-object-lock-configuration", "--bucket", audit_bucket]);
@@ -279,7 +306,10 @@ fn function_role_has_least_privilege(world: &World, stack: &str, audit_bucket: &
 fn role_policies(world: &World, role_name: &str) -> Vec<serde_json::Value> {
     let inline = aws_cli(world, &["iam", "list-role-policies", "--role-name", role_name]);
     let names: Vec<String> = inline["PolicyNames"].as_array().unwrap().iter().filter_map(|n| n.as_str().map(str::to_owned)).collect();
-    names.iter().map(|name| aws_cli(world, &["iam", "get-role-policy", "--role-name", role_name, "--policy-name", name])["PolicyDocument"].clone()).collect()
+    names
+        .iter()
+        .map(|name| aws_cli(world, &["iam", "get-role-policy", "--role-name", role_name, "--policy-name", name])["PolicyDocument"].clone())
+        .collect()
 }
 
 /// The function, run under the role the template creates (a session of it from STS), serves a
@@ -288,9 +318,15 @@ fn role_policies(world: &World, role_name: &str) -> Vec<serde_json::Value> {
 /// role's policies, the CA keys' policies and the buckets' policies as the stack deployed them.
 /// Every call must be allowed, every grant used by a call or named in the README, and without
 /// `kms:DescribeKey` the check names what fails.
-fn function_needs_exactly_its_role(world: &World, outputs: &std::collections::HashMap<String, String>, environment: &str, audit_bucket: &str) {
+fn function_needs_exactly_its_role(
+    world: &World,
+    outputs: &std::collections::HashMap<String, String>,
+    environment: &str,
+    audit_bucket: &str,
+) {
     let stack = format!("sshca-{environment}");
-    let resource = aws_cli(world, &["cloudformation", "describe-stack-resource", "--stack-name", &stack, "--logical-resource-id", "SignKeyRole"]);
+    let resource =
+        aws_cli(world, &["cloudformation", "describe-stack-resource", "--stack-name", &stack, "--logical-resource-id", "SignKeyRole"]);
     let role_name = resource["StackResourceDetail"]["PhysicalResourceId"].as_str().unwrap().to_owned();
     let role_arn = aws_cli(world, &["iam", "get-role", "--role-name", &role_name])["Role"]["Arn"].as_str().unwrap().to_owned();
     let session = aws_cli(world, &["sts", "assume-role", "--role-arn", &role_arn, "--role-session-name", "sign-key"]);
@@ -302,7 +338,16 @@ fn function_needs_exactly_its_role(world: &World, outputs: &std::collections::Ha
     ]);
     let rules_file = world.path("role-check-rules.json");
     std::fs::write(&rules_file, rules.to_string()).unwrap();
-    world.sshca_ok(&["init", environment, "--allowed-principals", "deploy,alice-*", "--allowed-host-principals", "*.example.com", "--rules", rules_file.to_str().unwrap()]);
+    world.sshca_ok(&[
+        "init",
+        environment,
+        "--allowed-principals",
+        "deploy,alice-*",
+        "--allowed-host-principals",
+        "*.example.com",
+        "--rules",
+        rules_file.to_str().unwrap(),
+    ]);
 
     let (s3, kms) = (faults::FaultProxy::start(&S3Server::LocalStack.endpoint()), faults::FaultProxy::start(&kms_endpoint()));
     let function_env = vec![
@@ -321,7 +366,15 @@ fn function_needs_exactly_its_role(world: &World, outputs: &std::collections::Ha
     let host_key = keygen(world.dir.path(), "role-check-host", "ed25519", None, "");
     let sign = |extra: &[&str]| {
         let mut command = world.command("sshca");
-        command.env("AWS_ENDPOINT_URL_LAMBDA", lambda.endpoint()).args(["sign", "-e", environment, "-r", "role check", "--function", "sign_key"]);
+        command.env("AWS_ENDPOINT_URL_LAMBDA", lambda.endpoint()).args([
+            "sign",
+            "-e",
+            environment,
+            "-r",
+            "role check",
+            "--function",
+            "sign_key",
+        ]);
         command.args(extra).output().unwrap()
     };
     let (key_file, host_file) = (pub_path(&key), pub_path(&host_key));
@@ -340,7 +393,17 @@ fn function_needs_exactly_its_role(world: &World, outputs: &std::collections::Ha
     std::fs::create_dir(&ssh_dir).unwrap();
     let mut request = world.command("get_key");
     alice.apply(&mut request).env("AWS_ENDPOINT_URL_LAMBDA", lambda.endpoint()).env("AWS_EC2_METADATA_DISABLED", "true");
-    request.args(["request", "-e", environment, "--create-key", "--no-agent", "--ssh-dir", ssh_dir.to_str().unwrap(), "--audience", &default_audience(world, environment)]);
+    request.args([
+        "request",
+        "-e",
+        environment,
+        "--create-key",
+        "--no-agent",
+        "--ssh-dir",
+        ssh_dir.to_str().unwrap(),
+        "--audience",
+        &default_audience(world, environment),
+    ]);
     let requested = request.output().unwrap();
     let said = format!("{}{}", String::from_utf8_lossy(&requested.stdout), stderr(&requested));
     assert!(requested.status.success() && said.contains(&format!("alice-{environment}")), "the self-service request: {said}");
@@ -349,7 +412,9 @@ fn function_needs_exactly_its_role(world: &World, outputs: &std::collections::Ha
     let recorded: Vec<_> = s3.recorded().into_iter().chain(kms.recorded()).collect();
     let calls: Vec<iam::Call> = recorded.iter().flat_map(|r| iam::calls_of(r, "us-east-1", "000000000000")).collect();
     let actions: std::collections::BTreeSet<&str> = calls.iter().map(|c| c.action.as_str()).collect();
-    for needed in ["kms:Sign", "kms:GetPublicKey", "kms:DescribeKey", "kms:ListResourceTags", "s3:PutObject", "s3:GetObject", "s3:ListBucket"] {
+    for needed in
+        ["kms:Sign", "kms:GetPublicKey", "kms:DescribeKey", "kms:ListResourceTags", "s3:PutObject", "s3:GetObject", "s3:ListBucket"]
+    {
         assert!(actions.contains(needed), "no {needed} among the recorded calls: {actions:?}");
     }
     let mut resources = Vec::new();
@@ -380,13 +445,22 @@ fn function_needs_exactly_its_role(world: &World, outputs: &std::collections::Ha
     let log_group = format!("arn:aws:logs:us-east-1:000000000000:log-group:/aws/lambda/sshca-sign-key-{environment}:*");
     let unexplained: Vec<String> = iam::unused_grants(&authority.identity, &calls)
         .into_iter()
-        .map(|grant| grant.replace(&format!("arn:aws:s3:::{}", world.bucket), "StateBucket").replace(&format!("arn:aws:s3:::{audit_bucket}"), "AuditBucket").replace(&log_group, "LogGroup"))
+        .map(|grant| {
+            grant
+                .replace(&format!("arn:aws:s3:::{}", world.bucket), "StateBucket")
+                .replace(&format!("arn:aws:s3:::{audit_bucket}"), "AuditBucket")
+                .replace(&log_group, "LogGroup")
+        })
         .filter(|grant| !readme.contains(&format!("`{grant}`")))
         .collect();
     assert!(unexplained.is_empty(), "the role grants what no tested path uses and the README does not explain: {unexplained:?}");
 
     // the check sees what is missing: without DescribeKey, every key load fails
-    let without = authority.identity.iter().map(|document| serde_json::from_str(&document.to_string().replace("\"kms:DescribeKey\",", "")).unwrap()).collect();
+    let without = authority
+        .identity
+        .iter()
+        .map(|document| serde_json::from_str(&document.to_string().replace("\"kms:DescribeKey\",", "")).unwrap())
+        .collect();
     authority.identity = without;
     let failures = refused(&authority);
     assert!(failures.iter().any(|f| f.starts_with("kms:DescribeKey on arn:aws:kms:") && f.ends_with("not allowed")), "{failures:?}");

@@ -93,7 +93,12 @@ fn faults_at_each_step(server: S3Server) {
         assert_eq!(s3.injected(), 25 + 3, "every 412 of the storm was served (plus the 503 retries before)");
 
         // KMS Sign fails: the serial is void
-        kms.fail(Rule { method: "POST", head_contains: "TrentService.Sign".into(), fault: Fault::Kms(500, "KMSInternalException"), times: None });
+        kms.fail(Rule {
+            method: "POST",
+            head_contains: "TrentService.Sign".into(),
+            fault: Fault::Kms(500, "KMSInternalException"),
+            times: None,
+        });
         fails(issuer.issue(&request(&world, "kms"), &caller).await, "KMS Sign fails", "KMS");
         kms.heal();
         let kms_void = after_storm + 1;
@@ -213,7 +218,11 @@ fn seaweedfs_restart_loses_nothing_acknowledged() {
         let records = audit_records(&aws, &world.bucket).await;
         let objects: BTreeSet<String> = world.objects().await.into_iter().collect();
         for response in &acknowledged {
-            assert!(events(&records, response.serial).contains(&Event::Issued), "serial {} acknowledged but its record is lost", response.serial);
+            assert!(
+                events(&records, response.serial).contains(&Event::Issued),
+                "serial {} acknowledged but its record is lost",
+                response.serial
+            );
             let object = format!("certs/{ENV}/jane/{:020}-cert.pub", response.serial);
             assert!(objects.contains(&object), "certificate {object} acknowledged but lost");
             assert_eq!(download(&response.download_url).expect("the URL still works"), format!("{}\n", response.certificate).into_bytes());

@@ -90,9 +90,27 @@ fn doctor_reports_exactly_the_planted_problem() {
     assert!(stdout.starts_with("sshca doctor staging: healthy"), "{stdout}");
     assert_eq!(stdout.lines().filter(|l| l.trim_start().starts_with("ok")).count(), 5, "{stdout}");
 
-    server.finds_only(&server.config(&[("TrustedUserCAKeys", "")]), &[], "TrustedUserCAKeys", "not set", "sshca config staging --only user-ca-keys");
-    server.finds_only(&server.config(&[("AuthorizedKeysFile", "AuthorizedKeysFile .ssh/authorized_keys")]), &[], "AuthorizedKeysFile", "plain keys listed there are accepted", "AuthorizedKeysFile none");
-    server.finds_only(&server.config(&[]), &["--at", "+31d", "--krl-max-age", "60d"], "HostCertificate", "expired 1d", "sshca renew-host -e staging -n web1.example.com");
+    server.finds_only(
+        &server.config(&[("TrustedUserCAKeys", "")]),
+        &[],
+        "TrustedUserCAKeys",
+        "not set",
+        "sshca config staging --only user-ca-keys",
+    );
+    server.finds_only(
+        &server.config(&[("AuthorizedKeysFile", "AuthorizedKeysFile .ssh/authorized_keys")]),
+        &[],
+        "AuthorizedKeysFile",
+        "plain keys listed there are accepted",
+        "AuthorizedKeysFile none",
+    );
+    server.finds_only(
+        &server.config(&[]),
+        &["--at", "+31d", "--krl-max-age", "60d"],
+        "HostCertificate",
+        "expired 1d",
+        "sshca renew-host -e staging -n web1.example.com",
+    );
     // and a host certificate that really expired: three seconds of validity, four seconds ago
     let short_lived = server.world.path("short_host_key");
     std::fs::copy(&server.host_key, &short_lived).unwrap();
@@ -100,9 +118,21 @@ fn doctor_reports_exactly_the_planted_problem() {
     server.world.sshca_ok(&["renew-host", "--local", "-e", ENV, "-n", HOST, "-k", short_lived.to_str().unwrap(), "-t", "3s"]);
     std::thread::sleep(std::time::Duration::from_secs(4));
     let expired_line = format!("HostCertificate {}", cert_path(&short_lived).display());
-    server.finds_only(&server.config(&[("HostCertificate", &expired_line)]), &[], "HostCertificate", "expired", "sshca renew-host -e staging -n web1.example.com");
+    server.finds_only(
+        &server.config(&[("HostCertificate", &expired_line)]),
+        &[],
+        "HostCertificate",
+        "expired",
+        "sshca renew-host -e staging -n web1.example.com",
+    );
     server.finds_only(&server.config(&[]), &["--within", "40d"], "HostCertificate", "within the renewal window", "sshca renew-host");
-    server.finds_only(&server.config(&[("RevokedKeys", "RevokedKeys {dir}/missing.krl")]), &[], "RevokedKeys", "cannot be read", "sshca krl staging -o");
+    server.finds_only(
+        &server.config(&[("RevokedKeys", "RevokedKeys {dir}/missing.krl")]),
+        &[],
+        "RevokedKeys",
+        "cannot be read",
+        "sshca krl staging -o",
+    );
     let stale = Command::new("touch").args(["-d", "3 hours ago"]).arg(&server.krl).status().unwrap();
     assert!(stale.success());
     server.finds_only(&server.config(&[]), &[], "RevokedKeys", "last refreshed 3h", "sshca krl staging -o");
@@ -113,14 +143,32 @@ fn doctor_reports_exactly_the_planted_problem() {
     let foreign = server.world.path("foreign_host_key");
     std::fs::copy(&server.host_key, &foreign).unwrap();
     std::fs::copy(pub_path(&server.host_key), pub_path(&foreign)).unwrap();
-    let signed = Command::new("ssh-keygen").args(["-q", "-s"]).arg(&other_ca).args(["-h", "-I", "foreign", "-n", HOST, "-V", "-5m:+30d"]).arg(pub_path(&foreign)).status().unwrap();
+    let signed = Command::new("ssh-keygen")
+        .args(["-q", "-s"])
+        .arg(&other_ca)
+        .args(["-h", "-I", "foreign", "-n", HOST, "-V", "-5m:+30d"])
+        .arg(pub_path(&foreign))
+        .status()
+        .unwrap();
     assert!(signed.success());
     let foreign_line = format!("HostCertificate {}", cert_path(&foreign).display());
-    server.finds_only(&server.config(&[("HostCertificate", &foreign_line)]), &[], "HostCertificate", "signed by another CA", "sshca renew-host");
+    server.finds_only(
+        &server.config(&[("HostCertificate", &foreign_line)]),
+        &[],
+        "HostCertificate",
+        "signed by another CA",
+        "sshca renew-host",
+    );
 
     // a rotation announces a next user CA key this server does not trust yet: promoting it would lock it out
     server.world.sshca_ok(&["rotate", ENV, "--create-next", "--role", "user"]);
-    server.finds_only(&server.config(&[]), &[], "TrustedUserCAKeys", "lacks the next user CA key", "sshca config staging --only user-ca-keys");
+    server.finds_only(
+        &server.config(&[]),
+        &[],
+        "TrustedUserCAKeys",
+        "lacks the next user CA key",
+        "sshca config staging --only user-ca-keys",
+    );
     server.refresh();
     let (output, stdout) = server.doctor(&server.config(&[]), &["--json"]);
     assert!(output.status.success(), "after the roll-out: {stdout}");
@@ -168,7 +216,20 @@ fn metrics_count_real_logins_and_only_new_ones() {
     std::fs::write(&server.user_ca_file, &trusted).unwrap();
     let sign = |name: &str, principal: &str| {
         let key = keygen(world.dir.path(), name, "ed25519", None, "");
-        let url = world.sshca_ok(&["sign", "--local", "-e", ENV, "-u", name, "--principal", principal, "-r", "metrics", "-p", pub_path(&key).to_str().unwrap()]);
+        let url = world.sshca_ok(&[
+            "sign",
+            "--local",
+            "-e",
+            ENV,
+            "-u",
+            name,
+            "--principal",
+            principal,
+            "-r",
+            "metrics",
+            "-p",
+            pub_path(&key).to_str().unwrap(),
+        ]);
         std::fs::write(cert_path(&key), download(url.trim()).unwrap()).unwrap();
         key
     };
@@ -180,7 +241,13 @@ fn metrics_count_real_logins_and_only_new_ones() {
     server.refresh();
     std::fs::write(&server.user_ca_file, &trusted).unwrap();
     let expired = keygen(world.dir.path(), "expired", "ed25519", None, "");
-    let signed = Command::new("ssh-keygen").args(["-q", "-s"]).arg(&local_ca).args(["-I", "old", "-n", "deploy", "-V", "20200101:20200102"]).arg(pub_path(&expired)).status().unwrap();
+    let signed = Command::new("ssh-keygen")
+        .args(["-q", "-s"])
+        .arg(&local_ca)
+        .args(["-I", "old", "-n", "deploy", "-V", "20200101:20200102"])
+        .arg(pub_path(&expired))
+        .status()
+        .unwrap();
     assert!(signed.success());
     let plain = keygen(world.dir.path(), "plain", "ed25519", None, "");
     std::fs::create_dir(world.path("authorized")).unwrap();
@@ -205,7 +272,8 @@ fn metrics_count_real_logins_and_only_new_ones() {
     };
     metrics();
     let sshca_ca = ssh_keygen_list(&cert_path(&good)).split("Signing CA: ").nth(1).unwrap().split_whitespace().nth(1).unwrap().to_owned();
-    let local_fp = ssh_keygen_list(&cert_path(&expired)).split("Signing CA: ").nth(1).unwrap().split_whitespace().nth(1).unwrap().to_owned();
+    let local_fp =
+        ssh_keygen_list(&cert_path(&expired)).split("Signing CA: ").nth(1).unwrap().split_whitespace().nth(1).unwrap().to_owned();
     let cert = |ca: &str, result: &str| format!("ssh_cert_auth_total{{ca={ca},principal={user},result={result}}}");
     let samples = scrape(&output_file);
     let expected = [
@@ -224,7 +292,9 @@ fn metrics_count_real_logins_and_only_new_ones() {
     assert!(samples[&krl] >= 1.0, "{samples:?}");
     let expiry = format!("ssh_ca_cert_expiry_seconds{{certificate={}}}", cert_path(&server.host_key).display());
     assert!((29.0 * 86_400.0..=30.0 * 86_400.0 + 60.0).contains(&samples[&expiry]), "{samples:?}");
-    assert!(samples.keys().any(|k| k.starts_with("ssh_krl_age_seconds")) && samples.keys().any(|k| k.starts_with("ssh_ca_cert_age_seconds")));
+    assert!(
+        samples.keys().any(|k| k.starts_with("ssh_krl_age_seconds")) && samples.keys().any(|k| k.starts_with("ssh_ca_cert_age_seconds"))
+    );
 
     // the next run reads only what was logged since: one more accepted login
     assert!(sshd.login_with(&good));
@@ -282,7 +352,8 @@ fn client_doctor_finds_what_fails_logins() {
 
     // a certificate with 10 minutes left, against a wish for an hour
     let key = keygen(&ssh_dir, "id_ed25519_staging", "ed25519", None, "");
-    let url = world.sshca_ok(&["sign", "--local", "-e", ENV, "-u", "jane", "-r", "doctor", "-t", "+10m", "-p", pub_path(&key).to_str().unwrap()]);
+    let url =
+        world.sshca_ok(&["sign", "--local", "-e", ENV, "-u", "jane", "-r", "doctor", "-t", "+10m", "-p", pub_path(&key).to_str().unwrap()]);
     std::fs::write(cert_path(&key), download(url.trim()).unwrap()).unwrap();
     let (code, stdout) = doctor(None, &["--min-validity", "1h"]);
     assert_eq!(code, Some(1), "{stdout}");
@@ -307,7 +378,8 @@ fn client_doctor_finds_what_fails_logins() {
 fn metrics_from_standard_input_accumulate() {
     let dir = tempfile::tempdir().unwrap();
     let output_file = dir.path().join("sshca.prom");
-    let accepted = "Accepted publickey for deploy from 10.0.0.1 port 1 ssh2: ED25519-CERT SHA256:k ID jane#1 (serial 1) CA ECDSA SHA256:ca\n";
+    let accepted =
+        "Accepted publickey for deploy from 10.0.0.1 port 1 ssh2: ED25519-CERT SHA256:k ID jane#1 (serial 1) CA ECDSA SHA256:ca\n";
     let plain = "Accepted publickey for root from 10.0.0.1 port 2 ssh2: ED25519 SHA256:p\n";
     let sshd_config = dir.path().join("sshd_config");
     let host_key = keygen(dir.path(), "host", "ed25519", None, "");

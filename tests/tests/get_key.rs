@@ -22,7 +22,11 @@ fn ssh_dir(world: &World) -> PathBuf {
     keygen(&dir, "id_rsa", "rsa", Some(3072), "");
     let locked = keygen(&dir, "id_locked", "ed25519", None, "correct horse");
     std::fs::remove_file(pub_path(&locked)).unwrap();
-    std::fs::write(dir.join("known_hosts"), "example.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n").unwrap();
+    std::fs::write(
+        dir.join("known_hosts"),
+        "example.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n",
+    )
+    .unwrap();
     std::fs::write(dir.join("config"), "Host *\n  ServerAliveInterval 30\n").unwrap();
     std::fs::write(dir.join("notes.txt"), "not a key\n").unwrap();
     dir
@@ -139,8 +143,7 @@ fn adds_to_ssh_agent(server: S3Server) {
 
     for round in 1..=2 {
         let url = sign(&world, "staging", &pub_path(&key), &[]);
-        let output =
-            world.command("get_key").arg(&url).arg("--ssh-dir").arg(&dir).env("SSH_AUTH_SOCK", &agent.socket).output().unwrap();
+        let output = world.command("get_key").arg(&url).arg("--ssh-dir").arg(&dir).env("SSH_AUTH_SOCK", &agent.socket).output().unwrap();
         assert!(output.status.success(), "{}", stderr(&output));
         assert!(String::from_utf8_lossy(&output.stdout).contains("added to ssh-agent for"), "{}", String::from_utf8_lossy(&output.stdout));
         let listed = agent.list();
@@ -274,7 +277,10 @@ fn hostile_links_and_directories() {
 
     // a private key others can read (ssh would ignore it), and a key directory anyone can write
     // to: get_key says how to fix each
-    let unsafe_modes = [(&key, 0o644, 0o600, format!("run `chmod 600 {}`", key.display())), (&dir, 0o777, 0o700, format!("run `chmod go-w {}`", dir.display()))];
+    let unsafe_modes = [
+        (&key, 0o644, 0o600, format!("run `chmod 600 {}`", key.display())),
+        (&dir, 0o777, 0o700, format!("run `chmod go-w {}`", dir.display())),
+    ];
     for (path, unsafe_mode, safe_mode, fix) in unsafe_modes {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(unsafe_mode)).unwrap();
         let before = snapshot(&dir);
@@ -297,7 +303,8 @@ fn hostile_links_and_directories() {
     let output = get_key(&world, &good, &dir, &["--no-agent"]);
     assert!(output.status.success(), "{}", stderr(&output));
     let names: Vec<String> = snapshot(&dir).into_keys().collect();
-    let expected: Vec<String> = before.into_keys().chain(["id_ed25519-cert.pub".to_owned()]).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+    let expected: Vec<String> =
+        before.into_keys().chain(["id_ed25519-cert.pub".to_owned()]).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
     assert_eq!(names, expected, "only the certificate was added");
 }
 
@@ -312,7 +319,19 @@ fn a_host_certificate_link_is_refused() {
     let dir = world.path("ssh");
     std::fs::create_dir(&dir).unwrap();
     let key = keygen(&dir, "id_ed25519", "ed25519", None, "");
-    let url = world.sshca_ok(&["sign", "--local", "-e", "staging", "--host", "-n", "web1.example.com", "-r", "host", "-p", pub_path(&key).to_str().unwrap()]);
+    let url = world.sshca_ok(&[
+        "sign",
+        "--local",
+        "-e",
+        "staging",
+        "--host",
+        "-n",
+        "web1.example.com",
+        "-r",
+        "host",
+        "-p",
+        pub_path(&key).to_str().unwrap(),
+    ]);
     let output = get_key(&world, url.trim(), &dir, &["--no-agent"]);
     assert!(!output.status.success(), "a host certificate was installed as a user's");
     assert!(stderr(&output).contains("this is a host certificate"), "{}", stderr(&output));

@@ -15,7 +15,8 @@ fn ran(output: &Output, marker: &str) -> bool {
 }
 
 fn sign_user(world: &World, environment: &str, key: &Path) {
-    let url = world.sshca_ok(&["sign", "--local", "-e", environment, "-u", "jane", "-r", "hosts test", "-p", pub_path(key).to_str().unwrap()]);
+    let url =
+        world.sshca_ok(&["sign", "--local", "-e", environment, "-u", "jane", "-r", "hosts test", "-p", pub_path(key).to_str().unwrap()]);
     std::fs::write(cert_path(key), download(url.trim()).unwrap()).unwrap();
 }
 
@@ -29,7 +30,8 @@ fn host_certificates(server: S3Server) {
     // the host gets its certificate the way its systemd timer would
     let host_key = keygen(world.dir.path(), "ssh_host_ed25519_key", "ed25519", None, "");
     let renew = |extra: &[&str]| {
-        let mut args = vec!["renew-host", "--local", "-e", "staging", "-n", "web1.example.com", "-k", host_key.to_str().unwrap(), "-t", "30d"];
+        let mut args =
+            vec!["renew-host", "--local", "-e", "staging", "-n", "web1.example.com", "-k", host_key.to_str().unwrap(), "-t", "30d"];
         args.extend_from_slice(extra);
         world.sshca(&args)
     };
@@ -59,7 +61,10 @@ fn host_certificates(server: S3Server) {
     };
     let output = connect("web1.example.com");
     assert!(ran(&output, "host-trusted"), "{} {}", stderr(&output), sshd.log());
-    assert!(!std::fs::read_to_string(&known_hosts).unwrap().contains("[127.0.0.1]"), "the host key was learnt instead of trusted via the CA");
+    assert!(
+        !std::fs::read_to_string(&known_hosts).unwrap().contains("[127.0.0.1]"),
+        "the host key was learnt instead of trusted via the CA"
+    );
 
     // a name the certificate does not carry
     let output = connect("db1.example.com");
@@ -72,7 +77,19 @@ fn host_certificates(server: S3Server) {
     assert!(!ran(&connect("web1.example.com"), "host-trusted"), "another host CA was accepted");
 
     // policy: names outside the allowed domains
-    let output = world.sshca(&["sign", "--local", "-e", "staging", "--host", "-n", "web1.evil.com", "-r", "x", "-p", pub_path(&host_key).to_str().unwrap()]);
+    let output = world.sshca(&[
+        "sign",
+        "--local",
+        "-e",
+        "staging",
+        "--host",
+        "-n",
+        "web1.evil.com",
+        "-r",
+        "x",
+        "-p",
+        pub_path(&host_key).to_str().unwrap(),
+    ]);
     assert!(!output.status.success());
     assert!(stderr(&output).contains("principal \"web1.evil.com\" is not allowed"), "{}", stderr(&output));
 
@@ -91,7 +108,8 @@ fn ca_fingerprint(cert: &Path) -> String {
 fn ca_rotation(server: S3Server) {
     let world = World::new(server);
     let old_ca = world.init("staging", &["--principals", "deploy"]);
-    let (old_key, new_key) = (keygen(world.dir.path(), "id_old", "ed25519", None, ""), keygen(world.dir.path(), "id_new", "ed25519", None, ""));
+    let (old_key, new_key) =
+        (keygen(world.dir.path(), "id_old", "ed25519", None, ""), keygen(world.dir.path(), "id_new", "ed25519", None, ""));
 
     world.sshca_ok(&["rotate", "staging", "--role", "user", "--create-next"]);
     let overlap = world.sshca_ok(&["config", "staging", "--only", "user-ca-keys"]);
@@ -113,7 +131,11 @@ fn ca_rotation(server: S3Server) {
         blobs.sort();
         blobs
     };
-    assert_eq!(blobs(&world.sshca_ok(&["config", "staging", "--only", "user-ca-keys"])), blobs(&overlap), "promotion changed the trusted set");
+    assert_eq!(
+        blobs(&world.sshca_ok(&["config", "staging", "--only", "user-ca-keys"])),
+        blobs(&overlap),
+        "promotion changed the trusted set"
+    );
 
     let refused = world.sshca(&["rotate", "staging", "--role", "user", "--promote"]);
     assert!(!refused.status.success() && stderr(&refused).contains("no next key"), "{}", stderr(&refused));

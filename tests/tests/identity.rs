@@ -44,20 +44,17 @@ impl Org {
         let user_ca = world.init(
             ENV,
             &[
-                "--principals", "deploy",
-                "--allowed-principals", "deploy,alice-*",
-                "--allowed-host-principals", "*.hosts.example.com,127.0.0.1",
-                "--rules", rules_file.to_str().unwrap(),
+                "--principals",
+                "deploy",
+                "--allowed-principals",
+                "deploy,alice-*",
+                "--allowed-host-principals",
+                "*.hosts.example.com,127.0.0.1",
+                "--rules",
+                rules_file.to_str().unwrap(),
             ],
         );
-        Org {
-            alice: Identity::iam_user(&format!("alice-{id}")),
-            bob: Identity::iam_user(&format!("bob-{id}")),
-            host,
-            world,
-            id,
-            user_ca,
-        }
+        Org { alice: Identity::iam_user(&format!("alice-{id}")), bob: Identity::iam_user(&format!("bob-{id}")), host, world, id, user_ca }
     }
 
     fn alice_name(&self) -> String {
@@ -97,6 +94,19 @@ impl Org {
 
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// `get_key request` as `who` through the function at `lambda`, into a new ssh directory `name`,
+/// with `env` on top of the world's.
+fn request_as(world: &World, who: &Identity, lambda: &LambdaEmulator, name: &str, env: &[(&str, String)]) -> Output {
+    let dir = world.path(name);
+    std::fs::create_dir(&dir).unwrap();
+    let mut command = world.command("get_key");
+    who.apply(&mut command).env("AWS_ENDPOINT_URL_LAMBDA", lambda.endpoint()).env("AWS_EC2_METADATA_DISABLED", "true");
+    command.envs(env.iter().map(|(name, value)| (*name, value.as_str())));
+    let audience = default_audience(world, ENV);
+    command.args(["request", "-e", ENV, "--create-key", "--no-agent", "--audience", &audience, "--ssh-dir", dir.to_str().unwrap()]);
+    command.output().unwrap()
 }
 
 fn refused(output: &Output, expected: &str, what: &str) {
@@ -189,7 +199,11 @@ fn self_service_through_the_function(server: S3Server) {
         org.run(who, &endpoint, "sshca", &args)
     };
     refused(&sign(&org.alice, &["-u", &format!("bob-{}", org.id)]), "may sign only for itself", "alice for bob");
-    refused(&org.get_key_request(&org.alice, &endpoint, &dir, &["--principal", "root"]), "principal \"root\" is not allowed", "a principal outside her template");
+    refused(
+        &org.get_key_request(&org.alice, &endpoint, &dir, &["--principal", "root"]),
+        "principal \"root\" is not allowed",
+        "a principal outside her template",
+    );
     refused(&sign(&org.alice, &["--host", "-n", &org.host_name()]), "is a user and may not get host certificates", "alice for a host");
     refused(&org.get_key_request(&org.alice, &endpoint, &dir, &["-t", "9h"]), "longer than the 8h allowed", "a TTL above her rule");
     refused(&sign(&org.alice, &["-s", "+365d", "-t", "+366d"]), "may not start in the future", "a start next year");
@@ -201,7 +215,8 @@ fn self_service_through_the_function(server: S3Server) {
     // a host renews its own certificate: host lifetime by default, its own names only
     let host_key = keygen(org.world.dir.path(), "ssh_host_ed25519_key", "ed25519", None, "");
     let renew = |names: &str, extra: &[&str]| {
-        let mut args = vec!["renew-host", "-e", ENV, "-n", names, "-k", host_key.to_str().unwrap(), "--function", "sign_key", "--audience", &audience];
+        let mut args =
+            vec!["renew-host", "-e", ENV, "-n", names, "-k", host_key.to_str().unwrap(), "--function", "sign_key", "--audience", &audience];
         args.extend_from_slice(extra);
         org.run(&org.host, &endpoint, "sshca", &args)
     };
@@ -210,11 +225,20 @@ fn self_service_through_the_function(server: S3Server) {
     assert_eq!(lifetime(&cert_path(&host_key)), 30 * 86_400 + 30, "the host default TTL (30 days, plus the 30 s backdate)");
     let host_public = pub_path(&host_key);
     refused(
-        &org.run(&org.host, &endpoint, "sshca", &["sign", "-e", ENV, "-r", "x", "--function", "sign_key", "--audience", &audience, "-p", host_public.to_str().unwrap()]),
+        &org.run(
+            &org.host,
+            &endpoint,
+            "sshca",
+            &["sign", "-e", ENV, "-r", "x", "--function", "sign_key", "--audience", &audience, "-p", host_public.to_str().unwrap()],
+        ),
         "is a host and may get only host certificates",
         "a host asking for a user certificate",
     );
-    refused(&renew(&format!("i-other{}.hosts.example.com", org.id), &["--force"]), "is not allowed", "a host asking for another host's name");
+    refused(
+        &renew(&format!("i-other{}.hosts.example.com", org.id), &["--force"]),
+        "is not allowed",
+        "a host asking for another host's name",
+    );
 
     // the admin path records the admin's proven ARN, whatever --requested-by says
     let output = sign(&Identity::test_root(), &["-u", "deploy-bot", "--requested-by", "the CEO", "--json"]);
@@ -242,7 +266,8 @@ fn forged_proofs_are_refused(server: S3Server) {
         "environment": ENV, "username": "jane", "reason": "forged proofs",
         "public_key": std::fs::read_to_string(pub_path(&key)).unwrap(),
     });
-    let proven = || -> Value { serde_json::from_slice(&runtime.block_on(with_proof(request.to_string().as_bytes(), &org.audience()))).unwrap() };
+    let proven =
+        || -> Value { serde_json::from_slice(&runtime.block_on(with_proof(request.to_string().as_bytes(), &org.audience()))).unwrap() };
     let without_header = |mut proven: Value, header: &str| {
         let headers = proven["identity"]["headers"].as_object_mut().unwrap();
         headers.remove(header);
@@ -267,7 +292,8 @@ fn forged_proofs_are_refused(server: S3Server) {
     ];
     let before = runtime.block_on(org.world.objects());
     for (what, payload, expected) in cases {
-        let answer = runtime.block_on(client.invoke().function_name("sign_key").payload(aws_sdk_lambda::primitives::Blob::new(payload.to_string())).send());
+        let answer = runtime
+            .block_on(client.invoke().function_name("sign_key").payload(aws_sdk_lambda::primitives::Blob::new(payload.to_string())).send());
         // cargo-lambda's emulator answers a function error with HTTP 500 and the error as body
         let body = match answer {
             Ok(output) => output.payload().map(|p| p.as_ref().to_vec()).unwrap_or_default(),
@@ -279,7 +305,8 @@ fn forged_proofs_are_refused(server: S3Server) {
     }
     assert_eq!(runtime.block_on(org.world.objects()), before, "a refused proof wrote to the bucket");
     // the unaltered proof works: the refusals above are the tampering's
-    let answer = runtime.block_on(client.invoke().function_name("sign_key").payload(aws_sdk_lambda::primitives::Blob::new(proven().to_string())).send());
+    let answer = runtime
+        .block_on(client.invoke().function_name("sign_key").payload(aws_sdk_lambda::primitives::Blob::new(proven().to_string())).send());
     let response: Value = serde_json::from_slice(answer.expect("the genuine proof is accepted").payload().unwrap().as_ref()).unwrap();
     assert_eq!(response["caller"], "arn:aws:iam::000000000000:root", "{response}");
 }
@@ -306,14 +333,7 @@ fn a_role_named_like_an_identity_center_role_gets_nothing(server: S3Server) {
     world.init(ENV, &["--principals", "deploy", "--allowed-principals", "deploy,alice,root", "--rules", rules_file.to_str().unwrap()]);
     let late_squatter = Identity::create_role(&format!("AWSReservedSSO_{set}_{}", suffix(3)), "/");
     let lambda = LambdaEmulator::start(&world.env());
-    let request = |who: &Identity, name: &str| {
-        let dir = world.path(name);
-        std::fs::create_dir(&dir).unwrap();
-        let mut command = world.command("get_key");
-        who.apply(&mut command).env("AWS_ENDPOINT_URL_LAMBDA", lambda.endpoint()).env("AWS_EC2_METADATA_DISABLED", "true");
-        command.args(["request", "-e", ENV, "--create-key", "--no-agent", "--audience", &default_audience(&world, ENV), "--ssh-dir", dir.to_str().unwrap()]);
-        command.output().unwrap()
-    };
+    let request = |who: &Identity, name: &str| request_as(&world, who, &lambda, name, &[]);
     let granted = request(&Identity::session_of(&genuine_arn, "alice"), "alice");
     assert!(granted.status.success(), "the genuine role's session: {}", stderr(&granted));
     let before = audit_records(&world).len();
@@ -346,21 +366,15 @@ fn proofs_are_judged_by_an_sts_that_checks_signatures() {
     std::fs::write(&rules_file, rules.to_string()).unwrap();
     world.init(ENV, &["--principals", "deploy", "--allowed-principals", "deploy,alice", "--rules", rules_file.to_str().unwrap()]);
     // the function runs with credentials moto knows, so its own STS calls are signed for moto too
-    let mut function_env: Vec<(&'static str, String)> = world.env().into_iter().filter(|(name, _)| !name.starts_with("AWS_SECRET") && !name.starts_with("AWS_ACCESS")).collect();
+    let mut function_env: Vec<(&'static str, String)> =
+        world.env().into_iter().filter(|(name, _)| !name.starts_with("AWS_SECRET") && !name.starts_with("AWS_ACCESS")).collect();
     function_env.extend(moto.admin.credentials());
     function_env.retain(|(name, _)| *name != "AWS_ENDPOINT_URL_STS");
     function_env.push(("AWS_ENDPOINT_URL_STS", moto.endpoint()));
     let lambda = LambdaEmulator::start(&function_env);
-    let request = |who: &Identity, name: &str| {
-        let dir = world.path(name);
-        std::fs::create_dir(&dir).unwrap();
-        let mut command = world.command("get_key");
-        who.apply(&mut command).env("AWS_ENDPOINT_URL_LAMBDA", lambda.endpoint()).env("AWS_EC2_METADATA_DISABLED", "true");
-        // proofs are signed for the STS the function asks
-        command.env("AWS_ENDPOINT_URL_STS", moto.endpoint());
-        command.args(["request", "-e", ENV, "--create-key", "--no-agent", "--audience", &default_audience(&world, ENV), "--ssh-dir", dir.to_str().unwrap()]);
-        command.output().unwrap()
-    };
+    // proofs are signed for the STS the function asks
+    let sts = [("AWS_ENDPOINT_URL_STS", moto.endpoint())];
+    let request = |who: &Identity, name: &str| request_as(&world, who, &lambda, name, &sts);
     let genuine = request(&alice, "genuine");
     assert!(genuine.status.success(), "a genuine proof: {}\n{}", stderr(&genuine), lambda.logs());
     let records = audit_records(&world);
@@ -480,7 +494,12 @@ fn a_client_refuses_a_revoked_host_certificate() {
     let serial = ssh_keygen_list(&cert_path(&host_key)).split("Serial: ").nth(1).unwrap().lines().next().unwrap().to_owned();
     org.world.sshca_ok(&["revoke", ENV, "--serial", &serial, "-r", "host compromised"]);
     let refreshed = org.get_key_request(&org.alice, &lambda.endpoint(), &dir, &["--force"]);
-    assert!(String::from_utf8_lossy(&refreshed.stdout).contains("(refreshed)"), "{}{}", String::from_utf8_lossy(&refreshed.stdout), stderr(&refreshed));
+    assert!(
+        String::from_utf8_lossy(&refreshed.stdout).contains("(refreshed)"),
+        "{}{}",
+        String::from_utf8_lossy(&refreshed.stdout),
+        stderr(&refreshed)
+    );
     let after = ssh();
     assert!(!String::from_utf8_lossy(&after.stdout).contains("sshca-login-ok"), "a revoked host certificate was accepted");
     assert!(stderr(&after).to_ascii_lowercase().contains("revoked"), "{}", stderr(&after));
@@ -496,7 +515,11 @@ fn credential_problems_get_one_line_naming_the_fix() {
     let run = |binary: &str, env: &[(&str, &str)]| {
         let mut command = Command::new(bin(binary));
         command.env_clear().env("PATH", std::env::var("PATH").unwrap()).env("HOME", dir.path());
-        command.envs([("AWS_CONFIG_FILE", "/dev/null"), ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null"), ("AWS_EC2_METADATA_DISABLED", "true")]);
+        command.envs([
+            ("AWS_CONFIG_FILE", "/dev/null"),
+            ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null"),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+        ]);
         command.envs(env.iter().copied());
         match binary {
             "sshca" => command.args(["sign", "-e", ENV, "-r", "x", "--audience", "a", "-p", public_key.to_str().unwrap()]),
@@ -507,8 +530,16 @@ fn credential_problems_get_one_line_naming_the_fix() {
     for binary in ["sshca", "get_key"] {
         let region = [("AWS_REGION", "us-east-1")];
         refused(&run(binary, &region), "no AWS credentials found: run `aws sso login", "no credentials");
-        refused(&run(binary, &[("AWS_REGION", "us-east-1"), ("AWS_PROFILE", "nope")]), "the profile \"nope\", which /dev/null does not define", "a missing profile");
-        refused(&run(binary, &[("AWS_ACCESS_KEY_ID", "x"), ("AWS_SECRET_ACCESS_KEY", "y")]), "no AWS region is set: set AWS_REGION", "no region");
+        refused(
+            &run(binary, &[("AWS_REGION", "us-east-1"), ("AWS_PROFILE", "nope")]),
+            "the profile \"nope\", which /dev/null does not define",
+            "a missing profile",
+        );
+        refused(
+            &run(binary, &[("AWS_ACCESS_KEY_ID", "x"), ("AWS_SECRET_ACCESS_KEY", "y")]),
+            "no AWS region is set: set AWS_REGION",
+            "no region",
+        );
     }
 }
 

@@ -51,7 +51,13 @@ fn get_key_installs_from_minio_presigned_links() {
     std::fs::create_dir(&dir).unwrap();
     let ca = keygen(world.dir.path(), "ca", "ed25519", None, "");
     let key = keygen(&dir, "id_ed25519", "ed25519", None, "");
-    let signed = Command::new("ssh-keygen").args(["-q", "-s"]).arg(&ca).args(["-I", "jane#1", "-n", "deploy", "-V", "-5m:+1h"]).arg(pub_path(&key)).status().unwrap();
+    let signed = Command::new("ssh-keygen")
+        .args(["-q", "-s"])
+        .arg(&ca)
+        .args(["-I", "jane#1", "-n", "deploy", "-V", "-5m:+1h"])
+        .arg(pub_path(&key))
+        .status()
+        .unwrap();
     assert!(signed.success());
     let certificate = std::fs::read(cert_path(&key)).unwrap();
     std::fs::remove_file(cert_path(&key)).unwrap();
@@ -64,7 +70,8 @@ fn get_key_installs_from_minio_presigned_links() {
     let refused = world.command("get_key").arg(&tampered).arg("--ssh-dir").arg(&dir).arg("--no-agent").output().unwrap();
     assert!(!refused.status.success(), "a tampered link was served");
     assert!(!cert_path(&key).exists());
-    let installed = world.command("get_key").arg(&url).arg("--ssh-dir").arg(&dir).args(["--no-agent", "--ca-key"]).arg(pub_path(&ca)).output().unwrap();
+    let installed =
+        world.command("get_key").arg(&url).arg("--ssh-dir").arg(&dir).args(["--no-agent", "--ca-key"]).arg(pub_path(&ca)).output().unwrap();
     assert!(installed.status.success(), "get_key from MinIO: {}", stderr(&installed));
     assert_eq!(std::fs::read(cert_path(&key)).unwrap(), certificate);
     assert!(ssh_keygen_list(&cert_path(&key)).contains("jane#1"));

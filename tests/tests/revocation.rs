@@ -13,7 +13,8 @@ fn stderr(output: &std::process::Output) -> String {
 
 fn issue(world: &World, user: &str, name: &str) -> PathBuf {
     let key = keygen(world.dir.path(), name, "ed25519", None, "");
-    let url = world.sshca_ok(&["sign", "--local", "-e", "staging", "-u", user, "-r", "revocation test", "-p", pub_path(&key).to_str().unwrap()]);
+    let url =
+        world.sshca_ok(&["sign", "--local", "-e", "staging", "-u", user, "-r", "revocation test", "-p", pub_path(&key).to_str().unwrap()]);
     std::fs::write(cert_path(&key), download(url.trim()).unwrap()).unwrap();
     key
 }
@@ -109,7 +110,8 @@ fn concurrent_revocations(server: S3Server) {
     let children: Vec<_> = (1..=6)
         .map(|serial| {
             world
-                .command("sshca").args(["revoke", "staging", "--serial", &serial.to_string(), "-r", "concurrent"])
+                .command("sshca")
+                .args(["revoke", "staging", "--serial", &serial.to_string(), "-r", "concurrent"])
                 .stderr(std::process::Stdio::null())
                 .spawn()
                 .unwrap()
@@ -131,7 +133,16 @@ fn thousand_serials(server: S3Server) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         // pretend 1,000 certificates were issued: the counter is what `revoke` checks serials against
-        world.s3().await.put_object().bucket(&world.bucket).key("serial/staging.json").body(br#"{"next":1001}"#.to_vec().into()).send().await.unwrap();
+        world
+            .s3()
+            .await
+            .put_object()
+            .bucket(&world.bucket)
+            .key("serial/staging.json")
+            .body(br#"{"next":1001}"#.to_vec().into())
+            .send()
+            .await
+            .unwrap();
     });
     let serials: Vec<String> = (1..=1000).map(|s| s.to_string()).collect();
     let started = Instant::now();

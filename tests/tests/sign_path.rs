@@ -170,7 +170,11 @@ fn concurrent_signers(server: S3Server) {
     // and the books balance: sshca verify finds nothing after the load
     let output = world.sshca(&["verify", "load"]);
     let said = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success() && said.contains("400 issued") && said.contains("nothing wrong"), "{said}{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success() && said.contains("400 issued") && said.contains("nothing wrong"),
+        "{said}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 /// A key uploaded once is used when a request names none: the environment's first, then the one

@@ -11,7 +11,8 @@ fn planted_records_and_a_deleted_counter(server: S3Server) {
     let world = World::new(server);
     world.init(ENV, &["--principals", "deploy"]);
     let key = keygen(world.dir.path(), "id", "ed25519", None, "");
-    let sign = || world.sshca(&["sign", "--local", "-e", ENV, "-u", "jane", "-r", "tampering", "--json", "-p", pub_path(&key).to_str().unwrap()]);
+    let sign =
+        || world.sshca(&["sign", "--local", "-e", ENV, "-u", "jane", "-r", "tampering", "--json", "-p", pub_path(&key).to_str().unwrap()]);
     let serial_of = |output: std::process::Output| -> u64 {
         assert!(output.status.success(), "sign: {}", String::from_utf8_lossy(&output.stderr));
         serde_json::from_slice::<serde_json::Value>(&output.stdout).unwrap()["serial"].as_u64().unwrap()
@@ -45,7 +46,15 @@ fn concurrent_policy_changes_are_all_kept(server: S3Server) {
     let admins: Vec<String> = (0..6).map(|n| format!("arn:aws:iam::000000000000:user/admin{n}")).collect();
     let children: Vec<_> = admins
         .iter()
-        .map(|admin| world.command("sshca").args(["init", ENV, "--admin", admin]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped()).spawn().unwrap())
+        .map(|admin| {
+            world
+                .command("sshca")
+                .args(["init", ENV, "--admin", admin])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
         .collect();
     for child in children {
         let output = child.wait_with_output().unwrap();
@@ -61,7 +70,11 @@ fn concurrent_policy_changes_are_all_kept(server: S3Server) {
     let user_ca = policy["user_ca"]["key_id"].as_str().unwrap();
     let both = world.sshca(&["rotate", ENV, "--role", "host", "--next-ca-key", user_ca]);
     assert!(!both.status.success(), "a user CA key became a host CA key");
-    assert!(String::from_utf8_lossy(&both.stderr).contains("is both a user and a host CA key"), "{}", String::from_utf8_lossy(&both.stderr));
+    assert!(
+        String::from_utf8_lossy(&both.stderr).contains("is both a user and a host CA key"),
+        "{}",
+        String::from_utf8_lossy(&both.stderr)
+    );
 }
 
 /// `count` keys, each with a certificate of jane's (serials 1 to `count`) installed beside it.
@@ -69,7 +82,8 @@ fn certified_keys(world: &World, count: usize) -> Vec<std::path::PathBuf> {
     (1..=count)
         .map(|n| {
             let key = keygen(world.dir.path(), &format!("k{n}"), "ed25519", None, "");
-            let url = world.sshca_ok(&["sign", "--local", "-e", ENV, "-u", "jane", "-r", "revocation", "-p", pub_path(&key).to_str().unwrap()]);
+            let url =
+                world.sshca_ok(&["sign", "--local", "-e", ENV, "-u", "jane", "-r", "revocation", "-p", pub_path(&key).to_str().unwrap()]);
             std::fs::write(cert_path(&key), download(url.trim()).unwrap()).unwrap();
             key
         })
@@ -94,7 +108,8 @@ fn revocations_survive_planted_records(server: S3Server) {
     world.sshca_ok(&["revoke", ENV, "--serial", "1", "-r", "first"]);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let s3 = runtime.block_on(world.s3());
-    let plant = |key: String, body: Vec<u8>| runtime.block_on(s3.put_object().bucket(&world.bucket).key(key).body(body.into()).send()).unwrap();
+    let plant =
+        |key: String, body: Vec<u8>| runtime.block_on(s3.put_object().bucket(&world.bucket).key(key).body(body.into()).send()).unwrap();
     let garbage = format!("audit/{ENV}/revocations/{:020}.json", 2);
     plant(garbage.clone(), b"garbage".to_vec());
     // a name as far ahead as names go: it must not become the next version
@@ -112,13 +127,21 @@ fn revocations_survive_planted_records(server: S3Server) {
     let installed = world.path("revoked.krl");
     let refused = world.sshca(&["krl", ENV, "-o", installed.to_str().unwrap()]);
     assert!(!refused.status.success(), "a server installed a KRL that revokes less");
-    assert!(String::from_utf8_lossy(&refused.stderr).contains("fewer than the installed KRL"), "{}", String::from_utf8_lossy(&refused.stderr));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("fewer than the installed KRL"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
     plant(format!("krl/{ENV}.krl"), b"<html>Not Found</html>".to_vec());
     let refused = world.sshca(&["krl", ENV, "-o", installed.to_str().unwrap()]);
     assert!(String::from_utf8_lossy(&refused.stderr).contains("not one sshca publishes"), "{}", String::from_utf8_lossy(&refused.stderr));
     assert!(sign_key::krl::summarize(&std::fs::read(&installed).unwrap()).unwrap().revoked >= 2, "the installed KRL was kept");
     world.sshca_ok(&["revoke", ENV, "--serial", "3", "-r", "third"]);
-    assert_eq!(keys.iter().map(|k| revoked(&world, k)).collect::<Vec<_>>(), [true, true, true], "the next revocation republished the whole log");
+    assert_eq!(
+        keys.iter().map(|k| revoked(&world, k)).collect::<Vec<_>>(),
+        [true, true, true],
+        "the next revocation republished the whole log"
+    );
 }
 
 /// Records an attacker writes so that they parse, at names and in forms nobody expects: a
@@ -131,11 +154,17 @@ fn revocations_survive_well_formed_plants(server: S3Server) {
     let keys = certified_keys(&world, 4);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let s3 = runtime.block_on(world.s3());
-    let sign = || world.sshca(&["sign", "--local", "-e", ENV, "-u", "jane", "-r", "after the plants", "-p", pub_path(&keys[0]).to_str().unwrap()]);
+    let sign =
+        || world.sshca(&["sign", "--local", "-e", ENV, "-u", "jane", "-r", "after the plants", "-p", pub_path(&keys[0]).to_str().unwrap()]);
 
     // before anything is revoked or published: an archived object under the revocations
     let archived = format!("audit/{ENV}/revocations/{:020}.json", 7);
-    let put = s3.put_object().bucket(&world.bucket).key(&archived).body(b"{}".to_vec().into()).storage_class(aws_sdk_s3::types::StorageClass::DeepArchive);
+    let put = s3
+        .put_object()
+        .bucket(&world.bucket)
+        .key(&archived)
+        .body(b"{}".to_vec().into())
+        .storage_class(aws_sdk_s3::types::StorageClass::DeepArchive);
     runtime.block_on(put.send()).unwrap();
     let signed = sign();
     assert!(signed.status.success(), "an archived record stopped issuance: {}", String::from_utf8_lossy(&signed.stderr));
@@ -146,11 +175,23 @@ fn revocations_survive_well_formed_plants(server: S3Server) {
         "event": "revoked", "environment": ENV, "version": u64::MAX, "serials": [], "key_ids": [], "keys": [],
         "reason": "planted", "requested_by": null, "timestamp": "2026-01-01T00:00:00Z",
     });
-    let put = s3.put_object().bucket(&world.bucket).key(format!("audit/{ENV}/revocations/{}.json", u64::MAX)).body(at_max.to_string().into_bytes().into());
+    let put = s3
+        .put_object()
+        .bucket(&world.bucket)
+        .key(format!("audit/{ENV}/revocations/{}.json", u64::MAX))
+        .body(at_max.to_string().into_bytes().into());
     runtime.block_on(put.send()).unwrap();
     let output = world.sshca(&["revoke", ENV, "--serial", "2", "-r", "second"]);
-    assert!(output.status.success(), "a record at u64::MAX or an archived one blocked a revocation: {}", String::from_utf8_lossy(&output.stderr));
-    assert!(String::from_utf8_lossy(&output.stderr).contains(&format!("the revocation record {archived} cannot be read")), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "a record at u64::MAX or an archived one blocked a revocation: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains(&format!("the revocation record {archived} cannot be read")),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let signed = sign();
     assert!(signed.status.success(), "the plants stopped issuance: {}", String::from_utf8_lossy(&signed.stderr));
     assert_eq!(keys.iter().map(|k| revoked(&world, k)).collect::<Vec<_>>(), [true, true, false, false]);
@@ -161,7 +202,11 @@ fn revocations_survive_well_formed_plants(server: S3Server) {
     let output = world.sshca(&["revoke", ENV, "--serial", "3", "-r", "third"]);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     assert!(String::from_utf8_lossy(&output.stderr).contains("kept revoked"), "{}", String::from_utf8_lossy(&output.stderr));
-    assert_eq!(keys.iter().map(|k| revoked(&world, k)).collect::<Vec<_>>(), [true, true, true, false], "a hidden record un-revoked nothing");
+    assert_eq!(
+        keys.iter().map(|k| revoked(&world, k)).collect::<Vec<_>>(),
+        [true, true, true, false],
+        "a hidden record un-revoked nothing"
+    );
     let report = world.sshca(&["verify", ENV, "--json"]);
     let findings = String::from_utf8_lossy(&report.stdout).into_owned();
     for expected in ["krl-revokes-unrecorded", "record-deleted", &archived] {
@@ -171,7 +216,11 @@ fn revocations_survive_well_formed_plants(server: S3Server) {
     world.sshca_ok(&["krl", ENV, "--publish", "--allow-shrink"]);
     let installed = world.path("revoked.krl");
     let refused = world.sshca(&["krl", ENV, "-o", installed.to_str().unwrap()]);
-    assert!(String::from_utf8_lossy(&refused.stderr).contains("fewer than the installed KRL"), "{}", String::from_utf8_lossy(&refused.stderr));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("fewer than the installed KRL"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
     world.sshca_ok(&["krl", ENV, "-o", installed.to_str().unwrap(), "--allow-shrink"]);
     assert_eq!(keys.iter().map(|k| revoked(&world, k)).collect::<Vec<_>>(), [false, true, true, false]);
 }
@@ -184,7 +233,8 @@ fn planted_leases_neither_block_nor_reuse(server: S3Server) {
     world.init(ENV, &["--principals", "deploy"]);
     let key = keygen(world.dir.path(), "id", "ed25519", None, "");
     let sign = || {
-        let output = world.sshca(&["sign", "--local", "-e", ENV, "-u", "jane", "-r", "leases", "--json", "-p", pub_path(&key).to_str().unwrap()]);
+        let output =
+            world.sshca(&["sign", "--local", "-e", ENV, "-u", "jane", "-r", "leases", "--json", "-p", pub_path(&key).to_str().unwrap()]);
         assert!(output.status.success(), "sign: {}", String::from_utf8_lossy(&output.stderr));
         serde_json::from_slice::<serde_json::Value>(&output.stdout).unwrap()["serial"].as_u64().unwrap()
     };
@@ -194,7 +244,8 @@ fn planted_leases_neither_block_nor_reuse(server: S3Server) {
     }
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let s3 = runtime.block_on(world.s3());
-    let plant = |key: String, body: Vec<u8>| runtime.block_on(s3.put_object().bucket(&world.bucket).key(key).body(body.into()).send()).unwrap();
+    let plant =
+        |key: String, body: Vec<u8>| runtime.block_on(s3.put_object().bucket(&world.bucket).key(key).body(body.into()).send()).unwrap();
     let lease = |first: u64, last: u64| {
         let record = serde_json::json!({"environment": ENV, "first": first, "last": last, "holder": "mallory", "request_id": "planted", "leased_at": "2026-01-01T00:00:00Z"});
         plant(format!("audit/{ENV}/leases/{first:020}.json"), record.to_string().into_bytes());
@@ -225,7 +276,8 @@ fn only_keys_made_for_the_environment_are_trusted() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let kms = runtime.block_on(world.kms());
     let create = |tags: &[(&str, &str)]| {
-        let mut request = kms.create_key().key_usage(aws_sdk_kms::types::KeyUsageType::SignVerify).key_spec(aws_sdk_kms::types::KeySpec::EccNistP256);
+        let mut request =
+            kms.create_key().key_usage(aws_sdk_kms::types::KeyUsageType::SignVerify).key_spec(aws_sdk_kms::types::KeySpec::EccNistP256);
         for (key, value) in tags {
             request = request.tags(aws_sdk_kms::types::Tag::builder().tag_key(*key).tag_value(*value).build().unwrap());
         }
@@ -239,7 +291,8 @@ fn only_keys_made_for_the_environment_are_trusted() {
         config = config.credentials_provider(aws_sdk_kms::config::Credentials::new("111111111111", "test", None, None, "another account"));
         let other = aws_sdk_kms::Client::from_conf(config.build());
         let tag = |k: &str, v: &str| aws_sdk_kms::types::Tag::builder().tag_key(k).tag_value(v).build().unwrap();
-        let created = other.create_key().key_usage(aws_sdk_kms::types::KeyUsageType::SignVerify).key_spec(aws_sdk_kms::types::KeySpec::EccNistP256);
+        let created =
+            other.create_key().key_usage(aws_sdk_kms::types::KeyUsageType::SignVerify).key_spec(aws_sdk_kms::types::KeySpec::EccNistP256);
         let created = runtime.block_on(created.tags(tag("sshca:environment", ENV)).tags(tag("sshca:role", "user")).send()).unwrap();
         created.key_metadata().unwrap().arn().unwrap().to_owned()
     };
@@ -280,8 +333,14 @@ fn verify_finds_exactly_each_tampering(server: S3Server) {
     world.sshca_ok(&["revoke", ENV, "--serial", "1", "-r", "books"]);
     let verify = || {
         let output = world.sshca(&["verify", ENV, "--json"]);
-        let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&output.stderr)));
-        let findings: Vec<String> = report["findings"].as_array().unwrap().iter().map(|f| format!("{}: {}", f["check"].as_str().unwrap(), f["what"].as_str().unwrap())).collect();
+        let report: serde_json::Value =
+            serde_json::from_slice(&output.stdout).unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&output.stderr)));
+        let findings: Vec<String> = report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| format!("{}: {}", f["check"].as_str().unwrap(), f["what"].as_str().unwrap()))
+            .collect();
         assert_eq!(output.status.success(), findings.is_empty(), "exit code vs {findings:?}");
         (report["summary"].clone(), findings)
     };
@@ -291,7 +350,9 @@ fn verify_finds_exactly_each_tampering(server: S3Server) {
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let s3 = runtime.block_on(world.s3());
-    let put = |key: &str, body: &[u8]| runtime.block_on(s3.put_object().bucket(&world.bucket).key(key).body(body.to_vec().into()).send()).unwrap();
+    let put = |key: &str, body: &[u8]| {
+        runtime.block_on(s3.put_object().bucket(&world.bucket).key(key).body(body.to_vec().into()).send()).unwrap()
+    };
     let delete = |key: &str| runtime.block_on(s3.delete_object().bucket(&world.bucket).key(key).send()).unwrap();
     // the bucket keeps versions (sshca init makes it so): taking a planted object back for good
     // means deleting every version of it, delete markers included

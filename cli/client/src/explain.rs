@@ -101,6 +101,8 @@ mod tests {
             assert!(message.contains(expected), "{code:?}: {message}");
             assert_eq!(message.lines().count(), 1, "{message}");
         }
-        assert!(call("Lambda", Some("AccessDeniedException"), None, "lambda:InvokeFunction", "x").to_string().contains("lambda:InvokeFunction"));
+        assert!(call("Lambda", Some("AccessDeniedException"), None, "lambda:InvokeFunction", "x")
+            .to_string()
+            .contains("lambda:InvokeFunction"));
     }
 }

@@ -23,9 +23,7 @@ pub struct Lambda {
 impl Lambda {
     pub fn new(config: &aws_config::SdkConfig, function: &str) -> Self {
         // A retried Invoke re-runs the handler, which would take a second serial: one attempt only.
-        let lambda_config = aws_sdk_lambda::config::Builder::from(config)
-            .retry_config(aws_config::retry::RetryConfig::disabled())
-            .build();
+        let lambda_config = aws_sdk_lambda::config::Builder::from(config).retry_config(aws_config::retry::RetryConfig::disabled()).build();
         Self { client: aws_sdk_lambda::Client::from_conf(lambda_config), function: function.to_owned() }
     }
 
@@ -49,8 +47,7 @@ impl Lambda {
                 .with_context(|| format!("{:?} failed: {}", self.function, String::from_utf8_lossy(payload)))?;
             return Err(function_error(error));
         }
-        serde_json::from_slice(payload)
-            .with_context(|| format!("{:?} answered something that is not a signing response", self.function))
+        serde_json::from_slice(payload).with_context(|| format!("{:?} answered something that is not a signing response", self.function))
     }
 }
 
@@ -63,7 +60,10 @@ fn function_error(error: FunctionError) -> anyhow::Error {
 }
 
 /// One line for an Invoke that did not reach the function.
-fn invoke_failure<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(function: &str, err: &SdkError<E, R>) -> anyhow::Error {
+fn invoke_failure<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(
+    function: &str,
+    err: &SdkError<E, R>,
+) -> anyhow::Error {
     let resource = format!("function {function:?}");
     match err {
         SdkError::ServiceError(service) => {

@@ -37,11 +37,7 @@ pub fn prove_with(config: &SdkConfig, credentials: Credentials, audience: &str, 
     request.identity = None;
     request.nonce = Some(uuid::Uuid::new_v4().to_string());
     let hash = identity::request_hash(request);
-    let headers = [
-        ("content-type", GET_CALLER_IDENTITY_CONTENT_TYPE),
-        (AUDIENCE_HEADER, audience),
-        (REQUEST_HASH_HEADER, hash.as_str()),
-    ];
+    let headers = [("content-type", GET_CALLER_IDENTITY_CONTENT_TYPE), (AUDIENCE_HEADER, audience), (REQUEST_HASH_HEADER, hash.as_str())];
     let identity: Identity = credentials.into();
     let params = v4::SigningParams::builder()
         .identity(&identity)
@@ -52,13 +48,9 @@ pub fn prove_with(config: &SdkConfig, credentials: Credentials, audience: &str, 
         .build()
         .context("signing the proof of identity")?
         .into();
-    let signable = SignableRequest::new(
-        "POST",
-        endpoint.as_str(),
-        headers.iter().copied(),
-        SignableBody::Bytes(GET_CALLER_IDENTITY_BODY.as_bytes()),
-    )
-    .with_context(|| format!("the STS endpoint {endpoint:?} is not a URL: fix AWS_ENDPOINT_URL_STS"))?;
+    let signable =
+        SignableRequest::new("POST", endpoint.as_str(), headers.iter().copied(), SignableBody::Bytes(GET_CALLER_IDENTITY_BODY.as_bytes()))
+            .with_context(|| format!("the STS endpoint {endpoint:?} is not a URL: fix AWS_ENDPOINT_URL_STS"))?;
     let (instructions, _) = sign(signable, &params).context("signing the proof of identity")?.into_parts();
     let mut signed: std::collections::BTreeMap<String, String> =
         headers.iter().map(|(name, value)| ((*name).to_owned(), (*value).to_owned())).collect();

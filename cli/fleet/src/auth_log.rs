@@ -111,6 +111,9 @@ mod tests {
             labels: vec![("principal", principal.into()), ("ca", CA.into()), ("result", result.into())],
         };
         let key = |result: &str| Series { metric: KEY_AUTH, labels: vec![("result", result.into())] };
-        assert_eq!(series, [cert("root", "accepted"), cert("root", "wrong_principal"), key("rejected"), cert("deploy", "revoked"), key("accepted")]);
+        assert_eq!(
+            series,
+            [cert("root", "accepted"), cert("root", "wrong_principal"), key("rejected"), cert("deploy", "revoked"), key("accepted")]
+        );
     }
 }

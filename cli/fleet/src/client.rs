@@ -35,19 +35,26 @@ fn bad(check: &'static str, what: String, why: &str, fix: String) -> Finding {
 pub fn check(environment: &str, state: &ClientState, cas: &CaKeys, min_validity: u64, now: u64) -> Vec<Finding> {
     let block = format!("sshca config {environment} --client");
     let mut findings = known_hosts(state, cas, &block);
-    findings.push(if state.ssh_config.lines().any(|line| line.contains("exec") && line.contains(&format!("get_key ensure -e {environment} "))) {
-        good("ssh config", format!("a Match block runs `get_key ensure -e {environment}` before connecting"))
-    } else {
-        bad(
-            "ssh config",
-            format!("no Match block runs `get_key ensure -e {environment}`"),
-            "ssh does not get a certificate by itself: every expiry means a failed login first",
-            format!("add the first part of `{block}` to ~/.ssh/config"),
-        )
-    });
+    findings.push(
+        if state.ssh_config.lines().any(|line| line.contains("exec") && line.contains(&format!("get_key ensure -e {environment} "))) {
+            good("ssh config", format!("a Match block runs `get_key ensure -e {environment}` before connecting"))
+        } else {
+            bad(
+                "ssh config",
+                format!("no Match block runs `get_key ensure -e {environment}`"),
+                "ssh does not get a certificate by itself: every expiry means a failed login first",
+                format!("add the first part of `{block}` to ~/.ssh/config"),
+            )
+        },
+    );
     findings.push(match &state.agent {
         None => good("ssh-agent", "no agent: ssh offers only the keys its config names".into()),
-        Some(Err(why)) => bad("ssh-agent", format!("SSH_AUTH_SOCK is set but the agent cannot be asked: {why}"), "ssh waits on a dead agent", "start ssh-agent again, or unset SSH_AUTH_SOCK".into()),
+        Some(Err(why)) => bad(
+            "ssh-agent",
+            format!("SSH_AUTH_SOCK is set but the agent cannot be asked: {why}"),
+            "ssh waits on a dead agent",
+            "start ssh-agent again, or unset SSH_AUTH_SOCK".into(),
+        ),
         Some(Ok(entries)) if entries.len() > MAX_AUTH_TRIES - 1 => bad(
             "ssh-agent",
             format!("{} keys and certificates in the agent", entries.len()),
@@ -90,7 +97,8 @@ fn known_hosts(state: &ClientState, cas: &CaKeys, block: &str) -> Vec<Finding> {
         }
     }
     if findings.is_empty() {
-        findings.push(good(CHECK, format!("@cert-authority lines for {} host CA key(s), scoped to the environment's hosts", cas.host.len())));
+        findings
+            .push(good(CHECK, format!("@cert-authority lines for {} host CA key(s), scoped to the environment's hosts", cas.host.len())));
     }
     findings
 }

@@ -10,7 +10,7 @@ use serde::Serialize;
 use ssh_key::certificate::CertType;
 use ssh_key::{Certificate, HashAlg, PrivateKey, PublicKey};
 
-pub use sign_key::policy::human_duration_approx as human;
+pub use sshca_proto::time::human_duration_approx as human;
 
 use crate::sshd::EffectiveConfig;
 
@@ -40,7 +40,11 @@ impl CaKeys {
             };
             let key = PublicKey::from_openssh(key_text).map_err(|err| format!("{line:?} is not a CA key line: {err}"))?;
             let role = Self::role_of(&key);
-            if host { keys.host.push((role, key)) } else { keys.user.push((role, key)) }
+            if host {
+                keys.host.push((role, key))
+            } else {
+                keys.user.push((role, key))
+            }
         }
         Ok(keys)
     }
@@ -194,7 +198,10 @@ fn host_certificate(
     }
     let missing: Vec<&String> = expect.names.iter().filter(|name| !certificate.valid_principals().contains(name)).collect();
     if !missing.is_empty() {
-        return Err((format!("does not cover {missing:?} (it names {:?})", certificate.valid_principals()), "clients reaching the server by those names refuse it"));
+        return Err((
+            format!("does not cover {missing:?} (it names {:?})", certificate.valid_principals()),
+            "clients reaching the server by those names refuse it",
+        ));
     }
     let valid_before = certificate.valid_before();
     if valid_before <= now {
@@ -233,11 +240,15 @@ fn revoked_keys(config: &EffectiveConfig, expect: &Expectations, now: u64) -> Fi
     };
     let bytes = match std::fs::read(file) {
         Ok(bytes) => bytes,
-        Err(err) => return bad(CHECK, format!("{file} cannot be read ({err})"), "sshd refuses every key while its KRL is missing", refresh),
+        Err(err) => {
+            return bad(CHECK, format!("{file} cannot be read ({err})"), "sshd refuses every key while its KRL is missing", refresh)
+        }
     };
-    let summary = match sign_key::krl::summarize(&bytes) {
+    let summary = match sshca_proto::krl::summarize(&bytes) {
         Ok(summary) => summary,
-        Err(why) => return bad(CHECK, format!("{file} is not a KRL: {why}"), "sshd refuses every key while its KRL is unreadable", refresh),
+        Err(why) => {
+            return bad(CHECK, format!("{file} is not a KRL: {why}"), "sshd refuses every key while its KRL is unreadable", refresh)
+        }
     };
     let refreshed = std::fs::metadata(file).and_then(|m| m.modified()).ok().and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok());
     let age = now.saturating_sub(refreshed.map(|d| d.as_secs()).unwrap_or(0));
@@ -251,7 +262,6 @@ fn revoked_keys(config: &EffectiveConfig, expect: &Expectations, now: u64) -> Fi
     }
     good(CHECK, format!("{file}: version {}, {} revoked, refreshed {} ago", summary.version, summary.revoked, human(age)))
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -4,7 +4,7 @@
 //! and replaces the output file atomically.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -95,13 +95,7 @@ fn read_since(path: &Path, state: &mut State) -> Result<Vec<u8>, String> {
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let failed = |err: &dyn std::fmt::Display| format!("cannot write {}: {err}", path.display());
-    let mut file = tempfile::Builder::new().prefix(".sshca-metrics-").tempfile_in(dir).map_err(|err| failed(&err))?;
-    file.write_all(bytes).map_err(|err| failed(&err))?;
-    file.as_file().set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644)).map_err(|err| failed(&err))?;
-    file.persist(path).map_err(|err| failed(&err.error))?;
-    Ok(())
+    sshca_proto::fs::write_atomically(path, bytes).map_err(|err| err.to_string())
 }
 
 /// `metric{label="value",…}`, with label values escaped as the text format wants.
@@ -120,7 +114,12 @@ pub fn render(counters: &BTreeMap<String, u64>, config: Option<&EffectiveConfig>
     let family = |out: &mut String, name: &str, kind: &str, help: &str| {
         out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
     };
-    family(&mut out, CERT_AUTH, "counter", "Logins with an SSH certificate, by principal (the account), CA fingerprint and result (accepted, or why not).");
+    family(
+        &mut out,
+        CERT_AUTH,
+        "counter",
+        "Logins with an SSH certificate, by principal (the account), CA fingerprint and result (accepted, or why not).",
+    );
     for (series, count) in counters.iter().filter(|(s, _)| s.starts_with(&format!("{CERT_AUTH}{{"))) {
         out.push_str(&format!("{series} {count}\n"));
     }
@@ -139,14 +138,22 @@ pub fn render(counters: &BTreeMap<String, u64>, config: Option<&EffectiveConfig>
         .collect();
     family(&mut out, "ssh_ca_cert_age_seconds", "gauge", "Seconds since the host certificate became valid.");
     for (path, certificate) in &certificates {
-        out.push_str(&format!("ssh_ca_cert_age_seconds{{certificate=\"{}\"}} {}\n", escape(path), now as i64 - certificate.valid_after() as i64));
+        out.push_str(&format!(
+            "ssh_ca_cert_age_seconds{{certificate=\"{}\"}} {}\n",
+            escape(path),
+            now as i64 - certificate.valid_after() as i64
+        ));
     }
     family(&mut out, "ssh_ca_cert_expiry_seconds", "gauge", "Seconds the host certificate has left (negative: expired).");
     for (path, certificate) in &certificates {
-        out.push_str(&format!("ssh_ca_cert_expiry_seconds{{certificate=\"{}\"}} {}\n", escape(path), certificate.valid_before() as i64 - now as i64));
+        out.push_str(&format!(
+            "ssh_ca_cert_expiry_seconds{{certificate=\"{}\"}} {}\n",
+            escape(path),
+            certificate.valid_before() as i64 - now as i64
+        ));
     }
     if let Some(path) = config.get("revokedkeys") {
-        let summary = std::fs::read(path).ok().and_then(|bytes| sign_key::krl::summarize(&bytes).ok());
+        let summary = std::fs::read(path).ok().and_then(|bytes| sshca_proto::krl::summarize(&bytes).ok());
         let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
         if let (Some(summary), Some(modified)) = (summary, modified) {
             let refreshed = modified.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);

@@ -56,7 +56,9 @@ mod tests {
 
     #[test]
     fn keywords_repeat_and_none_is_unset() {
-        let config = EffectiveConfig::parse("hostkey /a\nhostkey /b\nrevokedkeys none\nauthorizedkeysfile .ssh/authorized_keys .ssh/authorized_keys2\n");
+        let config = EffectiveConfig::parse(
+            "hostkey /a\nhostkey /b\nrevokedkeys none\nauthorizedkeysfile .ssh/authorized_keys .ssh/authorized_keys2\n",
+        );
         assert_eq!(config.all("hostkey"), ["/a", "/b"]);
         assert_eq!(config.get("revokedkeys"), None);
         assert_eq!(config.get("authorizedkeysfile"), Some(".ssh/authorized_keys .ssh/authorized_keys2"));

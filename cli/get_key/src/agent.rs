@@ -6,8 +6,7 @@ use std::process::Command;
 
 use ssh_agent_lib::blocking::Client;
 use ssh_agent_lib::proto::{
-    AddIdentity, AddIdentityConstrained, KeyConstraint, PrivateCredential, PrivateKeyData, PublicCredential,
-    RemoveIdentity,
+    AddIdentity, AddIdentityConstrained, KeyConstraint, PrivateCredential, PrivateKeyData, PublicCredential, RemoveIdentity,
 };
 use ssh_key::private::{EcdsaKeypair, KeypairData};
 use ssh_key::{Certificate, PrivateKey};
@@ -62,9 +61,7 @@ pub fn add(socket: &Path, key_path: &Path, certificate: &Certificate, lifetime: 
     for identity in client.request_identities().map_err(agent_error)? {
         if let PublicCredential::Cert(old) = &identity.credential {
             if old.public_key() == certificate.public_key() && **old != *certificate {
-                client
-                    .remove_identity(RemoveIdentity { credential: identity.credential.clone() })
-                    .map_err(agent_error)?;
+                client.remove_identity(RemoveIdentity { credential: identity.credential.clone() }).map_err(agent_error)?;
                 replaced += 1;
             }
         }

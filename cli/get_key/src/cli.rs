@@ -114,7 +114,11 @@ impl Cli {
             ca_keys: install.ca_key.clone(),
             ca_fingerprints: install.ca_fingerprint.clone(),
             pin_file: crate::verify::default_pin_file(),
-            agent_socket: if install.no_agent { None } else { std::env::var_os("SSH_AUTH_SOCK").filter(|s| !s.is_empty()).map(PathBuf::from) },
+            agent_socket: if install.no_agent {
+                None
+            } else {
+                std::env::var_os("SSH_AUTH_SOCK").filter(|s| !s.is_empty()).map(PathBuf::from)
+            },
             force: install.force,
         }
     }

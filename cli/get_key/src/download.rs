@@ -41,12 +41,8 @@ pub fn fetch(url: &str) -> Result<Vec<u8>, DownloadError> {
     if url.starts_with("http://") && !is_loopback(url) {
         return Err(DownloadError::Unencrypted { url: url.chars().take(80).collect() });
     }
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(TIMEOUT))
-        .max_redirects(0)
-        .http_status_as_error(false)
-        .build()
-        .into();
+    let agent: ureq::Agent =
+        ureq::Agent::config_builder().timeout_global(Some(TIMEOUT)).max_redirects(0).http_status_as_error(false).build().into();
     let mut response = agent.get(url).call().map_err(|err| match err {
         ureq::Error::BodyExceedsLimit(_) => DownloadError::TooLarge,
         other => DownloadError::Network(other.to_string()),
@@ -70,9 +66,7 @@ fn explain(status: u16, body: &str, url: &str) -> DownloadError {
     let message = xml_field(body, "Message").unwrap_or_default();
     let expired = message.to_ascii_lowercase().contains("expired") || code == "ExpiredToken";
     match (status, code.as_str()) {
-        (403, _) if expired => DownloadError::Expired {
-            expired_at: xml_field(body, "Expires").or_else(|| expiry_from_url(url)),
-        },
+        (403, _) if expired => DownloadError::Expired { expired_at: xml_field(body, "Expires").or_else(|| expiry_from_url(url)) },
         (403, "SignatureDoesNotMatch") => DownloadError::BadSignature,
         (403, _) => {
             // Some servers answer an expired link with a bare 403: the URL itself says when it expired.
@@ -123,9 +117,7 @@ fn is_loopback(url: &str) -> bool {
 /// `X-Amz-Date` + `X-Amz-Expires` of a SigV4 presigned URL, as an RFC 3339 time.
 fn expiry_from_url(url: &str) -> Option<String> {
     let query = url.split_once('?')?.1;
-    let param = |name: &str| {
-        query.split('&').find_map(|pair| pair.split_once('=').filter(|(k, _)| *k == name).map(|(_, v)| v.to_owned()))
-    };
+    let param = |name: &str| query.split('&').find_map(|pair| pair.split_once('=').filter(|(k, _)| *k == name).map(|(_, v)| v.to_owned()));
     let signed_at = time::PrimitiveDateTime::parse(
         &param("X-Amz-Date")?,
         time::macros::format_description!("[year][month][day]T[hour][minute][second]Z"),
@@ -167,7 +159,9 @@ mod tests {
             assert!(!is_loopback(url), "{url}");
             assert!(matches!(fetch(url), Err(DownloadError::Unencrypted { .. })), "{url}");
         }
-        for url in ["http://127.0.0.1:4566/b/k?x=1", "http://[::1]:8333/b", "http://[::1]/b", "http://localhost:9000?x=1", "http://127.0.0.1#f"] {
+        for url in
+            ["http://127.0.0.1:4566/b/k?x=1", "http://[::1]:8333/b", "http://[::1]/b", "http://localhost:9000?x=1", "http://127.0.0.1#f"]
+        {
             assert!(is_loopback(url), "{url}");
         }
     }
@@ -178,13 +172,16 @@ mod tests {
         assert_eq!(expiry_from_url(url), None);
     }
 
-    const URL: &str = "http://127.0.0.1:4566/b/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Date=20260101T000000Z&X-Amz-Expires=7200&X-Amz-Signature=ab";
+    const URL: &str =
+        "http://127.0.0.1:4566/b/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Date=20260101T000000Z&X-Amz-Expires=7200&X-Amz-Signature=ab";
 
     #[test]
     fn s3_errors_are_explained() {
-        let expired = "<Error><Code>AccessDenied</Code><Message>Request has expired</Message><Expires>2026-01-01T02:00:00Z</Expires></Error>";
+        let expired =
+            "<Error><Code>AccessDenied</Code><Message>Request has expired</Message><Expires>2026-01-01T02:00:00Z</Expires></Error>";
         assert!(matches!(explain(403, expired, URL), DownloadError::Expired { expired_at: Some(t) } if t == "2026-01-01T02:00:00Z"));
-        let tampered = "<Error><Code>SignatureDoesNotMatch</Code><Message>The request signature we calculated does not match</Message></Error>";
+        let tampered =
+            "<Error><Code>SignatureDoesNotMatch</Code><Message>The request signature we calculated does not match</Message></Error>";
         assert!(matches!(explain(403, tampered, URL), DownloadError::BadSignature));
         assert!(matches!(explain(403, "", URL), DownloadError::Expired { .. }));
         assert!(matches!(explain(404, "<Error><Code>NoSuchKey</Code></Error>", URL), DownloadError::NotFound));

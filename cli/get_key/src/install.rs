@@ -1,8 +1,6 @@
 //! Installing the certificate file: all or nothing, never through a symbolic link.
 
 use std::fs;
-use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use ssh_key::Certificate;
@@ -24,18 +22,13 @@ pub enum InstallError {
     Io { path: PathBuf, source: std::io::Error },
 }
 
-fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> InstallError + '_ {
-    move |source| InstallError::Io { path: path.to_owned(), source }
-}
-
 /// Installs `certificate` at `target` via a temporary file in the same directory and a rename,
 /// so `target` holds either the old or the new certificate, never a part of one. A different
 /// certificate that is still valid at `now` is kept as `<target>.bak` unless `force`.
 pub fn install(target: &Path, certificate: &Certificate, force: bool, now: u64) -> Result<Installed, InstallError> {
-    let line = certificate.to_openssh().map_err(|err| InstallError::Io {
-        path: target.to_owned(),
-        source: std::io::Error::other(err.to_string()),
-    })?;
+    let line = certificate
+        .to_openssh()
+        .map_err(|err| InstallError::Io { path: target.to_owned(), source: std::io::Error::other(err.to_string()) })?;
     let mut backup = None;
     match fs::symlink_metadata(target) {
         Ok(meta) if meta.file_type().is_symlink() => return Err(InstallError::Symlink(target.to_owned())),
@@ -60,23 +53,8 @@ pub fn install(target: &Path, certificate: &Certificate, force: bool, now: u64) 
 /// Writes `bytes` to `target` in the ssh directory: whole or not at all, never through a
 /// symbolic link, mode 0644.
 pub fn write_atomically(target: &Path, bytes: &[u8]) -> Result<(), InstallError> {
-    if fs::symlink_metadata(target).is_ok_and(|m| m.file_type().is_symlink()) {
-        return Err(InstallError::Symlink(target.to_owned()));
-    }
-    let dir = target.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    // The temporary file is hidden and removed on any failure (tempfile deletes it on drop).
-    let mut temp = tempfile::Builder::new()
-        .prefix(".get_key-")
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .map_err(io_error(target))?;
-    temp.as_file().set_permissions(fs::Permissions::from_mode(0o644)).map_err(io_error(target))?;
-    temp.write_all(bytes).map_err(io_error(target))?;
-    temp.as_file().sync_all().map_err(io_error(target))?;
-    // rename(2) replaces a symlink itself rather than following it, and is atomic in one directory.
-    temp.persist(target).map_err(|err| InstallError::Io { path: target.to_owned(), source: err.error })?;
-    if let Ok(dir) = fs::File::open(dir) {
-        let _ = dir.sync_all();
-    }
-    Ok(())
+    sshca_proto::fs::write_atomically(target, bytes).map_err(|err| match err {
+        sshca_proto::fs::WriteError::Symlink(path) => InstallError::Symlink(path),
+        sshca_proto::fs::WriteError::Io { path, source } => InstallError::Io { path, source },
+    })
 }

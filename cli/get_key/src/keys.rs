@@ -54,11 +54,8 @@ pub fn scan(dir: &Path, wanted: &KeyData) -> std::io::Result<Scan> {
     let mut scan = Scan::default();
     for path in entries {
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-        let ignored = name.starts_with('.')
-            || name.ends_with(".pub")
-            || name.ends_with(".bak")
-            || name.ends_with(".tmp")
-            || NOT_KEYS.contains(&name);
+        let ignored =
+            name.starts_with('.') || name.ends_with(".pub") || name.ends_with(".bak") || name.ends_with(".tmp") || NOT_KEYS.contains(&name);
         if ignored || !path.is_file() {
             continue;
         }

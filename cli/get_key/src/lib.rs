@@ -33,7 +33,9 @@ pub enum GetKeyError {
     Download(#[from] download::DownloadError),
     #[error(transparent)]
     Verify(#[from] verify::VerifyError),
-    #[error("no private key in {dir} matches the certificate's key ({fingerprint}): put the key there, or name it with --key PATH{skipped}")]
+    #[error(
+        "no private key in {dir} matches the certificate's key ({fingerprint}): put the key there, or name it with --key PATH{skipped}"
+    )]
     NoMatchingKey { dir: String, fingerprint: String, skipped: String },
     #[error("{path} is not the key this certificate certifies ({fingerprint}): name the right one with --key, or leave --key out to search {dir}")]
     KeyMismatch { path: String, fingerprint: String, dir: String },
@@ -109,11 +111,7 @@ pub fn run(options: &Options) -> Result<Report, GetKeyError> {
 
 /// Verifies `certificate` (signature, a CA in `trusted` when any is pinned, validity) and
 /// installs it next to its key, then in the agent.
-pub fn install_certificate(
-    options: &Options,
-    certificate: &Certificate,
-    trusted: &[ssh_key::Fingerprint],
-) -> Result<Report, GetKeyError> {
+pub fn install_certificate(options: &Options, certificate: &Certificate, trusted: &[ssh_key::Fingerprint]) -> Result<Report, GetKeyError> {
     if certificate.cert_type() != CertType::User {
         return Err(GetKeyError::HostCertificate);
     }
@@ -200,8 +198,7 @@ fn check_permissions(key_path: &Path) -> Result<(), GetKeyError> {
 fn find_key(options: &Options, certificate: &Certificate) -> Result<(PathBuf, Vec<String>), GetKeyError> {
     let fingerprint = certificate.public_key().fingerprint(HashAlg::Sha256).to_string();
     if let Some(path) = &options.key {
-        let key = keys::public_key_of(path)
-            .map_err(|message| GetKeyError::UnreadableKey { path: path.display().to_string(), message })?;
+        let key = keys::public_key_of(path).map_err(|message| GetKeyError::UnreadableKey { path: path.display().to_string(), message })?;
         if key.as_ref() != Some(certificate.public_key()) {
             return Err(GetKeyError::KeyMismatch {
                 path: path.display().to_string(),
@@ -212,8 +209,8 @@ fn find_key(options: &Options, certificate: &Certificate) -> Result<(PathBuf, Ve
         return Ok((path.clone(), Vec::new()));
     }
     let dir = &options.ssh_dir;
-    let scan = keys::scan(dir, certificate.public_key())
-        .map_err(|source| GetKeyError::SshDir { dir: dir.display().to_string(), source })?;
+    let scan =
+        keys::scan(dir, certificate.public_key()).map_err(|source| GetKeyError::SshDir { dir: dir.display().to_string(), source })?;
     let skipped: Vec<String> = scan.skipped.iter().map(|(path, why)| format!("{}: {why}", path.display())).collect();
     match scan.matches.into_iter().next() {
         Some(found) => Ok((found.path, skipped)),

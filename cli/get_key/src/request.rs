@@ -117,7 +117,11 @@ fn create_key(private: &Path, environment: &str) -> Result<(), GetKeyError> {
     let public_line = key.public_key().to_openssh().map_err(|err| failed(&err))?;
     let dir = private.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|err| failed(&err))?;
-    let mut file = tempfile::Builder::new().prefix(".get_key-").permissions(std::fs::Permissions::from_mode(0o600)).tempfile_in(dir).map_err(|err| failed(&err))?;
+    let mut file = tempfile::Builder::new()
+        .prefix(".get_key-")
+        .permissions(std::fs::Permissions::from_mode(0o600))
+        .tempfile_in(dir)
+        .map_err(|err| failed(&err))?;
     file.write_all(pem.as_bytes()).and_then(|_| file.as_file().sync_all()).map_err(|err| failed(&err))?;
     match file.persist_noclobber(private) {
         Ok(_) => {}

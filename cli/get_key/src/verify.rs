@@ -30,9 +30,13 @@ pub enum VerifyError {
 pub enum Validity {
     Now,
     /// Not yet valid; becomes valid within [`SOON_SECONDS`].
-    Soon { in_seconds: u64 },
+    Soon {
+        in_seconds: u64,
+    },
     /// Not yet valid, and not for a while (a start time the admin chose).
-    Later { in_seconds: u64 },
+    Later {
+        in_seconds: u64,
+    },
 }
 
 /// Parses the downloaded text as an OpenSSH certificate.
@@ -70,11 +74,7 @@ pub fn check(certificate: &Certificate, trusted: &[Fingerprint], now: u64) -> Re
 
 /// Trusted CA fingerprints: from `SHA256:…` fingerprints, from OpenSSH public key lines (or files
 /// of them, as in `TrustedUserCAKeys`), and from the default pin file when it exists.
-pub fn trusted_fingerprints(
-    keys: &[String],
-    fingerprints: &[String],
-    pin_file: Option<&Path>,
-) -> Result<Vec<Fingerprint>, VerifyError> {
+pub fn trusted_fingerprints(keys: &[String], fingerprints: &[String], pin_file: Option<&Path>) -> Result<Vec<Fingerprint>, VerifyError> {
     let mut trusted = Vec::new();
     for fingerprint in fingerprints {
         trusted.push(fingerprint.parse::<Fingerprint>().map_err(|err| VerifyError::BadPin {
@@ -85,8 +85,8 @@ pub fn trusted_fingerprints(
     let mut sources: Vec<(String, String)> = Vec::new();
     for key in keys {
         if Path::new(key).is_file() {
-            let text = std::fs::read_to_string(key)
-                .map_err(|err| VerifyError::BadPin { source_name: key.clone(), message: err.to_string() })?;
+            let text =
+                std::fs::read_to_string(key).map_err(|err| VerifyError::BadPin { source_name: key.clone(), message: err.to_string() })?;
             sources.push((key.clone(), text));
         } else {
             sources.push(("--ca-key".into(), key.clone()));

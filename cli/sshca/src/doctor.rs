@@ -111,7 +111,8 @@ fn client_state(ssh_dir: &std::path::Path) -> ClientState {
         .filter(|path| path.to_string_lossy().ends_with("-cert.pub"))
         .filter_map(|path| Some((path.clone(), ssh_key::Certificate::from_openssh(std::fs::read_to_string(&path).ok()?.trim()).ok()?)))
         .collect();
-    let agent = std::env::var_os("SSH_AUTH_SOCK").filter(|s| !s.is_empty()).map(|socket| get_key::agent::identities(std::path::Path::new(&socket)));
+    let agent =
+        std::env::var_os("SSH_AUTH_SOCK").filter(|s| !s.is_empty()).map(|socket| get_key::agent::identities(std::path::Path::new(&socket)));
     ClientState { known_hosts: read("known_hosts"), ssh_config: read("config"), certificates, agent }
 }
 

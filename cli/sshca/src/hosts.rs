@@ -118,7 +118,9 @@ async fn client_config(issuer: &Issuer, args: &ConfigArgs) -> Result<()> {
     let user_cas = issuer.trusted_ca_keys(environment, CertKind::User).await?;
     let pins: String = user_cas.iter().map(|key| format!(" --ca-fingerprint {}", key.fingerprint(Default::default()))).collect();
     let key = args.key.clone().unwrap_or_else(|| format!("~/.ssh/id_ed25519_{environment}"));
-    for (what, value) in [("--key", key.as_str()), ("--function", args.function.as_str()), ("the audience", policy.access.audience.as_str())] {
+    for (what, value) in
+        [("--key", key.as_str()), ("--function", args.function.as_str()), ("the audience", policy.access.audience.as_str())]
+    {
         if !plain(value.strip_prefix("~/").unwrap_or(value), "") {
             bail!("{what} {value:?} cannot go into the shell command of an ssh config line: use letters, digits and . _ : @ / + = , -");
         }

@@ -109,7 +109,9 @@ pub async fn init(aws: &Aws, config: &aws_config::SdkConfig, bucket: &str, args:
     };
     configure(preview.clone().into(), &args, None, &[], bucket, &[], me.as_ref())?.validate()?;
     let mut created = Vec::new();
-    for (kind, given, slot) in [(CertKind::User, &args.user_ca_key, &preview.user_ca), (CertKind::Host, &args.host_ca_key, &preview.host_ca)] {
+    for (kind, given, slot) in
+        [(CertKind::User, &args.user_ca_key, &preview.user_ca), (CertKind::Host, &args.host_ca_key, &preview.host_ca)]
+    {
         if given.is_none() && args.create_keys && slot.is_none() {
             let key = admin::create_ca_key(aws, store.as_ref(), &args.environment, kind, args.key_spec, args.seal_key.as_deref()).await?;
             eprintln!("created {} CA key {key:?} ({})", kind.as_str(), args.key_spec);
@@ -204,14 +206,19 @@ async fn create_bucket(aws: &Aws, bucket: &str) -> Result<()> {
         Err(err) => anyhow::bail!("could not create bucket {bucket:?}: {}", aws_sdk_s3::error::DisplayErrorContext(err)),
     }
     let unsupported = |what: &str, err: &dyn ProvideErrorMetadata| {
-        eprintln!("warning: bucket {bucket:?} is created, but its server did not take {what} ({}): set it up yourself", err.code().unwrap_or("error"));
+        eprintln!(
+            "warning: bucket {bucket:?} is created, but its server did not take {what} ({}): set it up yourself",
+            err.code().unwrap_or("error")
+        );
     };
     let versioning = VersioningConfiguration::builder().status(BucketVersioningStatus::Enabled).build();
     if let Err(err) = aws.s3.put_bucket_versioning().bucket(bucket).versioning_configuration(versioning).send().await {
         unsupported("versioning", &err);
     }
     let by_default = ServerSideEncryptionByDefault::builder().sse_algorithm(ServerSideEncryption::Aes256).build()?;
-    let encryption = ServerSideEncryptionConfiguration::builder().rules(ServerSideEncryptionRule::builder().apply_server_side_encryption_by_default(by_default).build()).build()?;
+    let encryption = ServerSideEncryptionConfiguration::builder()
+        .rules(ServerSideEncryptionRule::builder().apply_server_side_encryption_by_default(by_default).build())
+        .build()?;
     if let Err(err) = aws.s3.put_bucket_encryption().bucket(bucket).server_side_encryption_configuration(encryption).send().await {
         unsupported("default encryption", &err);
     }
@@ -227,9 +234,15 @@ async fn create_bucket(aws: &Aws, bucket: &str) -> Result<()> {
     Ok(())
 }
 
-
 /// The access part of the policy: rules, admins, audience, whether proofs are required.
-fn set_access(policy: &mut Policy, args: &InitArgs, rules: Option<&[AccessRule]>, admins: &[AccessRule], bucket: &str, me: Option<&AccessRule>) {
+fn set_access(
+    policy: &mut Policy,
+    args: &InitArgs,
+    rules: Option<&[AccessRule]>,
+    admins: &[AccessRule],
+    bucket: &str,
+    me: Option<&AccessRule>,
+) {
     let access = &mut policy.access;
     if let Some(rules) = rules {
         access.rules = rules.to_vec();
@@ -273,7 +286,9 @@ impl Caller {
     fn admin_rule(&self) -> AccessRule {
         let session_of = self.arn.rsplit_once('/').filter(|_| self.arn.contains(":assumed-role/"));
         match (session_of, self.user_id.split_once(':')) {
-            (Some((role, _)), Some((role_id, _))) => AccessRule { role_ids: vec![role_id.to_owned()], ..AccessRule::admin(&format!("{role}/*")) },
+            (Some((role, _)), Some((role_id, _))) => {
+                AccessRule { role_ids: vec![role_id.to_owned()], ..AccessRule::admin(&format!("{role}/*")) }
+            }
             _ => AccessRule::admin(&self.arn),
         }
     }
@@ -283,7 +298,13 @@ async fn caller(aws: &Aws) -> Result<Caller> {
     use aws_sdk_sts::error::ProvideErrorMetadata;
     let answer = aws.sts.get_caller_identity().send().await.map_err(|err| {
         let service = err.as_service_error();
-        sshca_client::explain::call("STS", service.and_then(|e| e.code()), service.and_then(|e| e.message()), "sts:GetCallerIdentity", "your identity")
+        sshca_client::explain::call(
+            "STS",
+            service.and_then(|e| e.code()),
+            service.and_then(|e| e.message()),
+            "sts:GetCallerIdentity",
+            "your identity",
+        )
     })?;
     Ok(Caller {
         arn: answer.arn().context("STS named no ARN for your identity")?.to_owned(),

@@ -13,8 +13,8 @@ use sign_key::revoke::{self, RevokeOutcome, RevokeRequest};
 use sign_key::store::Condition;
 use sign_key::Issuer;
 
-use get_key::when::When;
 use get_key::verify::rfc3339;
+use get_key::when::When;
 
 use crate::input::read_public_key;
 use crate::parse_duration;
@@ -143,11 +143,7 @@ pub async fn krl(issuer: &Issuer, args: KrlArgs) -> Result<()> {
                 bail!("refusing to replace {} with {}: {why}", path.display(), revoke::krl_key(&args.environment));
             }
             // sshd refuses every key while RevokedKeys is unreadable or partial: replace it whole.
-            let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
-            let mut temp = tempfile::Builder::new().prefix(".sshca-krl-").tempfile_in(dir)?;
-            temp.write_all(&krl)?;
-            temp.as_file().sync_all()?;
-            temp.persist(&path).with_context(|| format!("writing {}", path.display()))?;
+            sshca_proto::fs::write_atomically(&path, &krl)?;
             eprintln!("wrote {} ({} bytes)", path.display(), krl.len());
         }
     }
@@ -159,7 +155,8 @@ fn read_ca_keys(file: &std::path::Path) -> Result<Vec<Vec<u8>>> {
     let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let keys = text.lines().map(str::trim).filter(|line| !line.is_empty() && !line.starts_with('#'));
     keys.map(|line| {
-        let key = ssh_key::PublicKey::from_openssh(line).with_context(|| format!("{} holds a line that is not a public key: {line:?}", file.display()))?;
+        let key = ssh_key::PublicKey::from_openssh(line)
+            .with_context(|| format!("{} holds a line that is not a public key: {line:?}", file.display()))?;
         Ok(sign_key::krl::blob(key.key_data()))
     })
     .collect()
@@ -229,14 +226,20 @@ fn event_line(event: &Value) -> String {
         Some("revoked") => format!(
             "{}  revoked   serials {} key ids {} keys {}  by {}  reason {}",
             event["timestamp"].as_str().unwrap_or_default(),
-            event["serials"], event["key_ids"], event["keys"].as_array().map_or(0, Vec::len),
-            shown(&event["requested_by"]), shown(&event["reason"])
+            event["serials"],
+            event["key_ids"],
+            event["keys"].as_array().map_or(0, Vec::len),
+            shown(&event["requested_by"]),
+            shown(&event["reason"])
         ),
         kind => format!(
             "{}  {:<8}  serial {}  {}  {} {}  until {}  caller {}  label {}  reason {}",
             event["timestamp"].as_str().unwrap_or_default(),
             kind.unwrap_or_default(),
-            event["serial"], event["key_id"], event["cert_type"], event["principals"],
+            event["serial"],
+            event["key_id"],
+            event["cert_type"],
+            event["principals"],
             rfc3339(event["valid_before"].as_u64().unwrap_or_default()),
             // A record in the audit bucket may have been planted: even these fields, which the
             // function writes, are escaped.
@@ -280,7 +283,12 @@ pub async fn show(issuer: &Issuer, args: ShowArgs) -> Result<()> {
         .filter(|k| k.rsplit('/').next().is_some_and(|name| name.starts_with(&suffix)))
         .collect();
     if keys.is_empty() {
-        bail!("no audit record of serial {} in environment {:?}: check both (`sshca audit {}`)", args.serial, args.environment, args.environment);
+        bail!(
+            "no audit record of serial {} in environment {:?}: check both (`sshca audit {}`)",
+            args.serial,
+            args.environment,
+            args.environment
+        );
     }
     let mut records = Vec::new();
     for key in keys {

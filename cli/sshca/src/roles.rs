@@ -41,11 +41,17 @@ pub async fn bind<'a>(iam: &aws_sdk_iam::Client, account: &str, rules: impl Into
         let ids: Vec<String> = roles
             .iter()
             .flatten()
-            .filter(|role| matches_any(std::slice::from_ref(&pattern), &role.name) && (!identity_center || role.path.starts_with(IDENTITY_CENTER_PATH)))
+            .filter(|role| {
+                matches_any(std::slice::from_ref(&pattern), &role.name) && (!identity_center || role.path.starts_with(IDENTITY_CENTER_PATH))
+            })
             .map(|role| role.id.clone())
             .collect();
         if ids.is_empty() {
-            let place = if identity_center { format!(" under {IDENTITY_CENTER_PATH} (where IAM Identity Center keeps its roles)") } else { String::new() };
+            let place = if identity_center {
+                format!(" under {IDENTITY_CENTER_PATH} (where IAM Identity Center keeps its roles)")
+            } else {
+                String::new()
+            };
             bail!("the access rule {:?} names no role of this account{place}: create the role (or assign the permission set) first, then write the rule", rule.arn);
         }
         eprintln!("access: {} is bound to role(s) {}", rule.arn, ids.join(", "));
@@ -61,9 +67,19 @@ async fn list_roles(iam: &aws_sdk_iam::Client) -> Result<Vec<Role>> {
     while let Some(page) = pages.next().await {
         let page = page.map_err(|err| {
             let service = err.as_service_error();
-            sshca_client::explain::call("IAM", service.and_then(|e| e.code()), service.and_then(|e| e.message()), "iam:ListRoles", "the roles the access rules name")
+            sshca_client::explain::call(
+                "IAM",
+                service.and_then(|e| e.code()),
+                service.and_then(|e| e.message()),
+                "iam:ListRoles",
+                "the roles the access rules name",
+            )
         })?;
-        roles.extend(page.roles().iter().map(|role| Role { name: role.role_name().to_owned(), path: role.path().to_owned(), id: role.role_id().to_owned() }));
+        roles.extend(page.roles().iter().map(|role| Role {
+            name: role.role_name().to_owned(),
+            path: role.path().to_owned(),
+            id: role.role_id().to_owned(),
+        }));
     }
     Ok(roles)
 }

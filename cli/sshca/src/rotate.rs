@@ -55,7 +55,10 @@ pub async fn rotate(aws: &Aws, bucket: &str, args: RotateArgs) -> Result<()> {
     let mut created = Vec::new();
     if args.create_next {
         for &kind in kinds {
-            created.push((kind, admin::create_ca_key(aws, store.as_ref(), &args.environment, kind, args.key_spec, args.seal_key.as_deref()).await?));
+            created.push((
+                kind,
+                admin::create_ca_key(aws, store.as_ref(), &args.environment, kind, args.key_spec, args.seal_key.as_deref()).await?,
+            ));
         }
     }
     let ca_keys = KmsCaKeys::new(aws.kms.clone(), aws.sts.clone(), store.clone());

@@ -92,7 +92,9 @@ pub async fn sign(signer: &Signer, args: SignArgs) -> Result<()> {
         environment,
         username: match args.username {
             Some(username) => username,
-            None if args.host => args.principals.first().cloned().context("a host certificate needs the host's names: -n web1.example.com")?,
+            None if args.host => {
+                args.principals.first().cloned().context("a host certificate needs the host's names: -n web1.example.com")?
+            }
             None => String::new(),
         },
         public_key,
@@ -131,4 +133,3 @@ fn print_response(response: &SignResponse, json: bool) -> Result<()> {
     println!("{}", response.download_url);
     Ok(())
 }
-

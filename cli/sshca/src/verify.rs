@@ -60,7 +60,9 @@ pub async fn verify(issuer: &Issuer, args: VerifyArgs) -> Result<()> {
 /// (which signs in the function's memory, without kms:Sign) or of another key cannot cover for it.
 async fn kms_signatures(issuer: &Issuer, environment: &str, path: &Path) -> Result<Vec<Finding>> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read the CloudTrail events {}", path.display()))?;
-    let events = CloudTrailExport::from_json(&bytes).and_then(|export| export.sign_events()).map_err(|why| anyhow::anyhow!("{}: {why}", path.display()))?;
+    let events = CloudTrailExport::from_json(&bytes)
+        .and_then(|export| export.sign_events())
+        .map_err(|why| anyhow::anyhow!("{}: {why}", path.display()))?;
     let policy = issuer.policy(environment).await?;
     let entries = sign_key::audit::all_entries(issuer.audit_store().as_ref(), environment).await?;
     let mut findings = Vec::new();
@@ -110,7 +112,8 @@ async fn kms_signatures(issuer: &Issuer, environment: &str, path: &Path) -> Resu
 
     let mut counted = 0;
     for (names, recorded) in &groups {
-        counted += events.iter().filter(|event| names.iter().any(|name| signings::key_id_of(name) == signings::key_id_of(&event.key_arn))).count();
+        counted +=
+            events.iter().filter(|event| names.iter().any(|name| signings::key_id_of(name) == signings::key_id_of(&event.key_arn))).count();
         for day in signings::reconcile(&events, names, recorded) {
             findings.push(Finding {
                 check: "kms-signed-unrecorded",

@@ -201,16 +201,26 @@ impl Access {
             }
             match rule.grant {
                 Grant::Admin if !rule.principals.is_empty() || rule.max_ttl.is_some() || !rule.critical_options.is_empty() => {
-                    return problem(index, "an admin rule takes no principals, max_ttl or critical_options: admins sign within the environment's policy".into());
+                    return problem(
+                        index,
+                        "an admin rule takes no principals, max_ttl or critical_options: admins sign within the environment's policy"
+                            .into(),
+                    );
                 }
                 Grant::User if rule.principals.is_empty() => {
                     return problem(index, "a user rule needs principals, e.g. [\"{user}\"]".into());
                 }
                 Grant::Host if rule.principals.is_empty() => {
-                    return problem(index, "a host rule needs the host name patterns it may sign for, e.g. [\"{session}.hosts.example.com\"]".into());
+                    return problem(
+                        index,
+                        "a host rule needs the host name patterns it may sign for, e.g. [\"{session}.hosts.example.com\"]".into(),
+                    );
                 }
                 Grant::Host if rule.extensions.is_some() || !rule.critical_options.is_empty() => {
-                    return problem(index, "a host rule takes only principals and max_ttl: host certificates carry no extensions or critical options".into());
+                    return problem(
+                        index,
+                        "a host rule takes only principals and max_ttl: host certificates carry no extensions or critical options".into(),
+                    );
                 }
                 _ => {}
             }
@@ -292,10 +302,7 @@ fn check_pattern(rule: &AccessRule) -> Result<(), String> {
 }
 
 fn denied(environment: &str, arn: &str, why: &str) -> IssueError {
-    IssueError::AccessDenied(format!(
-        "{} {why} in environment {environment:?}",
-        request::truncate_for_message(arn)
-    ))
+    IssueError::AccessDenied(format!("{} {why} in environment {environment:?}", request::truncate_for_message(arn)))
 }
 
 /// Applies the environment's access rules to `request` from `requester`, then its policy.
@@ -310,8 +317,7 @@ pub fn decide(policy: &Policy, requester: &Requester, request: &SignRequest, now
         }
         Requester::Proven(identity) => identity,
     };
-    let Some((index, rule)) = policy.access.rules.iter().enumerate().find(|(_, rule)| rule.matches(identity))
-    else {
+    let Some((index, rule)) = policy.access.rules.iter().enumerate().find(|(_, rule)| rule.matches(identity)) else {
         return Err(IssueError::AccessDenied(format!(
             "{} matches no access rule of environment {environment:?}: an admin can add one with `sshca init {environment} --rules FILE` (see `sshca show-policy {environment}`)",
             identity.arn
@@ -354,9 +360,9 @@ pub fn decide(policy: &Policy, requester: &Requester, request: &SignRequest, now
                 limits.allowed_extensions.retain(|name| extensions.contains(name));
             }
             let allowed = &limits.allowed_extensions;
-            request
-                .extensions
-                .get_or_insert_with(|| policy.default_extensions.iter().filter(|(n, _)| allowed.contains(n)).map(|(n, v)| (n.clone(), v.clone())).collect());
+            request.extensions.get_or_insert_with(|| {
+                policy.default_extensions.iter().filter(|(n, _)| allowed.contains(n)).map(|(n, v)| (n.clone(), v.clone())).collect()
+            });
             if !rule.critical_options.is_empty() {
                 if request.critical_options.as_ref().is_some_and(|asked| asked != &rule.critical_options) {
                     return Err(IssueError::PolicyViolation(format!(
@@ -392,12 +398,9 @@ pub fn decide(policy: &Policy, requester: &Requester, request: &SignRequest, now
     // The environment's policy first (what anyone may get here), then the rule's narrower one.
     let plan = environment_limits.plan(&request, now)?;
     let narrowed = limits.plan(&request, now).map_err(|err| match err {
-        IssueError::PolicyViolation(message) => IssueError::PolicyViolation(format!(
-            "{message} (access rule {} for {}: {})",
-            index + 1,
-            identity.arn,
-            rule.arn
-        )),
+        IssueError::PolicyViolation(message) => {
+            IssueError::PolicyViolation(format!("{message} (access rule {} for {}: {})", index + 1, identity.arn, rule.arn))
+        }
         other => other,
     })?;
     debug_assert_eq!(plan, narrowed, "both policies judge the same filled-in request");
@@ -561,7 +564,8 @@ mod tests {
 
     #[test]
     fn session_names_count_only_where_aws_sets_them() {
-        let sso = decide(&policy(), &identity("arn:aws:sts::111111111111:assumed-role/AWSReservedSSO_Eng_abc/jane"), &request(), NOW).unwrap();
+        let sso =
+            decide(&policy(), &identity("arn:aws:sts::111111111111:assumed-role/AWSReservedSSO_Eng_abc/jane"), &request(), NOW).unwrap();
         assert_eq!(sso.request.username, "jane");
         let chosen = decide(&policy(), &identity("arn:aws:sts::111111111111:assumed-role/eng/alice"), &request(), NOW).unwrap();
         assert_eq!(chosen.request.username, "eng", "a caller-chosen session name must not name the user");
@@ -592,12 +596,24 @@ mod tests {
         let mut policy = Policy::new("staging");
         policy.access.audience = "sshca:bucket:staging".into();
         policy.access.rules = serde_json::from_str(include_str!("../../../infra/access-rules.json")).unwrap();
-        assert!(policy.validate().unwrap_err().to_string().contains("not bound to its role's unique id"), "as written, before `sshca init` binds it");
+        assert!(
+            policy.validate().unwrap_err().to_string().contains("not bound to its role's unique id"),
+            "as written, before `sshca init` binds it"
+        );
         for rule in policy.access.rules.iter_mut().filter(|rule| rule.assumed_role().is_some()) {
-            rule.role_ids = vec!["AROAAWSReservedSSO_SshUsers".into(), "AROAAWSReservedSSO_SshAdmins".into(), "AROAsshca-staging-HostRole-0A1B2C3D4E5F".into()];
+            rule.role_ids = vec![
+                "AROAAWSReservedSSO_SshUsers".into(),
+                "AROAAWSReservedSSO_SshAdmins".into(),
+                "AROAsshca-staging-HostRole-0A1B2C3D4E5F".into(),
+            ];
         }
         policy.validate().unwrap();
-        let jane = decide(&policy, &identity("arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_SshUsers_0a1b2c3d4e5f6a7b/jane"), &request(), NOW);
+        let jane = decide(
+            &policy,
+            &identity("arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_SshUsers_0a1b2c3d4e5f6a7b/jane"),
+            &request(),
+            NOW,
+        );
         let refused = jane.unwrap_err().to_string();
         assert!(refused.contains("principal \"jane\" is not allowed in environment"), "the environment still bounds the rule: {refused}");
     }
@@ -623,7 +639,11 @@ mod tests {
         unbound.access.rules[3].role_ids.clear();
         assert!(unbound.validate().unwrap_err().to_string().contains("not bound to its role's unique id"));
         let mut one_session = policy();
-        one_session.access.rules[0] = AccessRule { arn: "arn:aws:sts::111111111111:assumed-role/admins/alice".into(), role_ids: vec!["AROAadmins".into()], ..AccessRule::admin("") };
+        one_session.access.rules[0] = AccessRule {
+            arn: "arn:aws:sts::111111111111:assumed-role/admins/alice".into(),
+            role_ids: vec!["AROAadmins".into()],
+            ..AccessRule::admin("")
+        };
         assert!(one_session.validate().unwrap_err().to_string().contains("names a session"));
     }
 

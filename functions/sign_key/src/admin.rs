@@ -81,7 +81,9 @@ pub async fn create_ca_key(
                 .await
                 .map_err(|err| {
                     kms_failure(
-                        &format!("KMS could not create a {name} SIGN_VERIFY key (where KMS has no Ed25519 keys, use --key-spec ED25519_SEALED)"),
+                        &format!(
+                            "KMS could not create a {name} SIGN_VERIFY key (where KMS has no Ed25519 keys, use --key-spec ED25519_SEALED)"
+                        ),
                         err,
                     )
                 })?;

@@ -109,9 +109,8 @@ pub async fn entries_since(store: &dyn Store, environment: &str, since: u64) -> 
 
 /// The issuance records between two Unix times (by day prefix, then by timestamp), oldest first.
 pub async fn entries_between(store: &dyn Store, environment: &str, since: u64, until: u64) -> Result<Vec<AuditEntry>, IssueError> {
-    let day = |unix: u64| {
-        OffsetDateTime::from_unix_timestamp(unix.min(253_402_300_799) as i64).map(|t| t.date()).unwrap_or(time::Date::MIN)
-    };
+    let day =
+        |unix: u64| OffsetDateTime::from_unix_timestamp(unix.min(253_402_300_799) as i64).map(|t| t.date()).unwrap_or(time::Date::MIN);
     let (mut date, last) = (day(since), day(until));
     let mut entries = Vec::new();
     while date <= last {

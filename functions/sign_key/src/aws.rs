@@ -36,14 +36,9 @@ impl Aws {
     pub fn from_config(config: &SdkConfig) -> Self {
         // S3-compatible servers (MinIO, SeaweedFS, LocalStack) are addressed by path: their
         // bucket names are not DNS names under the endpoint.
-        let custom_s3_endpoint = config.endpoint_url().is_some()
-            || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some_and(|v| !v.is_empty());
+        let custom_s3_endpoint = config.endpoint_url().is_some() || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some_and(|v| !v.is_empty());
         let s3_config = aws_sdk_s3::config::Builder::from(config).force_path_style(custom_s3_endpoint).build();
-        Self {
-            s3: aws_sdk_s3::Client::from_conf(s3_config),
-            kms: aws_sdk_kms::Client::new(config),
-            sts: aws_sdk_sts::Client::new(config),
-        }
+        Self { s3: aws_sdk_s3::Client::from_conf(s3_config), kms: aws_sdk_kms::Client::new(config), sts: aws_sdk_sts::Client::new(config) }
     }
 
     /// The issuer over this account's bucket(s) and KMS keys. Audit records go to `audit_bucket`

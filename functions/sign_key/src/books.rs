@@ -105,7 +105,10 @@ pub async fn verify(issuer: &Issuer, environment: &str) -> Result<(Summary, Vec<
             Err(err) => return Err(err.into()),
         };
         if held.as_deref() != Some(format!("{recorded}\n").as_bytes()) {
-            findings.push(finding("certificate-differs", format!("{key} does not hold the certificate its record {record} names: it was replaced or damaged")));
+            findings.push(finding(
+                "certificate-differs",
+                format!("{key} does not hold the certificate its record {record} names: it was replaced or damaged"),
+            ));
         }
     }
     for (key, entry) in records.iter().filter(|(_, e)| e.event == Event::Issued) {
@@ -161,10 +164,16 @@ pub async fn verify(issuer: &Issuer, environment: &str) -> Result<(Summary, Vec<
                         format!("{key} makes {vanished} revocation(s) (serials and key ids counted per CA key) that no revocation record holds (a record deleted or hidden by a delete marker, or a KRL planted): restore the record from the audit bucket's versions, or drop them with `sshca krl {environment} --publish --allow-shrink`"),
                     ));
                 } else if made != published.body {
-                    findings.push(finding("krl-differs", format!("{key} is not the KRL the revocation log makes: the next `sshca revoke` republishes it")));
+                    findings.push(finding(
+                        "krl-differs",
+                        format!("{key} is not the KRL the revocation log makes: the next `sshca revoke` republishes it"),
+                    ));
                 }
             }
-            Err(why) => findings.push(finding("krl-differs", format!("{key} is not a KRL sshca publishes ({why}): `sshca krl {environment} --publish` replaces it"))),
+            Err(why) => findings.push(finding(
+                "krl-differs",
+                format!("{key} is not a KRL sshca publishes ({why}): `sshca krl {environment} --publish` replaces it"),
+            )),
         }
     }
 

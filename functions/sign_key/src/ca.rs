@@ -34,10 +34,7 @@ pub trait CaKeys: Send + Sync {
 /// Encryption context binding a sealed CA key to its environment: KMS refuses to decrypt it
 /// under any other.
 pub fn sealing_context(environment: &str) -> HashMap<String, String> {
-    HashMap::from([
-        ("sshca:environment".to_owned(), environment.to_owned()),
-        ("sshca:purpose".to_owned(), "ca-key".to_owned()),
-    ])
+    HashMap::from([("sshca:environment".to_owned(), environment.to_owned()), ("sshca:purpose".to_owned(), "ca-key".to_owned())])
 }
 
 /// A signing key that lives in KMS.
@@ -51,20 +48,15 @@ pub struct KmsSigner {
 impl KmsSigner {
     /// Reads the key's public half and checks that it can sign SSH certificates.
     pub async fn connect(kms: aws_sdk_kms::Client, key_id: &str) -> Result<Self, CaError> {
-        let output = kms
-            .get_public_key()
-            .key_id(key_id)
-            .send()
-            .await
-            .map_err(|err| kms_error(key_id, err))?;
+        let output = kms.get_public_key().key_id(key_id).send().await.map_err(|err| kms_error(key_id, err))?;
         let usage = output.key_usage().cloned().unwrap_or(KeyUsageType::SignVerify);
         if usage != KeyUsageType::SignVerify {
             return Err(CaError::NotSignVerify { key_id: key_id.to_owned(), usage: usage.to_string() });
         }
-        let spec = output.key_spec().cloned().ok_or_else(|| CaError::UnsupportedSpec {
-            key_id: key_id.to_owned(),
-            spec: "(none given)".into(),
-        })?;
+        let spec = output
+            .key_spec()
+            .cloned()
+            .ok_or_else(|| CaError::UnsupportedSpec { key_id: key_id.to_owned(), spec: "(none given)".into() })?;
         let der = output.public_key().map(Blob::as_ref).unwrap_or_default();
         let (public_key, algorithm) = public_key_from_der(key_id, &spec, der)?;
         Ok(Self { kms, key_id: key_id.to_owned(), public_key, algorithm })
@@ -73,11 +65,7 @@ impl KmsSigner {
 
 /// The SSH public key and KMS signing algorithm for a KMS key spec. `ssh-rsa` (SHA-1) is never
 /// used: RSA CAs sign `rsa-sha2-512`.
-fn public_key_from_der(
-    key_id: &str,
-    spec: &KeySpec,
-    der: &[u8],
-) -> Result<(KeyData, SigningAlgorithmSpec), CaError> {
+fn public_key_from_der(key_id: &str, spec: &KeySpec, der: &[u8]) -> Result<(KeyData, SigningAlgorithmSpec), CaError> {
     use p256::pkcs8::DecodePublicKey;
     let malformed = |err: String| CaError::Kms(format!("public key of {key_id:?} is malformed: {err}"));
     match spec {
@@ -150,8 +138,9 @@ fn ssh_signature(algorithm: Algorithm, kms_signature: &[u8]) -> Result<Signature
             let signature = p384::ecdsa::Signature::from_der(kms_signature).map_err(|e| bad(e.to_string()))?;
             Signature::try_from(signature).map_err(|e| bad(e.to_string()))
         }
-        Algorithm::Rsa { .. } => Signature::new(Algorithm::Rsa { hash: Some(HashAlg::Sha512) }, kms_signature)
-            .map_err(|e| bad(e.to_string())),
+        Algorithm::Rsa { .. } => {
+            Signature::new(Algorithm::Rsa { hash: Some(HashAlg::Sha512) }, kms_signature).map_err(|e| bad(e.to_string()))
+        }
         Algorithm::Ed25519 => Signature::new(Algorithm::Ed25519, kms_signature).map_err(|e| bad(e.to_string())),
         other => Err(bad(format!("unexpected CA algorithm {other}"))),
     }
@@ -165,12 +154,8 @@ where
     use aws_sdk_kms::error::ProvideErrorMetadata;
     match err.code() {
         Some("NotFoundException") => CaError::KeyNotFound { key_id: key_id.to_owned() },
-        Some("DisabledException") | Some("KMSInvalidStateException") => {
-            CaError::Disabled { key_id: key_id.to_owned() }
-        }
-        Some("InvalidKeyUsageException") => {
-            CaError::NotSignVerify { key_id: key_id.to_owned(), usage: "ENCRYPT_DECRYPT".into() }
-        }
+        Some("DisabledException") | Some("KMSInvalidStateException") => CaError::Disabled { key_id: key_id.to_owned() },
+        Some("InvalidKeyUsageException") => CaError::NotSignVerify { key_id: key_id.to_owned(), usage: "ENCRYPT_DECRYPT".into() },
         _ => CaError::Kms(aws_sdk_kms::error::DisplayErrorContext(&err).to_string()),
     }
 }
@@ -218,12 +203,9 @@ impl KmsCaKeys {
 
     async fn unseal(&self, environment: &str, object: &str) -> Result<PrivateKey, CaError> {
         let sealed_error = |message: String| CaError::Sealed { object: object.to_owned(), message };
-        let sealed = self
-            .store
-            .get(object)
-            .await
-            .map_err(|err| sealed_error(err.to_string()))?
-            .ok_or_else(|| sealed_error("no such object in the bucket: run `sshca init ENV --create-keys --key-spec ED25519_SEALED` again".into()))?;
+        let sealed = self.store.get(object).await.map_err(|err| sealed_error(err.to_string()))?.ok_or_else(|| {
+            sealed_error("no such object in the bucket: run `sshca init ENV --create-keys --key-spec ED25519_SEALED` again".into())
+        })?;
         let output = self
             .kms
             .decrypt()

@@ -75,9 +75,7 @@ impl StoreError {
 impl From<StoreError> for IssueError {
     fn from(err: StoreError) -> Self {
         match err {
-            StoreError::BucketMissing(_) | StoreError::AccessDenied { .. } => {
-                IssueError::Configuration(err.to_string())
-            }
+            StoreError::BucketMissing(_) | StoreError::AccessDenied { .. } => IssueError::Configuration(err.to_string()),
             _ => IssueError::Unavailable(err.to_string()),
         }
     }

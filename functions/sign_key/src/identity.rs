@@ -114,7 +114,11 @@ pub fn check_binding(
     const SIGNABLE: [&str; 7] =
         ["content-type", "host", "x-amz-content-sha256", "x-amz-date", "x-amz-security-token", AUDIENCE_HEADER, REQUEST_HASH_HEADER];
     if let Some(other) = signed.iter().find(|name| !SIGNABLE.contains(name)) {
-        return Err(refused(format!("header {:?} may not be signed (only {})", crate::request::truncate_for_message(other), SIGNABLE.join(", "))));
+        return Err(refused(format!(
+            "header {:?} may not be signed (only {})",
+            crate::request::truncate_for_message(other),
+            SIGNABLE.join(", ")
+        )));
     }
     if headers.get("content-type").is_some_and(|value| *value != GET_CALLER_IDENTITY_CONTENT_TYPE) {
         return Err(refused(format!("its content-type must be {GET_CALLER_IDENTITY_CONTENT_TYPE:?}")));
@@ -154,13 +158,13 @@ pub fn check_binding(
 
 /// The `SignedHeaders` of a SigV4 `Authorization` header, for the STS service.
 fn signed_headers(authorization: &str) -> Result<Vec<&str>, IssueError> {
-    let fields = authorization
-        .strip_prefix("AWS4-HMAC-SHA256 ")
-        .ok_or_else(|| refused("its authorization is not AWS4-HMAC-SHA256 (SigV4)"))?;
+    let fields =
+        authorization.strip_prefix("AWS4-HMAC-SHA256 ").ok_or_else(|| refused("its authorization is not AWS4-HMAC-SHA256 (SigV4)"))?;
     // A field named twice is refused, not read once: STS might read the other one, and then the
     // headers checked here would not be the headers it verifies.
     let field = |name: &str| {
-        let mut values = fields.split(',').map(str::trim).filter_map(|part| part.strip_prefix(name).and_then(|rest| rest.strip_prefix('=')));
+        let mut values =
+            fields.split(',').map(str::trim).filter_map(|part| part.strip_prefix(name).and_then(|rest| rest.strip_prefix('=')));
         match (values.next(), values.next()) {
             (Some(value), None) => Ok(value),
             (None, _) => Err(refused(format!("its authorization has no {name}"))),

@@ -60,12 +60,7 @@ pub struct Issuer {
 
 impl Issuer {
     /// An issuer that leases one serial at a time: right for a process that signs once.
-    pub fn new(
-        store: Arc<dyn Store>,
-        audit: Arc<dyn Store>,
-        ca_keys: Arc<dyn CaKeys>,
-        identities: Arc<dyn IdentityVerifier>,
-    ) -> Self {
+    pub fn new(store: Arc<dyn Store>, audit: Arc<dyn Store>, ca_keys: Arc<dyn CaKeys>, identities: Arc<dyn IdentityVerifier>) -> Self {
         Self {
             store,
             audit,
@@ -139,12 +134,7 @@ impl Issuer {
 
     /// Keeps a user's public key so later requests may leave it out; `environment: None` stores the
     /// key for every environment.
-    pub async fn cache_public_key(
-        &self,
-        environment: Option<&str>,
-        username: &str,
-        public_key: &str,
-    ) -> Result<PublicKey, IssueError> {
+    pub async fn cache_public_key(&self, environment: Option<&str>, username: &str, public_key: &str) -> Result<PublicKey, IssueError> {
         request::check_username(username)?;
         if let Some(environment) = environment {
             request::check_environment(environment)?;
@@ -154,13 +144,7 @@ impl Issuer {
         Ok(key)
     }
 
-    async fn store_public_key(
-        &self,
-        environment: Option<&str>,
-        kind: CertKind,
-        username: &str,
-        key: &PublicKey,
-    ) -> Result<(), IssueError> {
+    async fn store_public_key(&self, environment: Option<&str>, kind: CertKind, username: &str, key: &PublicKey) -> Result<(), IssueError> {
         let line = key.to_openssh().map_err(|err| IssueError::InvalidPublicKey(err.to_string()))?;
         let object = layout::cached_public_key(environment, kind, username);
         if self.cached_keys.get(&object).as_deref() == Some(line.as_str()) {
@@ -433,10 +417,7 @@ impl<V: Clone> Recent<V> {
 }
 
 pub async fn read_policy(store: &dyn Store, environment: &str) -> Result<Policy, IssueError> {
-    let object = store
-        .get(&layout::policy(environment))
-        .await?
-        .ok_or_else(|| IssueError::UnknownEnvironment(environment.to_owned()))?;
+    let object = store.get(&layout::policy(environment)).await?.ok_or_else(|| IssueError::UnknownEnvironment(environment.to_owned()))?;
     parse_policy(environment, &object.body)
 }
 
@@ -467,7 +448,8 @@ pub fn check_syntax(request: &SignRequest) -> Result<(), IssueError> {
 }
 
 fn check_requested_by(requested_by: &str) -> Result<(), IssueError> {
-    if requested_by.chars().count() > request::MAX_REASON_CHARS || requested_by.chars().any(|c| c.is_control() || request::is_invisible(c)) {
+    if requested_by.chars().count() > request::MAX_REASON_CHARS || requested_by.chars().any(|c| c.is_control() || request::is_invisible(c))
+    {
         return Err(IssueError::InvalidRequest(format!(
             "requested_by must be one line of at most {} characters of plain text (no control, zero-width or bidi characters)",
             request::MAX_REASON_CHARS
@@ -481,7 +463,8 @@ pub fn parse_public_key(text: &str) -> Result<PublicKey, IssueError> {
     let line = text.trim();
     if line.starts_with("-----BEGIN") {
         return Err(IssueError::InvalidPublicKey(
-            "this is a private key, not a public key: pass the .pub file (e.g. ~/.ssh/id_ed25519.pub) and keep the private key secret".into(),
+            "this is a private key, not a public key: pass the .pub file (e.g. ~/.ssh/id_ed25519.pub) and keep the private key secret"
+                .into(),
         ));
     }
     if line.contains('\n') || line.contains('\r') {
@@ -666,12 +649,10 @@ mod tests {
                 role_ids: Vec::new(),
             }];
         }
-        store
-            .put(&layout::policy("staging"), serde_json::to_vec(&policy).unwrap(), Condition::Always)
-            .await
-            .unwrap();
+        store.put(&layout::policy("staging"), serde_json::to_vec(&policy).unwrap(), Condition::Always).await.unwrap();
         let key = PrivateKey::random(&mut OsRng, Algorithm::Ed25519).unwrap();
-        let keys = Arc::new(TestKeys { key: Arc::new(LocalSigner::new(key)), fail: AtomicBool::new(false), impostor: AtomicBool::new(false) });
+        let keys =
+            Arc::new(TestKeys { key: Arc::new(LocalSigner::new(key)), fail: AtomicBool::new(false), impostor: AtomicBool::new(false) });
         let issuer = Issuer::new(store.clone(), store.clone(), keys.clone(), Arc::new(Alice));
         (store, keys, issuer)
     }
@@ -682,13 +663,18 @@ mod tests {
     #[async_trait]
     impl IdentityVerifier for Alice {
         async fn caller_identity(&self, _: &identity::SignedProof) -> Result<identity::ProvenIdentity, IssueError> {
-            Ok(identity::ProvenIdentity { arn: "arn:aws:iam::111111111111:user/alice".into(), user_id: "AIDAALICE".into(), account: "1".into() })
+            Ok(identity::ProvenIdentity {
+                arn: "arn:aws:iam::111111111111:user/alice".into(),
+                user_id: "AIDAALICE".into(),
+                account: "1".into(),
+            })
         }
     }
 
     /// The headers a client would sign for `request` now (the signature itself is STS's to check).
     fn prove(request: &SignRequest) -> identity::IdentityProof {
-        let date = OffsetDateTime::now_utc().format(time::macros::format_description!("[year][month][day]T[hour][minute][second]Z")).unwrap();
+        let date =
+            OffsetDateTime::now_utc().format(time::macros::format_description!("[year][month][day]T[hour][minute][second]Z")).unwrap();
         let headers = [
             ("authorization", "AWS4-HMAC-SHA256 Credential=AKID/20300101/us-east-1/sts/aws4_request, SignedHeaders=host;x-amz-date;x-sshca-audience;x-sshca-request-hash, Signature=00".to_owned()),
             ("host", "sts.us-east-1.amazonaws.com".to_owned()),
@@ -705,7 +691,8 @@ mod tests {
     #[tokio::test(flavor = "multi_thread")]
     async fn a_proven_user_gets_its_own_certificate_and_the_record_names_the_proven_arn() {
         let (store, _, issuer) = setup_with(false).await;
-        let mut asked = SignRequest { username: String::new(), requested_by: Some("the CEO".into()), nonce: Some("n1".into()), ..request(&user_key()) };
+        let mut asked =
+            SignRequest { username: String::new(), requested_by: Some("the CEO".into()), nonce: Some("n1".into()), ..request(&user_key()) };
         asked.identity = Some(prove(&asked));
         let response = issuer.issue(&asked, &Caller::default()).await.unwrap();
         assert_eq!(response.key_id, "alice#1");

@@ -31,7 +31,8 @@ impl KeyOwnership {
             role: role.unwrap_or("-").to_owned(),
         };
         let described = self.kms.describe_key().key_id(key_id).send().await.map_err(|err| kms_error(key_id, err))?;
-        let metadata = described.key_metadata().ok_or_else(|| CaError::Kms(format!("KMS described key {key_id:?} without its metadata")))?;
+        let metadata =
+            described.key_metadata().ok_or_else(|| CaError::Kms(format!("KMS described key {key_id:?} without its metadata")))?;
         if matches!(metadata.key_state(), Some(KeyState::Disabled) | Some(KeyState::PendingDeletion)) {
             return Err(CaError::Disabled { key_id: key_id.to_owned() });
         }

@@ -163,10 +163,7 @@ fn http_response(outcome: Result<Value, IssueError>) -> Value {
 /// One CloudWatch Embedded Metric Format line per request: certificates issued, or failures by
 /// reason, per environment.
 fn emit_metric(environment: &str, outcome: &str) {
-    let timestamp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or_default();
+    let timestamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or_default();
     let (metric, dimension) = if outcome == "issued" { ("CertificatesIssued", "Outcome") } else { ("Failures", "Reason") };
     let line = json!({
         "_aws": {

@@ -21,7 +21,6 @@ pub mod error;
 pub mod identity;
 pub mod issuer;
 pub mod key_ownership;
-pub mod krl;
 pub mod lambda;
 pub mod layout;
 pub mod policy;
@@ -31,6 +30,9 @@ pub mod serial;
 pub mod signings;
 pub mod store;
 pub mod sts;
+
+/// The KRL codec, shared with the clients and servers (`sshca_proto`).
+pub use sshca_proto::krl;
 
 pub use ca::{CaKeys, Signer};
 pub use error::IssueError;

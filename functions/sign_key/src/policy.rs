@@ -35,10 +35,7 @@ fn default_allowed_extensions() -> Vec<String> {
 }
 
 fn default_key_types() -> Vec<String> {
-    ["ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521", "ssh-rsa"]
-        .into_iter()
-        .map(str::to_owned)
-        .collect()
+    ["ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521", "ssh-rsa"].into_iter().map(str::to_owned).collect()
 }
 
 const fn default_min_rsa_bits() -> u32 {
@@ -166,10 +163,7 @@ impl Policy {
         request::check_environment(&self.environment)?;
         let problem = |message: String| Err(IssueError::Configuration(message));
         if self.default_ttl == 0 || self.default_ttl > self.max_ttl {
-            return problem(format!(
-                "default TTL {}s must be above 0 and at most the max TTL {}s",
-                self.default_ttl, self.max_ttl
-            ));
+            return problem(format!("default TTL {}s must be above 0 and at most the max TTL {}s", self.default_ttl, self.max_ttl));
         }
         if self.host_default_ttl == 0 || self.host_default_ttl > self.host_max_ttl {
             return problem(format!(
@@ -191,9 +185,16 @@ impl Policy {
             }
         }
         if self.min_rsa_bits < ABSOLUTE_MIN_RSA_BITS {
-            return problem(format!("min_rsa_bits {} is below {ABSOLUTE_MIN_RSA_BITS}: RSA keys that small are refused anyway", self.min_rsa_bits));
+            return problem(format!(
+                "min_rsa_bits {} is below {ABSOLUTE_MIN_RSA_BITS}: RSA keys that small are refused anyway",
+                self.min_rsa_bits
+            ));
         }
-        let patterns = self.allowed_principals.iter().chain(&self.allowed_host_principals).chain(self.access.rules.iter().flat_map(|rule| &rule.principals));
+        let patterns = self
+            .allowed_principals
+            .iter()
+            .chain(&self.allowed_host_principals)
+            .chain(self.access.rules.iter().flat_map(|rule| &rule.principals));
         if let Some(negated) = patterns.into_iter().find(|pattern| pattern.contains('!')) {
             return problem(format!(
                 "pattern {negated:?} uses '!', which sshca does not support (OpenSSH's negation would be read as a literal '!'): list what is allowed instead"
@@ -299,11 +300,7 @@ impl Policy {
                 &self.allowed_principals,
                 "allowed_principals",
             ),
-            CertKind::Host => (
-                request.principals.clone().unwrap_or_default(),
-                &self.allowed_host_principals,
-                "allowed_host_principals",
-            ),
+            CertKind::Host => (request.principals.clone().unwrap_or_default(), &self.allowed_host_principals, "allowed_host_principals"),
         };
         if requested.is_empty() {
             return Err(IssueError::InvalidRequest(match request.cert_type {
@@ -373,9 +370,9 @@ impl Policy {
         let start = request.valid_after.unwrap_or(now);
         let valid_before = match (request.valid_before, request.ttl) {
             (Some(before), _) => before,
-            (None, ttl) => start.checked_add(ttl.unwrap_or(default_ttl)).ok_or_else(|| {
-                IssueError::InvalidRequest("ttl is too large: it overflows the clock".into())
-            })?,
+            (None, ttl) => start
+                .checked_add(ttl.unwrap_or(default_ttl))
+                .ok_or_else(|| IssueError::InvalidRequest("ttl is too large: it overflows the clock".into()))?,
         };
         if valid_before <= now {
             return invalid(format!(
@@ -383,9 +380,7 @@ impl Policy {
             ));
         }
         if valid_after >= valid_before {
-            return invalid(format!(
-                "valid_after ({valid_after}) must be before valid_before ({valid_before})"
-            ));
+            return invalid(format!("valid_after ({valid_after}) must be before valid_before ({valid_before})"));
         }
         // The backdate is slack for clock skew, not lifetime the requester asked for.
         let lifetime = valid_before - valid_after.max(now);
@@ -402,19 +397,14 @@ impl Policy {
     }
 
     #[allow(clippy::type_complexity)]
-    fn options(
-        &self,
-        request: &SignRequest,
-    ) -> Result<(BTreeMap<String, String>, BTreeMap<String, String>), IssueError> {
+    fn options(&self, request: &SignRequest) -> Result<(BTreeMap<String, String>, BTreeMap<String, String>), IssueError> {
         let extensions = match (&request.extensions, request.cert_type) {
             (Some(requested), _) => requested.clone(),
             (None, CertKind::User) => self.default_extensions.clone(),
             (None, CertKind::Host) => BTreeMap::new(),
         };
         if request.cert_type == CertKind::Host && !extensions.is_empty() {
-            return Err(IssueError::InvalidRequest(
-                "host certificates carry no extensions: drop them from the request".into(),
-            ));
+            return Err(IssueError::InvalidRequest("host certificates carry no extensions: drop them from the request".into()));
         }
         for (name, value) in &extensions {
             request::check_option("extension", name, value)?;
@@ -428,9 +418,7 @@ impl Policy {
         }
         let critical_options = request.critical_options.clone().unwrap_or_default();
         if request.cert_type == CertKind::Host && !critical_options.is_empty() {
-            return Err(IssueError::InvalidRequest(
-                "host certificates carry no critical options: drop them from the request".into(),
-            ));
+            return Err(IssueError::InvalidRequest("host certificates carry no critical options: drop them from the request".into()));
         }
         for (name, value) in &critical_options {
             request::check_option("critical option", name, value)?;
@@ -438,11 +426,7 @@ impl Policy {
                 return Err(IssueError::PolicyViolation(format!(
                     "critical option {name:?} is not allowed in environment {:?} (allowed: {})",
                     self.environment,
-                    if self.allowed_critical_options.is_empty() {
-                        "none".to_owned()
-                    } else {
-                        self.allowed_critical_options.join(", ")
-                    }
+                    if self.allowed_critical_options.is_empty() { "none".to_owned() } else { self.allowed_critical_options.join(", ") }
                 )));
             }
         }
@@ -501,25 +485,7 @@ fn mpint_bits(bytes: &[u8]) -> u32 {
     }
 }
 
-/// `90d`, `2h30m`, `45s`: the largest units first, zero parts left out.
-pub fn human_duration(seconds: u64) -> String {
-    duration_in_units(seconds, 4)
-}
-
-/// [`human_duration`] to its two largest units: `3d4h`, `15m`.
-pub fn human_duration_approx(seconds: u64) -> String {
-    duration_in_units(seconds, 2)
-}
-
-fn duration_in_units(seconds: u64, most: usize) -> String {
-    let parts = [(seconds / 86_400, "d"), (seconds / 3600 % 24, "h"), (seconds / 60 % 60, "m"), (seconds % 60, "s")];
-    let text: String = parts.iter().filter(|(n, _)| *n > 0).take(most).map(|(n, unit)| format!("{n}{unit}")).collect();
-    if text.is_empty() {
-        "0s".to_owned()
-    } else {
-        text
-    }
-}
+pub use sshca_proto::time::{human_duration, human_duration_approx};
 
 #[cfg(test)]
 mod tests {
@@ -533,12 +499,7 @@ mod tests {
     }
 
     fn request() -> SignRequest {
-        SignRequest {
-            environment: "staging".into(),
-            username: "jane".into(),
-            reason: "testing".into(),
-            ..Default::default()
-        }
+        SignRequest { environment: "staging".into(), username: "jane".into(), reason: "testing".into(), ..Default::default() }
     }
 
     const NOW: u64 = 1_800_000_000;
@@ -580,9 +541,7 @@ mod tests {
 
     #[test]
     fn principals_outside_policy_are_refused() {
-        let err = policy()
-            .plan(&SignRequest { principals: Some(vec!["root".into()]), ..request() }, NOW)
-            .unwrap_err();
+        let err = policy().plan(&SignRequest { principals: Some(vec!["root".into()]), ..request() }, NOW).unwrap_err();
         assert_eq!(err.error_type(), "PolicyViolation");
         assert!(err.to_string().contains("\"root\""), "{err}");
     }
@@ -610,9 +569,7 @@ mod tests {
     fn options_must_be_allowed() {
         let mut force = BTreeMap::new();
         force.insert("force-command".to_owned(), "/bin/sh".to_owned());
-        let err = policy()
-            .plan(&SignRequest { critical_options: Some(force.clone()), ..request() }, NOW)
-            .unwrap_err();
+        let err = policy().plan(&SignRequest { critical_options: Some(force.clone()), ..request() }, NOW).unwrap_err();
         assert_eq!(err.error_type(), "PolicyViolation");
         let mut allowing = policy();
         allowing.allowed_critical_options.push("force-command".into());

@@ -98,9 +98,7 @@ pub fn check_environment(environment: &str) -> Result<(), IssueError> {
     let ok = !environment.is_empty()
         && environment.len() <= MAX_ENVIRONMENT_CHARS
         && environment.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-        && environment
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+        && environment.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
     if ok {
         Ok(())
     } else {
@@ -141,9 +139,7 @@ pub fn check_reason(reason: &str) -> Result<(), IssueError> {
         )));
     }
     if reason.chars().any(char::is_control) {
-        return Err(IssueError::InvalidRequest(
-            "the reason contains control characters (newline, tab, NUL…): write it on one line".into(),
-        ));
+        return Err(IssueError::InvalidRequest("the reason contains control characters (newline, tab, NUL…): write it on one line".into()));
     }
     if reason.chars().any(is_invisible) {
         return Err(IssueError::InvalidRequest(
@@ -156,9 +152,7 @@ pub fn check_reason(reason: &str) -> Result<(), IssueError> {
 /// Principals are user or host names as OpenSSH compares them: printable ASCII, no list
 /// separators or pattern characters (patterns belong in the policy, not in a certificate).
 pub fn check_principal(principal: &str) -> Result<(), IssueError> {
-    let bad = principal
-        .chars()
-        .find(|&c| !c.is_ascii_graphic() || matches!(c, ',' | '*' | '?' | '!'));
+    let bad = principal.chars().find(|&c| !c.is_ascii_graphic() || matches!(c, ',' | '*' | '?' | '!'));
     if principal.is_empty() || principal.len() > MAX_PRINCIPAL_CHARS || bad.is_some() {
         return Err(IssueError::InvalidRequest(format!(
             "principal {:?} is not valid: a principal is 1-{MAX_PRINCIPAL_CHARS} printable ASCII characters without whitespace, ',', '*', '?' or '!'{}",
@@ -178,9 +172,7 @@ pub fn check_option(kind: &str, name: &str, value: &str) -> Result<(), IssueErro
         )));
     }
     if value.chars().any(char::is_control) {
-        return Err(IssueError::InvalidRequest(format!(
-            "the value of {kind} {name:?} contains control characters: remove them"
-        )));
+        return Err(IssueError::InvalidRequest(format!("the value of {kind} {name:?} contains control characters: remove them")));
     }
     Ok(())
 }
@@ -254,10 +246,7 @@ mod tests {
 
     #[test]
     fn request_json_rejects_unknown_fields() {
-        let err = serde_json::from_str::<SignRequest>(
-            r#"{"environment":"e","username":"u","reason":"r","principal":["x"]}"#,
-        )
-        .unwrap_err();
+        let err = serde_json::from_str::<SignRequest>(r#"{"environment":"e","username":"u","reason":"r","principal":["x"]}"#).unwrap_err();
         assert!(err.to_string().contains("unknown field `principal`"), "{err}");
     }
 }

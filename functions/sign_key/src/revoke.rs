@@ -26,9 +26,9 @@ use crate::audit::{self, Event};
 use crate::error::{IssueError, StoreError};
 use crate::issuer::{parse_public_key, unix_now, Issuer};
 use crate::krl;
+use crate::layout;
 use crate::request::{self, CertKind};
 use crate::serial;
-use crate::layout;
 use crate::store::{read_all, Condition, Store};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -208,7 +208,9 @@ pub async fn revoke(issuer: &Issuer, request: &RevokeRequest) -> Result<RevokeRe
         let entries = audit::all_entries(audit, environment).await?;
         let now = unix_now();
         let mut found = 0;
-        for entry in entries.iter().filter(|e| &e.username == user && e.valid_before > now && (e.event == Event::Issued || e.certificate.is_some())) {
+        for entry in
+            entries.iter().filter(|e| &e.username == user && e.valid_before > now && (e.event == Event::Issued || e.certificate.is_some()))
+        {
             wanted.serials.insert(entry.serial);
             found += 1;
         }
@@ -223,8 +225,12 @@ pub async fn revoke(issuer: &Issuer, request: &RevokeRequest) -> Result<RevokeRe
     }
 
     // names whose every version is hidden behind a delete marker: versions kept, never reused
-    let hidden: BTreeSet<u64> =
-        audit.history(&layout::revocations(environment)).await?.into_iter().filter_map(|(key, _, _)| layout::revocation_version(environment, &key)).collect();
+    let hidden: BTreeSet<u64> = audit
+        .history(&layout::revocations(environment))
+        .await?
+        .into_iter()
+        .filter_map(|(key, _, _)| layout::revocation_version(environment, &key))
+        .collect();
     let mut backoff = Duration::from_millis(5);
     let mut recorded = None;
     for attempt in 0.. {
@@ -392,9 +398,16 @@ pub async fn revoked_keys(issuer: &Issuer, environment: &str) -> Result<BTreeSet
         return Ok(read_log(issuer.audit_store().as_ref(), environment).await?.state.keys);
     };
     let contents = krl::decode(&published.body).map_err(|why| {
-        IssueError::Unavailable(format!("the published KRL {key} cannot be read ({why}): publish it again with `sshca krl {environment} --publish`"))
+        IssueError::Unavailable(format!(
+            "the published KRL {key} cannot be read ({why}): publish it again with `sshca krl {environment} --publish`"
+        ))
     })?;
-    Ok(contents.keys.iter().filter_map(|blob| KeyData::decode(&mut blob.as_slice()).ok()).filter_map(|key| bare_key_line(&key).ok()).collect())
+    Ok(contents
+        .keys
+        .iter()
+        .filter_map(|blob| KeyData::decode(&mut blob.as_slice()).ok())
+        .filter_map(|key| bare_key_line(&key).ok())
+        .collect())
 }
 
 /// The most revocation records issuance reads itself where no KRL is published yet.

@@ -115,7 +115,13 @@ async fn first_after_leases(audit: &dyn Store, environment: &str, counter: &str)
 /// reuse one. Every name that could hold such a lease (`first - MAX_LEASE + 1 ..= last`) is looked
 /// at: one LIST of the names between them, or, where other objects flood that range, a GET of
 /// each of those names. Never more than one LIST and `last - first + MAX_LEASE` GETs.
-async fn overlapping_lease(audit: &dyn Store, environment: &str, first: u64, last: u64, own: &str) -> Result<Option<LeaseRecord>, IssueError> {
+async fn overlapping_lease(
+    audit: &dyn Store,
+    environment: &str,
+    first: u64,
+    last: u64,
+    own: &str,
+) -> Result<Option<LeaseRecord>, IssueError> {
     let prefix = layout::serial_leases(environment);
     let lowest = first.saturating_sub(MAX_LEASE - 1).max(1);
     // names are zero-padded, so they sort as their numbers do
@@ -255,7 +261,10 @@ impl SerialLeases {
                         first, last, earlier_first = earlier.first, earlier_last = earlier.last,
                         "serials leased from the counter are held by another lease record (the counter was lowered, or a record planted): given up"
                     );
-                    at_least = earlier.last.checked_add(1).ok_or_else(|| IssueError::Configuration(format!("the serial counter of {environment} is exhausted")))?;
+                    at_least = earlier
+                        .last
+                        .checked_add(1)
+                        .ok_or_else(|| IssueError::Configuration(format!("the serial counter of {environment} is exhausted")))?;
                     continue;
                 }
                 lease.checked = true;

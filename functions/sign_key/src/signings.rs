@@ -76,13 +76,16 @@ impl CloudTrailExport {
             };
             // the full event, as CloudTrail wrote it: a JSON string (or an object, once unpacked with jq's fromjson)
             let inner = match event.get("CloudTrailEvent") {
-                Some(Value::String(text)) => serde_json::from_str::<Value>(text)
-                    .map_err(|err| format!("{}: its CloudTrailEvent is not JSON: {err}", which()))?,
+                Some(Value::String(text)) => {
+                    serde_json::from_str::<Value>(text).map_err(|err| format!("{}: its CloudTrailEvent is not JSON: {err}", which()))?
+                }
                 Some(other) => other.clone(),
                 None => Value::Null,
             };
             let field = |outer: &str, inner_name: &str| event.get(outer).or_else(|| inner.get(inner_name)).and_then(Value::as_str);
-            if field("EventName", "eventName") != Some("Sign") || field("EventSource", "eventSource").is_some_and(|source| source != "kms.amazonaws.com") {
+            if field("EventName", "eventName") != Some("Sign")
+                || field("EventSource", "eventSource").is_some_and(|source| source != "kms.amazonaws.com")
+            {
                 continue;
             }
             if inner.get("errorCode").is_some_and(|code| !code.is_null()) {
@@ -109,11 +112,12 @@ impl CloudTrailExport {
                 .filter(|resource| resource.get("type").and_then(Value::as_str).is_none_or(|kind| kind == KMS_KEY))
                 .find_map(|resource| resource.get("ARN").and_then(Value::as_str));
             let requested_key = inner.get("requestParameters").and_then(|parameters| parameters.get("keyId")).and_then(Value::as_str);
-            let key = [listed_key, resolved_key, requested_key]
-                .into_iter()
-                .flatten()
-                .find(|key| !key.is_empty())
-                .ok_or_else(|| format!("{}: a Sign event that names no KMS key (Resources, or resources/requestParameters.keyId in CloudTrailEvent)", which()))?;
+            let key = [listed_key, resolved_key, requested_key].into_iter().flatten().find(|key| !key.is_empty()).ok_or_else(|| {
+                format!(
+                    "{}: a Sign event that names no KMS key (Resources, or resources/requestParameters.keyId in CloudTrailEvent)",
+                    which()
+                )
+            })?;
             events.push(SignEvent { key_arn: key.to_owned(), at });
         }
         Ok(Self { events })

@@ -115,17 +115,10 @@ impl S3Store {
     {
         let code = err.code().map(str::to_owned);
         match code.as_deref() {
-            Some("PreconditionFailed") | Some("ConditionalRequestConflict") => {
-                StoreError::PreconditionFailed
-            }
+            Some("PreconditionFailed") | Some("ConditionalRequestConflict") => StoreError::PreconditionFailed,
             Some("NoSuchBucket") => StoreError::BucketMissing(self.bucket.clone()),
-            Some("AccessDenied") => {
-                StoreError::AccessDenied { bucket: self.bucket.clone(), key: key.to_owned() }
-            }
-            _ => StoreError::Failed {
-                key: key.to_owned(),
-                message: aws_sdk_s3::error::DisplayErrorContext(&err).to_string(),
-            },
+            Some("AccessDenied") => StoreError::AccessDenied { bucket: self.bucket.clone(), key: key.to_owned() },
+            _ => StoreError::Failed { key: key.to_owned(), message: aws_sdk_s3::error::DisplayErrorContext(&err).to_string() },
         }
     }
 }
@@ -144,26 +137,25 @@ impl Store for S3Store {
                 // customer key (InvalidRequest) or under a KMS key the caller may not use (KMS.*).
                 let code = err.code().unwrap_or_default();
                 if matches!(code, "InvalidObjectState" | "InvalidRequest" | "InvalidArgument") || code.starts_with("KMS.") {
-                    return Err(StoreError::Unreadable { key: key.to_owned(), why: aws_sdk_s3::error::DisplayErrorContext(&err).to_string() });
+                    return Err(StoreError::Unreadable {
+                        key: key.to_owned(),
+                        why: aws_sdk_s3::error::DisplayErrorContext(&err).to_string(),
+                    });
                 }
                 return Err(self.classify(key, err));
             }
         };
         let etag = output.e_tag().unwrap_or_default().to_owned();
-        let body = output.body.collect().await.map_err(|err| StoreError::Failed {
-            key: key.to_owned(),
-            message: format!("reading the body: {err}"),
-        })?;
+        let body = output
+            .body
+            .collect()
+            .await
+            .map_err(|err| StoreError::Failed { key: key.to_owned(), message: format!("reading the body: {err}") })?;
         Ok(Some(Object { body: body.into_bytes().to_vec(), etag }))
     }
 
     async fn put(&self, key: &str, body: Vec<u8>, condition: Condition) -> Result<String, StoreError> {
-        let mut request = self
-            .client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .body(ByteStream::from(body));
+        let mut request = self.client.put_object().bucket(&self.bucket).key(key).body(ByteStream::from(body));
         request = match &condition {
             Condition::Always => request,
             Condition::IfAbsent => request.if_none_match("*"),
@@ -172,10 +164,7 @@ impl Store for S3Store {
         match request.send().await {
             Ok(output) => Ok(output.e_tag().unwrap_or_default().to_owned()),
             // AWS answers If-Match on a missing key with 404, SeaweedFS with 412: the same lost race.
-            Err(err)
-                if matches!(condition, Condition::IfMatch(_))
-                    && matches!(err.code(), Some("NoSuchKey") | Some("NotFound")) =>
-            {
+            Err(err) if matches!(condition, Condition::IfMatch(_)) && matches!(err.code(), Some("NoSuchKey") | Some("NotFound")) => {
                 Err(StoreError::PreconditionFailed)
             }
             Err(err) => Err(self.classify(key, err)),
@@ -184,13 +173,7 @@ impl Store for S3Store {
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
         let mut keys = Vec::new();
-        let mut pages = self
-            .client
-            .list_objects_v2()
-            .bucket(&self.bucket)
-            .prefix(prefix)
-            .into_paginator()
-            .send();
+        let mut pages = self.client.list_objects_v2().bucket(&self.bucket).prefix(prefix).into_paginator().send();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|err| self.classify(prefix, err))?;
             keys.extend(page.contents().iter().filter_map(|o| o.key().map(str::to_owned)));
@@ -213,18 +196,10 @@ impl Store for S3Store {
     }
 
     async fn presign_get(&self, key: &str, expires_in: Duration) -> Result<String, StoreError> {
-        let config = PresigningConfig::expires_in(expires_in).map_err(|err| StoreError::Failed {
-            key: key.to_owned(),
-            message: format!("presigning: {err}"),
-        })?;
-        let request = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .presigned(config)
-            .await
-            .map_err(|err| self.classify(key, err))?;
+        let config = PresigningConfig::expires_in(expires_in)
+            .map_err(|err| StoreError::Failed { key: key.to_owned(), message: format!("presigning: {err}") })?;
+        let request =
+            self.client.get_object().bucket(&self.bucket).key(key).presigned(config).await.map_err(|err| self.classify(key, err))?;
         Ok(request.uri().to_string())
     }
 
@@ -307,10 +282,7 @@ pub(crate) mod memory {
             if self.unreadable.lock().unwrap().contains(key) {
                 return Err(StoreError::Unreadable { key: key.to_owned(), why: "InvalidObjectState: archived".into() });
             }
-            Ok(self.objects.lock().unwrap().get(key).map(|(body, tag)| Object {
-                body: body.clone(),
-                etag: tag.to_string(),
-            }))
+            Ok(self.objects.lock().unwrap().get(key).map(|(body, tag)| Object { body: body.clone(), etag: tag.to_string() }))
         }
 
         async fn put(&self, key: &str, body: Vec<u8>, condition: Condition) -> Result<String, StoreError> {

@@ -127,7 +127,13 @@ async fn bench_server(world: &World, budget: &Budget, lambda_binary: &Path, tabl
     for concurrency in [1usize, 8, 32, 64] {
         let (rate, serials, issued) = throughput(&issuer, &request, concurrency, budget.certificates.max(concurrency)).await;
         let target = if concurrency == 64 { "≥ 500/s, serials = certificates" } else { "" };
-        table.line(&server, &format!("throughput, {concurrency} concurrent"), format!("{rate:.0} certificates/s"), format!("{serials} serials / {issued} certificates"), target);
+        table.line(
+            &server,
+            &format!("throughput, {concurrency} concurrent"),
+            format!("{rate:.0} certificates/s"),
+            format!("{serials} serials / {issued} certificates"),
+            target,
+        );
     }
     let kms_signer = Arc::new(kms_signer);
     let started = Instant::now();
@@ -149,7 +155,13 @@ async fn bench_server(world: &World, budget: &Budget, lambda_binary: &Path, tabl
     let sealed = SignRequest { environment: SEALED_ENVIRONMENT.into(), ..request.clone() };
     issue(&issuer, &sealed, 0).await;
     let (rate, serials, issued) = throughput(&issuer, &sealed, 64, budget.certificates).await;
-    table.line(&server, "throughput, 64 concurrent, KMS-sealed Ed25519 CA", format!("{rate:.0} certificates/s"), format!("{serials} serials / {issued} certificates"), "≥ 500/s");
+    table.line(
+        &server,
+        "throughput, 64 concurrent, KMS-sealed Ed25519 CA",
+        format!("{rate:.0} certificates/s"),
+        format!("{serials} serials / {issued} certificates"),
+        "≥ 500/s",
+    );
 
     // 5. get_key end to end vs one presigned GET (its CA pin is the KMS key's)
     let url = issuer.issue(&request, &caller(0)).await.expect("issue").download_url;
@@ -184,12 +196,16 @@ async fn bench_server(world: &World, budget: &Budget, lambda_binary: &Path, tabl
 async fn self_service(world: &World, budget: &Budget, lambda_binary: &Path, floor: Duration, table: &mut Table) {
     let server = format!("{:?}", world.server);
     let sts = world.sts().await;
-    let caller_identity = latencies(budget.samples, || async { sts.get_caller_identity().send().await.expect("STS GetCallerIdentity") }).await;
+    let caller_identity =
+        latencies(budget.samples, || async { sts.get_caller_identity().send().await.expect("STS GetCallerIdentity") }).await;
     table.row(&server, "STS GetCallerIdentity round trip", &caller_identity, None, "");
     let user = Identity::iam_user(&format!("bench-{}", &uuid::Uuid::new_v4().simple().to_string()[..10]));
     let rules = world.path("rules.json");
     std::fs::write(&rules, json!([{"match": user.arn, "grant": "user", "principals": ["{user}"]}]).to_string()).expect("rules");
-    world.init(SELF_SERVICE_ENVIRONMENT, &["--principals", "deploy", "--allowed-principals", "deploy,bench-*", "--rules", rules.to_str().expect("a path")]);
+    world.init(
+        SELF_SERVICE_ENVIRONMENT,
+        &["--principals", "deploy", "--allowed-principals", "deploy,bench-*", "--rules", rules.to_str().expect("a path")],
+    );
     let mut env = world.env();
     env.push(("RUST_LOG", "warn".into()));
     let emulator = LambdaEmulator::start_binary(lambda_binary, &env);
@@ -200,7 +216,10 @@ async fn self_service(world: &World, budget: &Budget, lambda_binary: &Path, floo
     let get_key = |subcommand: &str, lambda: &str| {
         let mut command = world.command("get_key");
         user.apply(&mut command).env("AWS_ENDPOINT_URL_LAMBDA", lambda).env("AWS_EC2_METADATA_DISABLED", "true");
-        command.args([subcommand, "-e", SELF_SERVICE_ENVIRONMENT, "--no-agent", "-q", "--force", "--audience", &audience]).arg("--key").arg(&key);
+        command
+            .args([subcommand, "-e", SELF_SERVICE_ENVIRONMENT, "--no-agent", "-q", "--force", "--audience", &audience])
+            .arg("--key")
+            .arg(&key);
         let output = command.output().expect("run get_key");
         assert!(output.status.success(), "get_key {subcommand}: {}", String::from_utf8_lossy(&output.stderr));
         std::future::ready(())
@@ -209,7 +228,13 @@ async fn self_service(world: &World, budget: &Budget, lambda_binary: &Path, floo
     get_key("request", &endpoint).await;
     let request = latencies(budget.samples, || get_key("request", &endpoint)).await;
     let self_floor = caller_identity.p50() + floor;
-    table.row(&server, "self-service: get_key request (proof + invoke + install)", &request, Some(ratio(request.p50(), self_floor)), "≤ 1.25 × (STS + Sign + PUT)");
+    table.row(
+        &server,
+        "self-service: get_key request (proof + invoke + install)",
+        &request,
+        Some(ratio(request.p50(), self_floor)),
+        "≤ 1.25 × (STS + Sign + PUT)",
+    );
     drop(emulator);
     // with a good certificate, ensure asks nobody: the endpoints it would use are closed
     let ensure = latencies(budget.samples, || get_key("ensure", "http://127.0.0.1:9")).await;
@@ -225,7 +250,13 @@ async fn self_service(world: &World, budget: &Budget, lambda_binary: &Path, floo
     .await;
     table.row(&server, "a process that does nothing (true)", &nothing, None, "");
     table.row(&server, "get_key --version (exec + argument parsing)", &version, Some(ratio(version.p50(), nothing.p50())), "");
-    table.row(&server, "get_key ensure, certificate good (process)", &ensure, Some(ratio(ensure.p50(), nothing.p50())), "≤ 1.5 × a no-op process");
+    table.row(
+        &server,
+        "get_key ensure, certificate good (process)",
+        &ensure,
+        Some(ratio(ensure.p50(), nothing.p50())),
+        "≤ 1.5 × a no-op process",
+    );
 }
 
 /// `bench soak`: `signers` concurrent signers (each its own issuer with its own serial leases, as
@@ -246,7 +277,8 @@ fn soak(signers: usize, per_signer: usize) {
             let started = Instant::now();
             let tasks: Vec<_> = (0..signers)
                 .map(|signer| {
-                    let issuer = aws.issuer(&world.bucket, None).with_serial_block(sign_key::lambda::SERIAL_BLOCK, format!("soak-{signer}"));
+                    let issuer =
+                        aws.issuer(&world.bucket, None).with_serial_block(sign_key::lambda::SERIAL_BLOCK, format!("soak-{signer}"));
                     let request = SignRequest {
                         environment: ENVIRONMENT.into(),
                         username: format!("user{signer}"),
@@ -282,7 +314,12 @@ fn soak(signers: usize, per_signer: usize) {
             assert_eq!(serials.len(), certificates, "duplicate serials");
             assert_eq!((issued, stored), (certificates, certificates), "audit or certificate count differs from the certificates issued");
             let (books, findings) = sign_key::books::verify(&aws.issuer(&world.bucket, None), ENVIRONMENT).await.expect("sshca verify");
-            println!("|   sshca verify after the soak: {} issued, {} gaps, {} finding(s) {findings:?} |", books.issued, books.gaps, findings.len());
+            println!(
+                "|   sshca verify after the soak: {} issued, {} gaps, {} finding(s) {findings:?} |",
+                books.issued,
+                books.gaps,
+                findings.len()
+            );
             assert!(findings.is_empty(), "the books do not balance after the soak: {findings:?}");
         });
     }
@@ -397,7 +434,13 @@ fn cold_start(world: &World, lambda_binary: &Path, table: &mut Table) {
     let server = "—";
     table.line(server, "cold start: exec → ready for work (no network)", ms(ready), String::new(), "≤ 30 ms");
     table.line(server, "cold start: exec → first response (SeaweedFS + KMS)", ms(answered), String::new(), "");
-    table.line(server, "Lambda binary peak RSS after first response", format!("{:.1} MB", peak_rss_kib as f64 / 1024.0), String::new(), "≤ 40 MB");
+    table.line(
+        server,
+        "Lambda binary peak RSS after first response",
+        format!("{:.1} MB", peak_rss_kib as f64 / 1024.0),
+        String::new(),
+        "≤ 40 MB",
+    );
     table.line(server, "Lambda binary size", format!("{:.1} MB", size as f64 / 1_048_576.0), String::new(), "≤ 15 MB");
 }
 

@@ -345,13 +345,18 @@ mod tests {
     fn a_replacement_must_be_a_krl_of_ours_that_revokes_no_less() {
         let ca = KeyData::Ed25519(ssh_key::public::Ed25519PublicKey([1; 32]));
         let other = KeyData::Ed25519(ssh_key::public::Ed25519PublicKey([3; 32]));
-        let krl = |serials: Vec<u64>, ca: &KeyData| encode(&Revoked { serials, key_ids: vec![], cas: vec![ca], keys: vec![] }, 1, 1000, "c");
+        let krl =
+            |serials: Vec<u64>, ca: &KeyData| encode(&Revoked { serials, key_ids: vec![], cas: vec![ca], keys: vec![] }, 1, 1000, "c");
         let cas = [blob(&ca)];
         let installed = krl(vec![3, 5], &ca);
         assert_eq!(check_replacement(&krl(vec![3, 5, 7], &ca), Some(&installed), &cas, false), Ok(()));
-        assert!(check_replacement(&krl(vec![3], &ca), Some(&installed), &cas, false).unwrap_err().contains("1 certificate(s) or key(s) fewer"));
+        assert!(check_replacement(&krl(vec![3], &ca), Some(&installed), &cas, false)
+            .unwrap_err()
+            .contains("1 certificate(s) or key(s) fewer"));
         assert_eq!(check_replacement(&krl(vec![3], &ca), Some(&installed), &cas, true), Ok(()));
-        assert!(check_replacement(b"<html>not found</html>", Some(&installed), &cas, true).unwrap_err().contains("not one sshca publishes"));
+        assert!(check_replacement(b"<html>not found</html>", Some(&installed), &cas, true)
+            .unwrap_err()
+            .contains("not one sshca publishes"));
         assert!(check_replacement(&krl(vec![3, 5], &other), None, &cas, false).unwrap_err().contains("does not have"));
         assert_eq!(check_replacement(&krl(vec![], &ca), None, &cas, false), Ok(()), "an empty KRL scopes nothing");
         // a retired CA's revocations (or junk under a CA nobody trusts) may go; ours may not
