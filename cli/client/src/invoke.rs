@@ -3,17 +3,10 @@
 use anyhow::{anyhow, Context, Result};
 use aws_sdk_lambda::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_lambda::primitives::Blob;
-use serde::Deserialize;
 use sign_key::{SignRequest, SignResponse};
 
 /// A function error as Lambda reports it (and as cargo-lambda's emulator does, with HTTP 500).
-#[derive(Deserialize)]
-struct FunctionError {
-    #[serde(rename = "errorType")]
-    error_type: String,
-    #[serde(rename = "errorMessage")]
-    error_message: String,
-}
+type FunctionError = sshca_proto::error::ErrorBody;
 
 pub struct Lambda {
     client: aws_sdk_lambda::Client,

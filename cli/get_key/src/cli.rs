@@ -3,11 +3,10 @@
 //! `get_key-request` (`request`, and `ensure` when a certificate is due), which `get_key` runs
 //! for those.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::request::{default_key, Ask};
 use crate::{default_ssh_dir, Options, Report};
 
 #[derive(Parser)]
@@ -158,4 +157,27 @@ impl Cli {
             }
         }
     }
+}
+
+/// What to ask for.
+#[derive(Debug, Clone)]
+pub struct Ask {
+    pub environment: String,
+    /// The private key to certify; its public key is `<key>.pub`.
+    pub key: PathBuf,
+    /// Make an Ed25519 key at `key` when there is none.
+    pub create_key: bool,
+    /// The principals to ask for; the access rule's when empty.
+    pub principals: Vec<String>,
+    /// Seconds; the environment's default when `None`.
+    pub ttl: Option<u64>,
+    pub reason: String,
+    pub function: String,
+    /// The deployment's audience for proofs (`sshca config ENV --client` prints it).
+    pub audience: String,
+}
+
+/// The default key of an environment: `~/.ssh/id_ed25519_<env>`.
+pub fn default_key(ssh_dir: &Path, environment: &str) -> PathBuf {
+    ssh_dir.join(format!("id_ed25519_{environment}"))
 }

@@ -22,7 +22,7 @@ pub fn refresh(path: &Path, url: Option<&str>) -> Result<&'static str, String> {
     match download::fetch(url) {
         Ok(krl) => {
             // a KRL ssh cannot read would make it refuse every host: only a valid one replaces it
-            sign_key::krl::summarize(&krl).map_err(|why| format!("the environment's KRL is not one: {why}"))?;
+            sshca_proto::krl::summarize(&krl).map_err(|why| format!("the environment's KRL is not one: {why}"))?;
             write_atomically(path, &krl).map(|_| "refreshed")
         }
         // nothing published: nothing was revoked, or someone deleted it; either way keep what is here
@@ -40,7 +40,7 @@ pub fn ensure_exists(path: &Path) -> Result<(), String> {
 }
 
 fn empty() -> Vec<u8> {
-    sign_key::krl::encode(&sign_key::krl::Revoked::default(), 0, crate::unix_now(), "sshca: nothing revoked")
+    sshca_proto::krl::encode(&sshca_proto::krl::Revoked::default(), 0, crate::unix_now(), "sshca: nothing revoked")
 }
 
 /// Whole or not at all, never through a symbolic link: as certificates are installed.

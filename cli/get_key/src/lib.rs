@@ -11,7 +11,6 @@ pub mod ensure;
 pub mod host_krl;
 pub mod install;
 pub mod keys;
-pub mod request;
 pub mod verify;
 pub mod when;
 
@@ -223,7 +222,7 @@ fn find_key(options: &Options, certificate: &Certificate) -> Result<(PathBuf, Ve
 }
 
 /// `2h30m`-style durations.
-pub use sign_key::policy::human_duration_approx as human;
+pub use sshca_proto::time::human_duration_approx as human;
 
 impl std::fmt::Display for Report {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

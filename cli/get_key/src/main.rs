@@ -38,7 +38,7 @@ fn main() {
 fn run_request() -> ! {
     let here = std::env::current_exe().ok().and_then(|exe| exe.parent().map(|dir| dir.join("get_key-request")));
     let Some(program) = here.filter(|path| path.exists()) else {
-        eprintln!("get_key: get_key-request is not installed next to get_key: install both (cargo install installs them together)");
+        eprintln!("get_key: get_key-request is not installed next to get_key: install both (`cargo install --path cli/get_key && cargo install --path cli/get_key_request`)");
         exit(1)
     };
     let error = Command::new(&program).args(std::env::args_os().skip(1)).exec();

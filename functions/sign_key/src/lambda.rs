@@ -32,10 +32,10 @@ pub fn container_name() -> String {
     format!("{stream}#{}", uuid::Uuid::new_v4())
 }
 
-impl From<IssueError> for Diagnostic {
-    fn from(err: IssueError) -> Self {
-        Diagnostic { error_type: err.error_type().to_owned(), error_message: err.to_string() }
-    }
+/// A refusal as a Lambda function error: the same `errorType` and message as the HTTP body.
+fn diagnostic(err: IssueError) -> Diagnostic {
+    let body = sshca_proto::error::ErrorBody::from(&err);
+    Diagnostic { error_type: body.error_type, error_message: body.error_message }
 }
 
 /// Handles one invocation.
@@ -62,7 +62,7 @@ pub async fn handle(issuer: &Issuer, event: LambdaEvent<Value>) -> Result<Value,
                 } else {
                     serde_json::from_value::<SignRequest>(event.payload).map_err(bad_json)
                 };
-                Ok(sign(issuer, request, &caller).await?)
+                sign(issuer, request, &caller).await.map_err(diagnostic)
             }
         }
     }
@@ -150,7 +150,7 @@ fn http_response(outcome: Result<Value, IssueError>) -> Value {
                 IssueError::Configuration(_) => 500,
                 IssueError::Unavailable(_) => 503,
             };
-            (status, json!({"errorType": err.error_type(), "errorMessage": err.to_string()}))
+            (status, serde_json::to_value(sshca_proto::error::ErrorBody::from(&err)).expect("an error body serializes"))
         }
     };
     json!({

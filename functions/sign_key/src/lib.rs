@@ -24,15 +24,14 @@ pub mod key_ownership;
 pub mod lambda;
 pub mod layout;
 pub mod policy;
-pub mod request;
 pub mod revoke;
 pub mod serial;
 pub mod signings;
 pub mod store;
 pub mod sts;
 
-/// The KRL codec, shared with the clients and servers (`sshca_proto`).
-pub use sshca_proto::krl;
+/// The wire contract and the KRL codec, shared with the clients and servers (`sshca_proto`).
+pub use sshca_proto::{krl, request};
 
 pub use ca::{CaKeys, Signer};
 pub use error::IssueError;

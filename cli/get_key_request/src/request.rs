@@ -9,34 +9,12 @@ use std::path::{Path, PathBuf};
 
 use ssh_key::{Algorithm, LineEnding, PrivateKey};
 
-use crate::{host_krl, install_certificate, verify, GetKeyError, Options, Report};
-
-/// What to ask for.
-#[derive(Debug, Clone)]
-pub struct Ask {
-    pub environment: String,
-    /// The private key to certify; its public key is `<key>.pub`.
-    pub key: PathBuf,
-    /// Make an Ed25519 key at `key` when there is none.
-    pub create_key: bool,
-    /// The principals to ask for; the access rule's when empty.
-    pub principals: Vec<String>,
-    /// Seconds; the environment's default when `None`.
-    pub ttl: Option<u64>,
-    pub reason: String,
-    pub function: String,
-    /// The deployment's audience for proofs (`sshca config ENV --client` prints it).
-    pub audience: String,
-}
-
-/// The default key of an environment: `~/.ssh/id_ed25519_<env>`.
-pub fn default_key(ssh_dir: &Path, environment: &str) -> PathBuf {
-    ssh_dir.join(format!("id_ed25519_{environment}"))
-}
+use get_key::cli::Ask;
+use get_key::{host_krl, install_certificate, verify, GetKeyError, Options, Report};
 
 /// Asks `sign_key` for a certificate of `ask.key` and installs it as `options` says.
 pub fn request(ask: &Ask, options: &Options) -> Result<Report, GetKeyError> {
-    sign_key::request::check_environment(&ask.environment).map_err(|err| GetKeyError::Request(err.to_string()))?;
+    sshca_proto::request::check_environment(&ask.environment).map_err(|err| GetKeyError::Request(err.to_string()))?;
     let trusted = verify::trusted_fingerprints(&options.ca_keys, &options.ca_fingerprints, options.pin_file.as_deref())?;
     let public_key = public_key_of(ask)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -67,14 +45,14 @@ pub fn request(ask: &Ask, options: &Options) -> Result<Report, GetKeyError> {
     Ok(report)
 }
 
-async fn ask_function(ask: &Ask, public_key: String) -> anyhow::Result<sign_key::SignResponse> {
+async fn ask_function(ask: &Ask, public_key: String) -> anyhow::Result<sshca_proto::request::SignResponse> {
     let config = sign_key::aws::config_loader().load().await;
     let requested_by = format!(
         "get_key request by {} on {}",
         std::env::var("USER").unwrap_or_else(|_| "?".into()),
         std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_owned()).unwrap_or_else(|_| "?".into())
     );
-    let mut request = sign_key::SignRequest {
+    let mut request = sshca_proto::request::SignRequest {
         environment: ask.environment.clone(),
         public_key: Some(public_key),
         principals: (!ask.principals.is_empty()).then(|| ask.principals.clone()),
@@ -100,7 +78,7 @@ fn public_key_of(ask: &Ask) -> Result<String, GetKeyError> {
         create_key(&ask.key, &ask.environment)?;
     }
     let unreadable = |message: String| GetKeyError::UnreadableKey { path: ask.key.display().to_string(), message };
-    let key = crate::keys::public_key_of(&ask.key).map_err(unreadable)?;
+    let key = get_key::keys::public_key_of(&ask.key).map_err(unreadable)?;
     let key = key.ok_or_else(|| unreadable("neither it nor its .pub file holds a public key ssh-key can read".into()))?;
     ssh_key::PublicKey::new(key, "").to_openssh().map_err(|err| unreadable(err.to_string()))
 }

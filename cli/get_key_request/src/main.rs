@@ -7,6 +7,8 @@ use std::process::exit;
 use clap::Parser;
 use get_key::cli::{Cli, Command};
 
+mod request;
+
 fn main() {
     let cli = Cli::parse();
     let args = match &cli.command {
@@ -17,6 +19,6 @@ fn main() {
             exit(2)
         }
     };
-    let outcome = get_key::request::request(&cli.ask(args), &cli.options(String::new(), None));
+    let outcome = request::request(&cli.ask(args), &cli.options(String::new(), None));
     exit(cli.report(outcome))
 }

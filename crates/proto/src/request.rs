@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::error::IssueError;
-use crate::identity::IdentityProof;
+use crate::proof::IdentityProof;
 
 pub const MAX_REASON_CHARS: usize = 256;
 const MAX_USERNAME_CHARS: usize = 128;
@@ -192,7 +192,7 @@ pub fn is_invisible(c: char) -> bool {
 }
 
 /// Keeps error messages readable when the offending input is huge.
-pub(crate) fn truncate_for_message(text: &str) -> String {
+pub fn truncate_for_message(text: &str) -> String {
     const MAX: usize = 64;
     if text.chars().count() <= MAX {
         text.to_owned()
