@@ -275,12 +275,11 @@ pub struct ShowArgs {
 
 pub async fn show(issuer: &Issuer, args: ShowArgs) -> Result<()> {
     let audit_store = issuer.audit_store();
-    let suffix = format!("{:020}-", args.serial);
     let keys: Vec<String> = audit_store
-        .list(&format!("audit/{}/", args.environment))
+        .list(&sign_key::layout::audit_trail(&args.environment))
         .await?
         .into_iter()
-        .filter(|k| k.rsplit('/').next().is_some_and(|name| name.starts_with(&suffix)))
+        .filter(|key| sign_key::layout::dated_record_serial(&args.environment, key) == Some(args.serial))
         .collect();
     if keys.is_empty() {
         bail!(

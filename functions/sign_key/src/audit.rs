@@ -86,18 +86,24 @@ pub async fn record(store: &dyn Store, entry: &AuditEntry, at: OffsetDateTime) -
 /// Every issuance record (`issued` and `void`) of `environment`, whatever its day; records that
 /// cannot be read are left out.
 pub async fn all_entries(store: &dyn Store, environment: &str) -> Result<Vec<AuditEntry>, IssueError> {
-    let prefix = format!("audit/{environment}/");
     let mut entries = Vec::new();
-    for key in store.list(&prefix).await? {
-        let dated = key[prefix.len()..].starts_with(|c: char| c.is_ascii_digit());
-        if !dated || !(key.ends_with("-issued.json") || key.contains("-void")) {
+    for key in store.list(&layout::audit_trail(environment)).await? {
+        if !layout::is_dated_record(environment, &key) || !(key.ends_with("-issued.json") || key.contains("-void")) {
             continue;
         }
-        if let Some(object) = store.get(&key).await? {
-            entries.extend(serde_json::from_slice::<AuditEntry>(&object.body).ok());
-        }
+        entries.extend(read_entry(store, &key).await?);
     }
     Ok(entries)
+}
+
+/// The record at `key`, or `None` when it is gone, cannot be fetched (archived, foreign
+/// encryption) or is not an audit record: readers of the trail skip those, `sshca verify` names them.
+async fn read_entry(store: &dyn Store, key: &str) -> Result<Option<AuditEntry>, IssueError> {
+    match store.get(key).await {
+        Ok(object) => Ok(object.and_then(|object| serde_json::from_slice(&object.body).ok())),
+        Err(err) if err.is_unreadable_object() => Ok(None),
+        Err(err) => Err(err.into()),
+    }
 }
 
 /// The issuance records (`issued` and `void`) of `environment` from the day of `since` (Unix
@@ -114,13 +120,8 @@ pub async fn entries_between(store: &dyn Store, environment: &str, since: u64, u
     let (mut date, last) = (day(since), day(until));
     let mut entries = Vec::new();
     while date <= last {
-        let prefix = format!("audit/{environment}/{:04}/{:02}/{:02}/", date.year(), u8::from(date.month()), date.day());
-        for key in store.list(&prefix).await? {
-            if let Some(object) = store.get(&key).await? {
-                if let Ok(entry) = serde_json::from_slice::<AuditEntry>(&object.body) {
-                    entries.push(entry);
-                }
-            }
+        for key in store.list(&layout::audit_day(environment, (date.year(), u8::from(date.month()), date.day()))).await? {
+            entries.extend(read_entry(store, &key).await?);
         }
         match date.next_day() {
             Some(next) => date = next,

@@ -11,6 +11,7 @@ use serde::Serialize;
 use crate::audit::{AuditEntry, Event};
 use crate::issuer::Issuer;
 use crate::krl;
+use crate::layout;
 use crate::request::{self, CertKind};
 use crate::revoke;
 use crate::serial;
@@ -48,11 +49,10 @@ pub async fn verify(issuer: &Issuer, environment: &str) -> Result<(Summary, Vec<
     let mut summary = Summary::default();
 
     // the audit records, read one by one: an unreadable one is a finding of its own
-    let prefix = format!("audit/{environment}/");
+    let prefix = layout::audit_trail(environment);
     let mut records: Vec<(String, AuditEntry)> = Vec::new();
     for key in audit.list(&prefix).await? {
-        let dated = key[prefix.len()..].starts_with(|c: char| c.is_ascii_digit());
-        if !dated {
+        if !layout::is_dated_record(environment, &key) {
             continue;
         }
         match audit.get(&key).await {
@@ -80,14 +80,9 @@ pub async fn verify(issuer: &Issuer, environment: &str) -> Result<(Summary, Vec<
     }
 
     // certificate objects against issued records, byte for byte
-    let certificates_prefix = format!("certs/{environment}/");
     let mut certificates: BTreeMap<(String, u64), String> = BTreeMap::new();
-    for key in store.list(&certificates_prefix).await? {
-        let named = key.strip_prefix(&certificates_prefix).and_then(|rest| {
-            let (user, file) = rest.rsplit_once('/')?;
-            Some((user.to_owned(), file.strip_suffix("-cert.pub")?.parse::<u64>().ok()?))
-        });
-        if let Some(named) = named {
+    for key in store.list(&layout::certificates(environment)).await? {
+        if let Some(named) = layout::certificate_of(environment, &key) {
             certificates.insert(named, key);
         }
     }

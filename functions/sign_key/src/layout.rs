@@ -48,15 +48,47 @@ pub fn sealed_ca_key(environment: &str, role: &str, id: &str) -> String {
     format!("ca/{environment}/{role}-ed25519-{id}.sealed")
 }
 
+/// An environment's whole audit trail (issuance records by day, leases, revocations).
+pub fn audit_trail(environment: &str) -> String {
+    format!("audit/{environment}/")
+}
+
+/// The issuance records of one day.
+pub fn audit_day(environment: &str, (year, month, day): (i32, u8, u8)) -> String {
+    format!("{}{year:04}/{month:02}/{day:02}/", audit_trail(environment))
+}
+
 /// One audit record. Serials are zero-padded so that a day's records list in issuance order;
 /// the date prefix lets a reader list only the days it wants.
 pub fn audit_entry(environment: &str, date: (i32, u8, u8), serial: u64, event: &str) -> String {
-    let (year, month, day) = date;
-    format!("audit/{environment}/{year:04}/{month:02}/{day:02}/{serial:020}-{event}.json")
+    format!("{}{serial:020}-{event}.json", audit_day(environment, date))
+}
+
+/// Whether `key` is one of the environment's dated issuance records (not a lease, a revocation
+/// or a probe).
+pub fn is_dated_record(environment: &str, key: &str) -> bool {
+    key.strip_prefix(&audit_trail(environment)).is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))
+}
+
+/// The serial a dated issuance record's name gives (`…/<serial>-<event>.json`).
+pub fn dated_record_serial(environment: &str, key: &str) -> Option<u64> {
+    let name = key.rsplit('/').next().filter(|_| is_dated_record(environment, key))?;
+    name.split_once('-')?.0.parse().ok()
+}
+
+/// Where an environment's certificate objects live.
+pub fn certificates(environment: &str) -> String {
+    format!("certs/{environment}/")
 }
 
 pub fn certificate(environment: &str, username: &str, serial: u64) -> String {
-    format!("certs/{environment}/{username}/{serial:020}-cert.pub")
+    format!("{}{username}/{serial:020}-cert.pub", certificates(environment))
+}
+
+/// The user and serial a certificate object's name gives.
+pub fn certificate_of(environment: &str, key: &str) -> Option<(String, u64)> {
+    let (user, file) = key.strip_prefix(&certificates(environment))?.rsplit_once('/')?;
+    Some((user.to_owned(), file.strip_suffix("-cert.pub")?.parse().ok()?))
 }
 
 /// The public key cache: users' keys per environment, or for every environment when
@@ -76,5 +108,21 @@ pub fn conditional_create_probe(audit: bool) -> &'static str {
         "audit/_probe/conditional-create"
     } else {
         "probe/conditional-create"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_parse_back() {
+        let record = audit_entry("staging", (2026, 12, 1), 42, "issued");
+        assert_eq!(record, "audit/staging/2026/12/01/00000000000000000042-issued.json");
+        assert!(is_dated_record("staging", &record) && !is_dated_record("staging", &serial_lease("staging", 1)));
+        assert_eq!(dated_record_serial("staging", &record), Some(42));
+        assert_eq!(certificate_of("staging", &certificate("staging", "jane", 7)), Some(("jane".to_owned(), 7)));
+        assert_eq!(revocation_version("staging", &revocation("staging", u64::MAX)), Some(u64::MAX));
+        assert_eq!(revocation_version("staging", "audit/staging/revocations/+5.json"), None);
     }
 }
