@@ -29,6 +29,8 @@ pub mod serial;
 pub mod signings;
 pub mod store;
 pub mod sts;
+#[cfg(test)]
+mod testing;
 
 /// The wire contract and the KRL codec, shared with the clients and servers (`sshca_proto`).
 pub use sshca_proto::{krl, request};

@@ -440,3 +440,124 @@ pub async fn current_krl(issuer: &Issuer, environment: &str) -> Result<Vec<u8>, 
 pub async fn records(audit: &dyn Store, environment: &str) -> Result<Vec<RevocationRecord>, IssueError> {
     Ok(read_log(audit, environment).await?.records)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use async_trait::async_trait;
+    use rand::rngs::OsRng;
+    use ssh_key::{Algorithm, PrivateKey};
+
+    use super::*;
+    use crate::store::memory::MemoryStore;
+    use crate::store::Object;
+    use crate::testing::setup;
+
+    /// A store in which someone plants garbage at every version a revoker could predict (the
+    /// next ones above the log), just before the revoker's create-only write lands.
+    struct Racing {
+        inner: Arc<MemoryStore>,
+        plants: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl Store for Racing {
+        async fn get(&self, key: &str) -> Result<Option<Object>, StoreError> {
+            self.inner.get(key).await
+        }
+        async fn put(&self, key: &str, body: Vec<u8>, condition: Condition) -> Result<String, StoreError> {
+            let predictable = layout::revocation_version("staging", key).is_some_and(|version| version < 1000);
+            if predictable {
+                self.plants.fetch_add(1, Ordering::SeqCst);
+                self.inner.put(key, b"garbage".to_vec(), Condition::IfAbsent).await?;
+            }
+            self.inner.put(key, body, condition).await
+        }
+        async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+            self.inner.list(prefix).await
+        }
+        async fn list_after(&self, prefix: &str, start_after: &str, max: usize) -> Result<Vec<String>, StoreError> {
+            self.inner.list_after(prefix, start_after, max).await
+        }
+        async fn presign_get(&self, key: &str, expires_in: Duration) -> Result<String, StoreError> {
+            self.inner.presign_get(key, expires_in).await
+        }
+        async fn history(&self, prefix: &str) -> Result<Vec<(String, usize, bool)>, StoreError> {
+            self.inner.history(prefix).await
+        }
+    }
+
+    fn serials(serials: &[u64]) -> RevokeRequest {
+        RevokeRequest { environment: "staging".into(), serials: serials.to_vec(), reason: "test".into(), ..Default::default() }
+    }
+
+    async fn published(store: &MemoryStore) -> BTreeSet<u64> {
+        let krl = store.get(&krl_key("staging")).await.unwrap().expect("a published KRL").body;
+        krl::decode(&krl).unwrap().serials.into_iter().map(|(_, serial)| serial).collect()
+    }
+
+    #[tokio::test]
+    async fn a_readable_record_at_the_last_version_blocks_nothing() {
+        let audit = Arc::new(MemoryStore::default());
+        let (store, issuer) = setup(audit.clone()).await;
+        let at_max = RevocationRecord {
+            event: "revoked".into(),
+            environment: "staging".into(),
+            version: u64::MAX,
+            serials: vec![],
+            key_ids: vec![],
+            keys: vec![],
+            reason: "planted".into(),
+            requested_by: None,
+            timestamp: "2026-01-01T00:00:00Z".into(),
+        };
+        audit.put(&layout::revocation("staging", u64::MAX), serde_json::to_vec(&at_max).unwrap(), Condition::IfAbsent).await.unwrap();
+        let report = revoke(&issuer, &serials(&[1])).await.unwrap();
+        assert!(matches!(report.outcome, RevokeOutcome::Revoked { version: 1, serials: 1, .. }), "{report:?}");
+        assert_eq!(published(&store).await, [1].into());
+    }
+
+    #[tokio::test]
+    async fn planting_at_each_next_version_does_not_block_a_revocation() {
+        let inner = Arc::new(MemoryStore::default());
+        let racing = Arc::new(Racing { inner: inner.clone(), plants: AtomicUsize::new(0) });
+        let (store, issuer) = setup(racing.clone()).await;
+        let report = revoke(&issuer, &serials(&[2])).await.unwrap();
+        assert!(matches!(report.outcome, RevokeOutcome::Revoked { serials: 1, .. }), "{report:?}");
+        assert_eq!(published(&store).await, [2].into());
+        assert_eq!(racing.plants.load(Ordering::SeqCst), 1, "only the first, predictable, version was raced");
+        assert_eq!(report.unreadable.len(), 1, "the garbage planted there is named: {report:?}");
+    }
+
+    #[tokio::test]
+    async fn a_revocation_whose_record_vanished_stays_in_the_krl_until_an_admin_drops_it() {
+        let audit = Arc::new(MemoryStore::default());
+        let (store, issuer) = setup(audit.clone()).await;
+        revoke(&issuer, &serials(&[3])).await.unwrap();
+        audit.delete(&layout::revocation("staging", 1));
+        let report = revoke(&issuer, &serials(&[4])).await.unwrap();
+        assert_eq!(report.kept_from_published, 1, "{report:?}");
+        assert_eq!(published(&store).await, [3, 4].into());
+        let report = republish(&issuer, "staging", true).await.unwrap();
+        assert_eq!(report.kept_from_published, 0);
+        assert_eq!(published(&store).await, [4].into(), "--allow-shrink drops what no record holds");
+    }
+
+    #[tokio::test]
+    async fn revoked_keys_come_from_the_published_krl() {
+        let audit = Arc::new(MemoryStore::default());
+        let (store, issuer) = setup(audit.clone()).await;
+        assert!(revoked_keys(&issuer, "staging").await.unwrap().is_empty());
+        let key = PrivateKey::random(&mut OsRng, Algorithm::Ed25519).unwrap().public_key().to_openssh().unwrap();
+        let request = RevokeRequest { public_keys: vec![key.clone()], ..serials(&[]) };
+        revoke(&issuer, &request).await.unwrap();
+        let line = bare_key_line(PublicKey::from_openssh(&key).unwrap().key_data()).unwrap();
+        assert_eq!(revoked_keys(&issuer, "staging").await.unwrap(), [line].into());
+        // a KRL that is not one is named, never read as "nothing revoked"
+        store.put(&krl_key("staging"), b"<html>".to_vec(), Condition::Always).await.unwrap();
+        let err = revoked_keys(&issuer, "staging").await.unwrap_err().to_string();
+        assert!(err.contains("sshca krl staging --publish"), "{err}");
+    }
+}
