@@ -14,6 +14,7 @@ use crate::error::{IssueError, StoreError};
 use crate::layout;
 use crate::policy::{CaKeyRef, Policy};
 use crate::request::CertKind;
+use crate::store::retry_on_conflict;
 use crate::store::{Condition, Store};
 
 /// The kinds of CA key `sshca init --create-keys` can make.
@@ -128,7 +129,7 @@ pub async fn create_ca_key(
 }
 
 /// How often a policy change is applied again when someone else changed the policy in between.
-const POLICY_ATTEMPTS: usize = 10;
+const POLICY_ATTEMPTS: u32 = 10;
 
 /// Changes the environment's policy by compare-and-swap: reads it (`None` when there is none),
 /// applies `change`, checks the result (valid, and every CA key it names can sign) and writes it
@@ -139,35 +140,39 @@ pub async fn update_policy<E, F>(
     store: &dyn Store,
     ca_keys: &dyn CaKeys,
     environment: &str,
-    mut change: F,
+    change: F,
 ) -> Result<(Policy, Vec<PublicKey>), E>
 where
     E: From<IssueError>,
     F: FnMut(Option<Policy>) -> Result<Policy, E>,
 {
     let key = layout::policy(environment);
-    for _ in 0..POLICY_ATTEMPTS {
+    // `change` is applied again on each attempt; a lock lets each attempt's future borrow it
+    let change = std::sync::Mutex::new(change);
+    let written = retry_on_conflict::<_, E, _, _>(POLICY_ATTEMPTS, |_| async {
         let (current, condition) = match store.get(&key).await.map_err(IssueError::from)? {
             None => (None, Condition::IfAbsent),
             Some(object) => (Some(crate::issuer::parse_policy(environment, &object.body)?), Condition::IfMatch(object.etag)),
         };
-        let policy = change(current)?;
+        let policy = (change.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))(current)?;
         let current_keys = checked_keys(ca_keys, &policy).await?;
         let body = serde_json::to_vec_pretty(&policy).expect("a policy serializes");
         match store.put(&key, body, condition).await {
-            Ok(_) => return Ok((policy, current_keys)),
+            Ok(_) => Ok(Some((policy, current_keys))),
             Err(StoreError::PreconditionFailed) => {
                 tracing::warn!(policy = %key, "the policy changed while this change was made: applying it again to the new one");
-                let pause = rand::Rng::gen_range(&mut rand::thread_rng(), 0..50);
-                tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+                Ok(None)
             }
-            Err(err) => return Err(IssueError::from(err).into()),
+            Err(err) => Err(IssueError::from(err).into()),
         }
-    }
-    Err(IssueError::Unavailable(format!(
-        "the policy of environment {environment:?} kept changing while this change was applied (someone else is running sshca init or rotate): run the command again"
-    ))
-    .into())
+    })
+    .await?;
+    written.ok_or_else(|| {
+        IssueError::Unavailable(format!(
+            "the policy of environment {environment:?} kept changing while this change was applied (someone else is running sshca init or rotate): run the command again"
+        ))
+        .into()
+    })
 }
 
 /// Checks `policy` and that every CA key it names (current, next, previous) can sign; returns

@@ -12,7 +12,6 @@
 //! delete marker or expired by a lifecycle rule) is kept, until an admin drops it explicitly.
 
 use std::collections::BTreeSet;
-use std::time::Duration;
 
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -29,7 +28,7 @@ use crate::krl;
 use crate::layout;
 use crate::request::{self, CertKind};
 use crate::serial;
-use crate::store::{read_all, Condition, Store};
+use crate::store::{read_all, retry_on_conflict, Condition, Store};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RevocationState {
@@ -231,47 +230,41 @@ pub async fn revoke(issuer: &Issuer, request: &RevokeRequest) -> Result<RevokeRe
         .into_iter()
         .filter_map(|(key, _, _)| layout::revocation_version(environment, &key))
         .collect();
-    let mut backoff = Duration::from_millis(5);
-    let mut recorded = None;
-    for attempt in 0.. {
-        if attempt == MAX_ATTEMPTS {
-            return Err(IssueError::Unavailable("too many concurrent revocations: try again".into()));
-        }
-        let log = read_log(audit, environment).await?;
-        let record = RevocationRecord {
-            event: "revoked".into(),
-            environment: environment.clone(),
-            version: if attempt == 0 { log.next_version(&hidden) } else { log.unpredictable_version(&hidden) },
-            serials: wanted.serials.difference(&log.state.serials).copied().collect(),
-            key_ids: wanted.key_ids.difference(&log.state.key_ids).cloned().collect(),
-            keys: wanted.keys.difference(&log.state.keys).cloned().collect(),
-            reason: request.reason.clone(),
-            requested_by: request.requested_by.clone(),
-            timestamp: OffsetDateTime::now_utc().format(&Rfc3339).expect("UTC formats"),
-        };
-        if record.serials.is_empty() && record.key_ids.is_empty() && record.keys.is_empty() {
-            break;
-        }
-        let body = serde_json::to_vec_pretty(&record).expect("serializes");
-        match audit.put(&layout::revocation(environment, record.version), body, Condition::IfAbsent).await {
-            Ok(_) => {
-                recorded = Some(RevokeOutcome::Revoked {
+    let recorded = retry_on_conflict(MAX_ATTEMPTS, |attempt| {
+        let hidden = &hidden;
+        let wanted = &wanted;
+        async move {
+            let log = read_log(audit, environment).await?;
+            let record = RevocationRecord {
+                event: "revoked".into(),
+                environment: environment.clone(),
+                version: if attempt == 0 { log.next_version(hidden) } else { log.unpredictable_version(hidden) },
+                serials: wanted.serials.difference(&log.state.serials).copied().collect(),
+                key_ids: wanted.key_ids.difference(&log.state.key_ids).cloned().collect(),
+                keys: wanted.keys.difference(&log.state.keys).cloned().collect(),
+                reason: request.reason.clone(),
+                requested_by: request.requested_by.clone(),
+                timestamp: OffsetDateTime::now_utc().format(&Rfc3339).expect("UTC formats"),
+            };
+            if record.serials.is_empty() && record.key_ids.is_empty() && record.keys.is_empty() {
+                return Ok(Some(None));
+            }
+            let body = serde_json::to_vec_pretty(&record).expect("serializes");
+            match audit.put(&layout::revocation(environment, record.version), body, Condition::IfAbsent).await {
+                Ok(_) => Ok(Some(Some(RevokeOutcome::Revoked {
                     version: record.version,
                     serials: record.serials.len(),
                     key_ids: record.key_ids.len(),
                     keys: record.keys.len(),
-                });
-                break;
+                }))),
+                // another revoker (or someone planting) took this version: read the log again
+                Err(StoreError::PreconditionFailed) => Ok(None),
+                Err(err) => Err(IssueError::from(err)),
             }
-            // another revoker took this version: read the log again and take the next
-            Err(StoreError::PreconditionFailed) => {
-                let pause = rand::thread_rng().gen_range(Duration::ZERO..=backoff);
-                tokio::time::sleep(pause).await;
-                backoff = (backoff * 2).min(Duration::from_millis(250));
-            }
-            Err(err) => return Err(err.into()),
         }
-    }
+    })
+    .await?
+    .ok_or_else(|| IssueError::Unavailable("too many concurrent revocations: try again".into()))?;
     // Every revocation republishes the KRL the whole log makes, ours included.
     let published = publish_krl(issuer, environment, request.allow_shrink).await?;
     let outcome = recorded.unwrap_or(RevokeOutcome::AlreadyRevoked { version: published.log.state.version });
@@ -341,7 +334,7 @@ fn keep_published(state: &mut RevocationState, published: &krl::Contents, cas: &
 async fn publish_krl(issuer: &Issuer, environment: &str, allow_shrink: bool) -> Result<Published, IssueError> {
     let store = issuer.store().as_ref();
     let key = krl_key(environment);
-    for _ in 0..MAX_ATTEMPTS {
+    let published = retry_on_conflict(MAX_ATTEMPTS, |_| async {
         let (condition, published) = match store.get(&key).await? {
             Some(object) => (Condition::IfMatch(object.etag), Some(object.body)),
             None => (Condition::IfAbsent, None),
@@ -359,16 +352,17 @@ async fn publish_krl(issuer: &Issuer, environment: &str, allow_shrink: bool) -> 
         // Encoded at the published KRL's own time, an unchanged list is byte for byte the same.
         if let (Some(published), Some(contents)) = (&published, &contents) {
             if &encode_krl(issuer, environment, &state, contents.generated_at).await? == published {
-                return Ok(Published { log, kept });
+                return Ok(Some(Published { log, kept }));
             }
         }
         match store.put(&key, encode_krl(issuer, environment, &state, unix_now()).await?, condition).await {
-            Ok(_) => return Ok(Published { log, kept }),
-            Err(StoreError::PreconditionFailed) => continue,
-            Err(err) => return Err(err.into()),
+            Ok(_) => Ok(Some(Published { log, kept })),
+            Err(StoreError::PreconditionFailed) => Ok(None),
+            Err(err) => Err(IssueError::from(err)),
         }
-    }
-    Err(IssueError::Unavailable(format!("could not publish {key}: too many concurrent writers")))
+    })
+    .await?;
+    published.ok_or_else(|| IssueError::Unavailable(format!("could not publish {key}: too many concurrent writers")))
 }
 
 /// Every CA key the environment's KRL scopes serials and key ids to (user and host, current,
@@ -445,6 +439,7 @@ pub async fn records(audit: &dyn Store, environment: &str) -> Result<Vec<Revocat
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
+    use std::time::Duration;
 
     use async_trait::async_trait;
     use rand::rngs::OsRng;

@@ -9,9 +9,7 @@
 
 use std::collections::HashMap;
 use std::ops::Range;
-use std::time::Duration;
 
-use rand::Rng;
 use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -19,7 +17,7 @@ use tokio::sync::Mutex;
 
 use crate::error::{IssueError, StoreError};
 use crate::layout;
-use crate::store::{put_once, read_all, Condition, Store};
+use crate::store::{put_once, read_all, retry_on_conflict, Condition, Store};
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Counter {
@@ -42,8 +40,6 @@ pub struct LeaseRecord {
 }
 
 const MAX_ATTEMPTS: u32 = 200;
-const FIRST_BACKOFF: Duration = Duration::from_millis(4);
-const MAX_BACKOFF: Duration = Duration::from_millis(250);
 
 /// Takes `count` serials of `environment`, none below `at_least`: read the counter, then write
 /// `first + count` only if nobody wrote in between (`If-Match` on its entity tag, or
@@ -54,8 +50,7 @@ const MAX_BACKOFF: Duration = Duration::from_millis(250);
 /// never hands out a serial twice.
 async fn lease(store: &dyn Store, audit: &dyn Store, environment: &str, count: u64, at_least: u64) -> Result<Range<u64>, IssueError> {
     let key = layout::serial_counter(environment);
-    let mut backoff = FIRST_BACKOFF;
-    for _ in 0..MAX_ATTEMPTS {
+    let leased = retry_on_conflict::<_, IssueError, _, _>(MAX_ATTEMPTS, |_| async {
         let (next, condition) = match read_counter(store, &key).await? {
             None => (first_after_leases(audit, environment, &key).await?, Condition::IfAbsent),
             Some((next, etag)) => (next, Condition::IfMatch(etag)),
@@ -64,18 +59,17 @@ async fn lease(store: &dyn Store, audit: &dyn Store, environment: &str, count: u
         let end = first.checked_add(count).ok_or_else(|| IssueError::Configuration(format!("the serial counter {key} is exhausted")))?;
         let body = serde_json::to_vec(&Counter { next: end }).expect("a counter serializes");
         match store.put(&key, body, condition).await {
-            Ok(_) => return Ok(first..end),
-            Err(StoreError::PreconditionFailed) => {
-                let pause = rand::thread_rng().gen_range(Duration::ZERO..=backoff);
-                tokio::time::sleep(pause).await;
-                backoff = (backoff * 2).min(MAX_BACKOFF);
-            }
-            Err(err) => return Err(err.into()),
+            Ok(_) => Ok(Some(first..end)),
+            Err(StoreError::PreconditionFailed) => Ok(None),
+            Err(err) => Err(err.into()),
         }
-    }
-    Err(IssueError::Unavailable(format!(
-        "could not take a serial from {key} after {MAX_ATTEMPTS} attempts (too many concurrent signers): try again"
-    )))
+    })
+    .await?;
+    leased.ok_or_else(|| {
+        IssueError::Unavailable(format!(
+            "could not take a serial from {key} after {MAX_ATTEMPTS} attempts (too many concurrent signers): try again"
+        ))
+    })
 }
 
 /// The most serials one lease holds: no signer leases more at a time, so a genuine lease that

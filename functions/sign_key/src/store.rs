@@ -60,6 +60,28 @@ pub async fn put_once(store: &dyn Store, key: &str, body: Vec<u8>) -> Result<(),
     }
 }
 
+/// Runs `attempt` (numbered from 0) until it returns `Some`, after a jittered, growing pause
+/// each time it returns `None`: a lost compare-and-swap (someone else wrote first), to be read
+/// and tried again. `Ok(None)` once `max` attempts all lost. The one retry loop of every
+/// conditional write that may lose a race: the serial counter, revocation versions, the KRL and
+/// the policy.
+pub async fn retry_on_conflict<T, E, F, Fut>(max: u32, mut attempt: F) -> Result<Option<T>, E>
+where
+    F: FnMut(u32) -> Fut,
+    Fut: std::future::Future<Output = Result<Option<T>, E>>,
+{
+    let mut backoff = Duration::from_millis(4);
+    for n in 0..max {
+        if let Some(done) = attempt(n).await? {
+            return Ok(Some(done));
+        }
+        let pause = rand::Rng::gen_range(&mut rand::thread_rng(), Duration::ZERO..=backoff);
+        tokio::time::sleep(pause).await;
+        backoff = (backoff * 2).min(Duration::from_millis(250));
+    }
+    Ok(None)
+}
+
 /// Every object under `prefix` with its body, or with why it could not be fetched. An object that
 /// exists but cannot be read (archived to Glacier, encrypted under a key the caller may not use,
 /// refused to it) is kept with its error for the caller to name and skip: one such object must not
