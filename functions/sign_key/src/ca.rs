@@ -12,7 +12,7 @@ use ssh_key::public::{EcdsaPublicKey, Ed25519PublicKey, KeyData, RsaPublicKey};
 use ssh_key::{Algorithm, EcdsaCurve, HashAlg, PrivateKey, Signature};
 use tokio::sync::Mutex;
 
-use crate::error::CaError;
+use crate::error::{kms_error, CaError};
 use crate::key_ownership::KeyOwnership;
 use crate::policy::CaKeyRef;
 use crate::request::CertKind;
@@ -143,20 +143,6 @@ fn ssh_signature(algorithm: Algorithm, kms_signature: &[u8]) -> Result<Signature
         }
         Algorithm::Ed25519 => Signature::new(Algorithm::Ed25519, kms_signature).map_err(|e| bad(e.to_string())),
         other => Err(bad(format!("unexpected CA algorithm {other}"))),
-    }
-}
-
-pub(crate) fn kms_error<E, R>(key_id: &str, err: aws_sdk_kms::error::SdkError<E, R>) -> CaError
-where
-    E: aws_sdk_kms::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug,
-{
-    use aws_sdk_kms::error::ProvideErrorMetadata;
-    match err.code() {
-        Some("NotFoundException") => CaError::KeyNotFound { key_id: key_id.to_owned() },
-        Some("DisabledException") | Some("KMSInvalidStateException") => CaError::Disabled { key_id: key_id.to_owned() },
-        Some("InvalidKeyUsageException") => CaError::NotSignVerify { key_id: key_id.to_owned(), usage: "ENCRYPT_DECRYPT".into() },
-        _ => CaError::Kms(aws_sdk_kms::error::DisplayErrorContext(&err).to_string()),
     }
 }
 

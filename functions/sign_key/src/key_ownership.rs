@@ -7,8 +7,7 @@
 use aws_sdk_kms::types::KeyState;
 use tokio::sync::OnceCell;
 
-use crate::ca::kms_error;
-use crate::error::CaError;
+use crate::error::{kms_error, CaError};
 
 pub struct KeyOwnership {
     kms: aws_sdk_kms::Client,
