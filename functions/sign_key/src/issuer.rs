@@ -23,7 +23,7 @@ use crate::identity::{self, IdentityVerifier};
 use crate::layout;
 use crate::policy::{Plan, Policy};
 use crate::request::{self, CertKind, SignRequest, SignResponse};
-use crate::revoke;
+use crate::revocation_log;
 use crate::serial::SerialLeases;
 use crate::store::{put_once, refuse_ignored_conditions, Condition, Store};
 
@@ -232,7 +232,7 @@ impl Issuer {
             Ok((certificate, download_url)) => {
                 let expires_in = Duration::from_secs(plan.url_expires_at.saturating_sub(unix_now()).max(1));
                 // presigning is local: a failure here only costs the client its KRL refresh
-                let krl_url = self.store.presign_get(&revoke::krl_key(&request.environment), expires_in).await.ok();
+                let krl_url = self.store.presign_get(&layout::krl(&request.environment), expires_in).await.ok();
                 info!(
                     serial,
                     key_id = %key_id,
@@ -285,12 +285,12 @@ impl Issuer {
         let revoked = match self.revoked_keys.get(environment) {
             Some(revoked) => revoked,
             None => {
-                let revoked = Arc::new(revoke::revoked_keys(self, environment).await?);
+                let revoked = Arc::new(revocation_log::revoked_keys(self.store.as_ref(), self.audit.as_ref(), environment).await?);
                 self.revoked_keys.insert(environment.to_owned(), revoked.clone());
                 revoked
             }
         };
-        if revoked.contains(&revoke::bare_key_line(key.key_data())?) {
+        if revoked.contains(&revocation_log::bare_key_line(key.key_data())?) {
             return Err(IssueError::PolicyViolation(format!(
                 "the key {} is revoked in environment {environment:?}: make a new key (ssh-keygen -t ed25519) and ask again",
                 key.fingerprint(HashAlg::Sha256)
@@ -792,7 +792,7 @@ mod tests {
         }
         let err = issuer.issue(&request(&user_key()), &Caller::default()).await.unwrap_err();
         assert!(err.to_string().contains("sshca krl staging --publish"), "no KRL yet, and too large a log to read here: {err}");
-        revoke::publish_empty_krl(store.as_ref(), "staging").await.unwrap();
+        crate::revoke::publish_empty_krl(store.as_ref(), "staging").await.unwrap();
         let before = store.gets();
         assert_eq!(issuer.issue(&request(&user_key()), &Caller::default()).await.unwrap().serial, 1);
         assert!(store.gets() - before < 10, "{} GETs for one issuance", store.gets() - before);

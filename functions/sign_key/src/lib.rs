@@ -24,6 +24,7 @@ pub mod key_ownership;
 pub mod lambda;
 pub mod layout;
 pub mod policy;
+pub mod revocation_log;
 pub mod revoke;
 pub mod serial;
 pub mod signings;

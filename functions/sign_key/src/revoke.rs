@@ -13,8 +13,6 @@
 
 use std::collections::BTreeSet;
 
-use rand::Rng;
-use serde::{Deserialize, Serialize};
 use ssh_encoding::Decode;
 use ssh_key::public::KeyData;
 use ssh_key::PublicKey;
@@ -28,31 +26,9 @@ use crate::krl;
 use crate::layout;
 use crate::request::{self, CertKind};
 use crate::serial;
-use crate::store::{read_all, retry_on_conflict, Condition, Store};
+use crate::store::{retry_on_conflict, Condition, Store};
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct RevocationState {
-    pub version: u64,
-    pub serials: BTreeSet<u64>,
-    pub key_ids: BTreeSet<String>,
-    /// Public keys as OpenSSH lines without comment.
-    pub keys: BTreeSet<String>,
-}
-
-/// One revocation, as recorded in the audit trail.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RevocationRecord {
-    pub event: String,
-    pub environment: String,
-    /// The state version this record creates.
-    pub version: u64,
-    pub serials: Vec<u64>,
-    pub key_ids: Vec<String>,
-    pub keys: Vec<String>,
-    pub reason: String,
-    pub requested_by: Option<String>,
-    pub timestamp: String,
-}
+pub use crate::revocation_log::{bare_key_line, read_log, records, revoked_keys, Log, RevocationRecord, RevocationState};
 
 /// What to revoke.
 #[derive(Debug, Clone, Default)]
@@ -90,78 +66,6 @@ pub struct RevokeReport {
 const MAX_ATTEMPTS: u32 = 50;
 
 pub use crate::layout::krl as krl_key;
-
-impl RevocationState {
-    fn apply(&mut self, record: &RevocationRecord) {
-        self.version = record.version;
-        self.serials.extend(&record.serials);
-        self.key_ids.extend(record.key_ids.iter().cloned());
-        self.keys.extend(record.keys.iter().cloned());
-    }
-}
-
-/// What the revocation log says: the state every readable record builds, those records, the
-/// next free version, and the records that could not be read (by key).
-#[derive(Debug, Clone, Default)]
-pub struct Log {
-    pub state: RevocationState,
-    pub records: Vec<RevocationRecord>,
-    /// The versions some object is named after, readable or not.
-    taken: BTreeSet<u64>,
-    pub unreadable: Vec<String>,
-}
-
-/// Reads every revocation record of `environment`, oldest first. A record counts when it can be
-/// fetched, parses, and names its own version and environment; anything else is named in
-/// `unreadable`. A name planted far ahead (even `u64::MAX`, readable or not) blocks nothing: see
-/// [`Log::next_version`].
-pub async fn read_log(audit: &dyn Store, environment: &str) -> Result<Log, IssueError> {
-    let mut log = Log::default();
-    let mut taken = BTreeSet::new();
-    for (key, body) in read_all(audit, &layout::revocations(environment)).await? {
-        let version = layout::revocation_version(environment, &key);
-        taken.extend(version);
-        let record = body
-            .ok()
-            .and_then(|body| serde_json::from_slice::<RevocationRecord>(&body).ok())
-            .filter(|record| Some(record.version) == version && record.environment == environment);
-        match record {
-            Some(record) => {
-                log.state.apply(&record);
-                log.records.push(record);
-            }
-            None => log.unreadable.push(key),
-        }
-    }
-    log.state.version = log.records.iter().map(|record| record.version).max().unwrap_or(0);
-    log.taken = taken;
-    Ok(log)
-}
-
-impl Log {
-    /// The version the next revocation takes: the first above the readable records that no
-    /// object is named after (nor `hidden`: names whose record a delete marker hides, which must
-    /// not be written again), or else the lowest such one.
-    pub fn next_version(&self, hidden: &BTreeSet<u64>) -> u64 {
-        let free = |from: u64| (from..=u64::MAX).find(|version| !self.is_taken(*version, hidden));
-        free(self.state.version.saturating_add(1)).or_else(|| free(1)).unwrap_or(u64::MAX)
-    }
-
-    /// A free version nobody can guess: where the next version was taken by a race, it may be
-    /// someone planting at each next version as fast as it frees up.
-    pub fn unpredictable_version(&self, hidden: &BTreeSet<u64>) -> u64 {
-        loop {
-            let version = rand::thread_rng().gen_range(1..u64::MAX);
-            if !self.is_taken(version, hidden) {
-                return version;
-            }
-        }
-    }
-
-    fn is_taken(&self, version: u64, hidden: &BTreeSet<u64>) -> bool {
-        self.taken.contains(&version) || hidden.contains(&version)
-    }
-}
 
 /// Revokes what `request` names and republishes the KRL.
 pub async fn revoke(issuer: &Issuer, request: &RevokeRequest) -> Result<RevokeReport, IssueError> {
@@ -281,10 +185,6 @@ pub async fn republish(issuer: &Issuer, environment: &str, allow_shrink: bool) -
     Ok(RevokeReport { outcome, unreadable: published.log.unreadable, kept_from_published: published.kept })
 }
 
-pub(crate) fn bare_key_line(key: &KeyData) -> Result<String, IssueError> {
-    PublicKey::new(key.clone(), "").to_openssh().map_err(|err| IssueError::InvalidPublicKey(err.to_string()))
-}
-
 /// The KRL for `state`, generated at `at` (Unix seconds): serials and key ids scoped to every CA
 /// key the environment trusts.
 pub async fn encode_krl(issuer: &Issuer, environment: &str, state: &RevocationState, at: u64) -> Result<Vec<u8>, IssueError> {
@@ -377,36 +277,6 @@ pub async fn trusted_cas(issuer: &Issuer, environment: &str) -> Result<Vec<Publi
     Ok(cas)
 }
 
-/// The public keys revoked outright in `environment` (bare OpenSSH lines), for issuance to
-/// refuse. Read from the published KRL: one object, whatever the log holds. Where none is
-/// published yet, from the log, if it is small.
-pub async fn revoked_keys(issuer: &Issuer, environment: &str) -> Result<BTreeSet<String>, IssueError> {
-    let key = krl_key(environment);
-    let Some(published) = issuer.store().get(&key).await? else {
-        let records = issuer.audit_store().list_after(&layout::revocations(environment), "", MAX_UNPUBLISHED + 1).await?;
-        if records.len() > MAX_UNPUBLISHED {
-            return Err(IssueError::Unavailable(format!(
-                "environment {environment:?} has revocation records but no published KRL ({key}): publish it with `sshca krl {environment} --publish`"
-            )));
-        }
-        return Ok(read_log(issuer.audit_store().as_ref(), environment).await?.state.keys);
-    };
-    let contents = krl::decode(&published.body).map_err(|why| {
-        IssueError::Unavailable(format!(
-            "the published KRL {key} cannot be read ({why}): publish it again with `sshca krl {environment} --publish`"
-        ))
-    })?;
-    Ok(contents
-        .keys
-        .iter()
-        .filter_map(|blob| KeyData::decode(&mut blob.as_slice()).ok())
-        .filter_map(|key| bare_key_line(&key).ok())
-        .collect())
-}
-
-/// The most revocation records issuance reads itself where no KRL is published yet.
-const MAX_UNPUBLISHED: usize = 64;
-
 fn krl_comment(environment: &str) -> String {
     format!("sshca {environment} revocations")
 }
@@ -428,11 +298,6 @@ pub async fn current_krl(issuer: &Issuer, environment: &str) -> Result<Vec<u8>, 
         Some(object) => Ok(object.body),
         None => encode_krl(issuer, environment, &RevocationState::default(), unix_now()).await,
     }
-}
-
-/// Every revocation record of the environment that counts (see [`read_log`]), oldest first.
-pub async fn records(audit: &dyn Store, environment: &str) -> Result<Vec<RevocationRecord>, IssueError> {
-    Ok(read_log(audit, environment).await?.records)
 }
 
 #[cfg(test)]
@@ -544,15 +409,15 @@ mod tests {
     async fn revoked_keys_come_from_the_published_krl() {
         let audit = Arc::new(MemoryStore::default());
         let (store, issuer) = setup(audit.clone()).await;
-        assert!(revoked_keys(&issuer, "staging").await.unwrap().is_empty());
+        assert!(revoked_keys(issuer.store().as_ref(), issuer.audit_store().as_ref(), "staging").await.unwrap().is_empty());
         let key = PrivateKey::random(&mut OsRng, Algorithm::Ed25519).unwrap().public_key().to_openssh().unwrap();
         let request = RevokeRequest { public_keys: vec![key.clone()], ..serials(&[]) };
         revoke(&issuer, &request).await.unwrap();
         let line = bare_key_line(PublicKey::from_openssh(&key).unwrap().key_data()).unwrap();
-        assert_eq!(revoked_keys(&issuer, "staging").await.unwrap(), [line].into());
+        assert_eq!(revoked_keys(issuer.store().as_ref(), issuer.audit_store().as_ref(), "staging").await.unwrap(), [line].into());
         // a KRL that is not one is named, never read as "nothing revoked"
         store.put(&krl_key("staging"), b"<html>".to_vec(), Condition::Always).await.unwrap();
-        let err = revoked_keys(&issuer, "staging").await.unwrap_err().to_string();
+        let err = revoked_keys(issuer.store().as_ref(), issuer.audit_store().as_ref(), "staging").await.unwrap_err().to_string();
         assert!(err.contains("sshca krl staging --publish"), "{err}");
     }
 }
