@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::error::IssueError;
-use crate::proof::IdentityProof;
+use sha2::{Digest, Sha256};
+
+use crate::proof::{hex, IdentityProof};
 
 pub const MAX_REASON_CHARS: usize = 256;
 const MAX_USERNAME_CHARS: usize = 128;
@@ -91,6 +93,18 @@ pub struct SignResponse {
     /// `RevokedHostKeys`; it answers 404 while nothing was ever revoked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub krl_url: Option<String>,
+}
+
+/// The SHA-256 (hex) of the canonical form of `request`: its JSON without the `identity` field,
+/// keys sorted, no whitespace, absent optional fields left out.
+pub fn request_hash(request: &SignRequest) -> String {
+    let value = serde_json::to_value(request).expect("a request serializes");
+    let sorted: BTreeMap<String, serde_json::Value> = match value {
+        serde_json::Value::Object(fields) => fields.into_iter().filter(|(name, _)| name != "identity").collect(),
+        _ => unreachable!("a request serializes to an object"),
+    };
+    let canonical = serde_json::to_vec(&sorted).expect("a map serializes");
+    hex(&Sha256::digest(canonical))
 }
 
 /// Environment names become S3 prefixes: lower-case letters, digits, `-` and `_`.
@@ -204,6 +218,7 @@ pub fn truncate_for_message(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proof::GET_CALLER_IDENTITY_BODY;
 
     #[test]
     fn usernames_cannot_escape_their_prefix() {
@@ -248,5 +263,18 @@ mod tests {
     fn request_json_rejects_unknown_fields() {
         let err = serde_json::from_str::<SignRequest>(r#"{"environment":"e","username":"u","reason":"r","principal":["x"]}"#).unwrap_err();
         assert!(err.to_string().contains("unknown field `principal`"), "{err}");
+    }
+
+    #[test]
+    fn the_request_hash_covers_every_field_but_the_proof() {
+        let request = SignRequest { environment: "e".into(), username: "u".into(), reason: "r".into(), ..Default::default() };
+        let proof =
+            IdentityProof { headers: BTreeMap::from([("host".to_owned(), "sts".to_owned())]), body: GET_CALLER_IDENTITY_BODY.into() };
+        let with_proof = SignRequest { identity: Some(proof), ..request.clone() };
+        assert_eq!(request_hash(&request), request_hash(&with_proof));
+        let other_key = SignRequest { public_key: Some("ssh-ed25519 AAAA".into()), ..request.clone() };
+        assert_ne!(request_hash(&request), request_hash(&other_key));
+        let other_nonce = SignRequest { nonce: Some("n".into()), ..request.clone() };
+        assert_ne!(request_hash(&request), request_hash(&other_nonce));
     }
 }

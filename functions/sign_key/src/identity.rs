@@ -17,9 +17,10 @@ use time::PrimitiveDateTime;
 use crate::error::IssueError;
 
 pub use sshca_proto::proof::{
-    hex, request_hash, IdentityProof, AUDIENCE_HEADER, GET_CALLER_IDENTITY_BODY, GET_CALLER_IDENTITY_CONTENT_TYPE, MAX_PROOF_AGE_SECONDS,
+    hex, IdentityProof, AUDIENCE_HEADER, GET_CALLER_IDENTITY_BODY, GET_CALLER_IDENTITY_CONTENT_TYPE, MAX_PROOF_AGE_SECONDS,
     REQUEST_HASH_HEADER,
 };
+pub use sshca_proto::request::request_hash;
 
 /// Who STS says signed the proof.
 #[derive(Debug, Clone, PartialEq, Eq)]
