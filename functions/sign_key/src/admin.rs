@@ -196,3 +196,64 @@ async fn checked_keys(ca_keys: &dyn CaKeys, policy: &Policy) -> Result<Vec<Publi
     }
     Ok(current)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::access::AccessRule;
+    use crate::store::memory::MemoryStore;
+    use crate::testing::ca_keys;
+
+    /// The policy `change` makes: `staging` with a KMS user CA and one more admin.
+    fn add_admin(current: Option<Policy>, admin: &str) -> Result<Policy, IssueError> {
+        let mut policy = current.unwrap_or_else(|| {
+            let mut policy = Policy::new("staging");
+            policy.user_ca = Some(CaKeyRef::Kms { key_id: "test".into() });
+            policy.access.audience = "sshca:test:staging".into();
+            policy
+        });
+        policy.access.rules.push(AccessRule::admin(admin));
+        Ok(policy)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_policy_changes_are_all_kept() {
+        let (store, keys) = (Arc::new(MemoryStore::default()), ca_keys());
+        let admins: Vec<String> = (0..8).map(|n| format!("arn:aws:iam::111111111111:user/admin{n}")).collect();
+        let tasks: Vec<_> = admins
+            .iter()
+            .cloned()
+            .map(|admin| {
+                let (store, keys) = (store.clone(), keys.clone());
+                tokio::spawn(async move {
+                    update_policy::<IssueError, _>(store.as_ref(), keys.as_ref(), "staging", |current| add_admin(current, &admin)).await
+                })
+            })
+            .collect();
+        for task in tasks {
+            let (_, public_keys) = task.await.unwrap().unwrap();
+            assert_eq!(public_keys.len(), 1, "the current user CA's public key");
+        }
+        let stored: Policy = serde_json::from_slice(&store.get(&layout::policy("staging")).await.unwrap().unwrap().body).unwrap();
+        let kept: Vec<&str> = stored.access.rules.iter().map(|rule| rule.arn.as_str()).collect();
+        for admin in &admins {
+            assert!(kept.contains(&admin.as_str()), "{admin} was lost: {kept:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_policy_without_a_ca_key_or_a_refused_change_writes_nothing() {
+        let (store, keys) = (MemoryStore::default(), ca_keys());
+        let no_key = update_policy::<IssueError, _>(&store, keys.as_ref(), "staging", |_| {
+            let mut policy = Policy::new("staging");
+            policy.access.audience = "sshca:test:staging".into();
+            Ok(policy)
+        });
+        assert!(no_key.await.unwrap_err().to_string().contains("has no CA key"));
+        let refused = update_policy::<IssueError, _>(&store, keys.as_ref(), "staging", |_| Err(IssueError::InvalidRequest("no".into())));
+        assert_eq!(refused.await.unwrap_err().error_type(), "InvalidRequest");
+        assert!(store.keys().is_empty(), "{:?}", store.keys());
+    }
+}

@@ -36,6 +36,11 @@ impl IdentityVerifier for Nobody {
     }
 }
 
+/// CA keys that load as one key generated in memory, whatever the reference.
+pub fn ca_keys() -> Arc<dyn CaKeys> {
+    Arc::new(OneKey(Arc::new(LocalSigner::new(PrivateKey::random(&mut OsRng, Algorithm::Ed25519).unwrap()))))
+}
+
 /// Environment `staging` (principal `deploy`, unproven requests served) whose serials 1 to 9 were
 /// handed out, with its audit trail in `audit`.
 pub async fn setup(audit: Arc<dyn Store>) -> (Arc<MemoryStore>, Issuer) {
@@ -48,7 +53,6 @@ pub async fn setup(audit: Arc<dyn Store>) -> (Arc<MemoryStore>, Issuer) {
     policy.access.allow_unproven = true;
     store.put(&crate::layout::policy("staging"), serde_json::to_vec(&policy).unwrap(), Condition::Always).await.unwrap();
     store.put(&crate::layout::serial_counter("staging"), br#"{"next": 10}"#.to_vec(), Condition::Always).await.unwrap();
-    let key = PrivateKey::random(&mut OsRng, Algorithm::Ed25519).unwrap();
-    let issuer = Issuer::new(store.clone(), audit, Arc::new(OneKey(Arc::new(LocalSigner::new(key)))), Arc::new(Nobody));
+    let issuer = Issuer::new(store.clone(), audit, ca_keys(), Arc::new(Nobody));
     (store, issuer)
 }
