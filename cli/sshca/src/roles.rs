@@ -7,7 +7,7 @@
 
 use anyhow::{bail, Result};
 use sign_key::access::AccessRule;
-use sign_key::policy::matches_any;
+use sign_key::pattern::matches_any;
 
 /// Where IAM Identity Center keeps the roles of its permission sets: a role named
 /// `AWSReservedSSO_…` anywhere else is not one of them.

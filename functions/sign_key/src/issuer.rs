@@ -15,9 +15,9 @@ use time::OffsetDateTime;
 use tracing::{error, info, warn};
 use uuid::Uuid;
 
-use crate::access::{self, Requester};
 use crate::audit::{self, AuditEntry, Event};
 use crate::ca::{CaKeys, Signer};
+use crate::decide::{self, Requester};
 use crate::error::IssueError;
 use crate::identity::{self, IdentityVerifier};
 use crate::layout;
@@ -169,7 +169,7 @@ impl Issuer {
         }
         let now = unix_now();
         let requester = self.requester(&policy, request, now).await?;
-        let decision = access::decide(&policy, &requester, request, now)?;
+        let decision = decide::decide(&policy, &requester, request, now)?;
         let (request, plan) = (&decision.request, &decision.plan);
         let public_key = match given_key {
             Some(key) => key,

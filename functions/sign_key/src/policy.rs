@@ -9,6 +9,7 @@ use ssh_key::{Algorithm, PublicKey};
 
 use crate::access::Access;
 use crate::error::IssueError;
+use crate::pattern::matches_any;
 use crate::request::{self, CertKind, SignRequest};
 
 /// How to reach a CA private key. It never leaves KMS, or leaves S3 only sealed by KMS.
@@ -445,39 +446,6 @@ pub struct Plan {
     pub url_expires_at: u64,
 }
 
-pub fn matches_any(patterns: &[String], name: &str) -> bool {
-    patterns.iter().any(|pattern| wildcard_match(pattern.as_bytes(), name.as_bytes()))
-}
-
-/// OpenSSH-style pattern: `*` matches any run of characters, `?` exactly one. Written by hand
-/// because the only rule needed is this one, and a glob crate would add path semantics
-/// (`/` handling, character classes) that principals must not have.
-fn wildcard_match(pattern: &[u8], name: &[u8]) -> bool {
-    let (mut p, mut n) = (0, 0);
-    let mut backtrack: Option<(usize, usize)> = None;
-    while n < name.len() {
-        match pattern.get(p) {
-            Some(b'*') => {
-                backtrack = Some((p, n));
-                p += 1;
-            }
-            Some(&c) if c == b'?' || c == name[n] => {
-                p += 1;
-                n += 1;
-            }
-            _ => match backtrack {
-                Some((star, matched)) => {
-                    p = star + 1;
-                    n = matched + 1;
-                    backtrack = Some((star, matched + 1));
-                }
-                None => return false,
-            },
-        }
-    }
-    pattern[p..].iter().all(|&c| c == b'*')
-}
-
 fn mpint_bits(bytes: &[u8]) -> u32 {
     match bytes.iter().position(|&b| b != 0) {
         Some(first) => (bytes.len() - first) as u32 * 8 - bytes[first].leading_zeros(),
@@ -510,17 +478,6 @@ mod tests {
         assert_eq!(human_duration(90 * 86_400), "90d");
         assert_eq!(human_duration(9000), "2h30m");
         assert_eq!(human_duration(0), "0s");
-    }
-
-    #[test]
-    fn wildcards_follow_openssh() {
-        assert!(wildcard_match(b"web-*", b"web-1"));
-        assert!(wildcard_match(b"*", b"anything"));
-        assert!(wildcard_match(b"a?c", b"abc"));
-        assert!(wildcard_match(b"*.example.com", b"a.b.example.com"));
-        assert!(!wildcard_match(b"web-*", b"db-1"));
-        assert!(!wildcard_match(b"deploy", b"deployer"));
-        assert!(!wildcard_match(b"*.example.com", b"example.com"));
     }
 
     #[test]

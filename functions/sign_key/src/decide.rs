@@ -1,0 +1,459 @@
+//! Deciding a request: the environment's access rules applied to its proven caller.
+//!
+//! The rules are an ordered list; the first whose pattern matches the caller's proven ARN decides.
+//! `admin` signs within the environment's limits; `user` signs only for itself, with the rule's
+//! principals and limits; `host` signs only host certificates for names its patterns allow. What
+//! a rule grants is never more than the environment allows: the request is judged by the
+//! environment's policy and then by the rule's narrower one.
+
+use std::borrow::Cow;
+
+use crate::access::{AccessRule, Grant};
+use crate::error::IssueError;
+use crate::identity::ProvenIdentity;
+use crate::policy::{Plan, Policy};
+use crate::request::{self, CertKind, SignRequest};
+
+/// Who asks, as far as the function knows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Requester {
+    Proven(ProvenIdentity),
+    /// No proof, in an environment that allows it.
+    Unproven,
+}
+
+impl Requester {
+    pub fn arn(&self) -> Option<&str> {
+        match self {
+            Requester::Proven(identity) => Some(&identity.arn),
+            Requester::Unproven => None,
+        }
+    }
+}
+
+/// What the access rules decided: the request as it will be signed (user name, principals,
+/// validity and options filled in) and its plan.
+#[derive(Debug, Clone)]
+pub struct Decision {
+    pub request: SignRequest,
+    pub plan: Plan,
+    /// `admin`, `user`, `host`, or `unproven`.
+    pub access: &'static str,
+    /// The index of the rule that matched.
+    pub rule: Option<usize>,
+}
+
+/// The parts of an IAM or STS ARN that name a caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Principal<'a> {
+    IamUser { name: &'a str },
+    AssumedRole { role: &'a str, session: &'a str },
+    Other,
+}
+
+fn principal_of(arn: &str) -> Principal<'_> {
+    let resource = arn.splitn(6, ':').nth(5).unwrap_or_default();
+    if let Some(path) = resource.strip_prefix("user/") {
+        return Principal::IamUser { name: path.rsplit('/').next().unwrap_or(path) };
+    }
+    if let Some(rest) = resource.strip_prefix("assumed-role/") {
+        if let Some((role, session)) = rest.split_once('/') {
+            return Principal::AssumedRole { role, session };
+        }
+    }
+    Principal::Other
+}
+
+fn denied(environment: &str, arn: &str, why: &str) -> IssueError {
+    IssueError::AccessDenied(format!("{} {why} in environment {environment:?}", request::truncate_for_message(arn)))
+}
+
+/// Applies the environment's access rules to `request` from `requester`, then its policy.
+pub fn decide(policy: &Policy, requester: &Requester, request: &SignRequest, now: u64) -> Result<Decision, IssueError> {
+    let environment = &policy.environment;
+    let identity = match requester {
+        Requester::Unproven => {
+            // Served as an admin would be, and recorded as unproven.
+            request::check_username(&request.username)?;
+            let plan = policy.plan(request, now)?;
+            return Ok(Decision { request: request.clone(), plan, access: "unproven", rule: None });
+        }
+        Requester::Proven(identity) => identity,
+    };
+    let Some((index, rule)) = policy.access.rules.iter().enumerate().find(|(_, rule)| rule.matches(identity)) else {
+        return Err(IssueError::AccessDenied(format!(
+            "{} matches no access rule of environment {environment:?}: an admin can add one with `sshca init {environment} --rules FILE` (see `sshca show-policy {environment}`)",
+            identity.arn
+        )));
+    };
+    let mut request = request.clone();
+    let mut limits = policy.clone();
+    // Critical options a rule imposes only narrow where a certificate works: the environment
+    // accepts them even where it lets no request ask for them.
+    let mut environment_limits = Cow::Borrowed(policy);
+    match rule.grant {
+        Grant::Admin => {
+            if request.username.is_empty() {
+                return Err(IssueError::InvalidRequest("whose certificate? name the user (-u USER) or the host".into()));
+            }
+        }
+        Grant::User => {
+            if request.cert_type == CertKind::Host {
+                return Err(denied(environment, &identity.arn, "is a user and may not get host certificates"));
+            }
+            let name = user_name(rule, identity)?;
+            if !request.username.is_empty() && request.username != name {
+                return Err(denied(
+                    environment,
+                    &identity.arn,
+                    &format!("may sign only for itself ({name:?}), not for {:?}", request::truncate_for_message(&request.username)),
+                ));
+            }
+            request.username = name.clone();
+            let principals = expand(&rule.principals, &name, identity)?;
+            limits.allowed_principals = principals.clone();
+            request.principals.get_or_insert(principals);
+            if let Some(max_ttl) = rule.max_ttl {
+                limits.max_ttl = limits.max_ttl.min(max_ttl);
+            }
+            if request.ttl.is_none() && request.valid_before.is_none() {
+                request.ttl = Some(policy.default_ttl.min(limits.max_ttl));
+            }
+            if let Some(extensions) = &rule.extensions {
+                limits.allowed_extensions.retain(|name| extensions.contains(name));
+            }
+            let allowed = &limits.allowed_extensions;
+            request.extensions.get_or_insert_with(|| {
+                policy.default_extensions.iter().filter(|(n, _)| allowed.contains(n)).map(|(n, v)| (n.clone(), v.clone())).collect()
+            });
+            if !rule.critical_options.is_empty() {
+                if request.critical_options.as_ref().is_some_and(|asked| asked != &rule.critical_options) {
+                    return Err(IssueError::PolicyViolation(format!(
+                        "the access rule of {} sets the critical options {:?}: leave them out of the request",
+                        identity.arn, rule.critical_options
+                    )));
+                }
+                request.critical_options = Some(rule.critical_options.clone());
+                limits.allowed_critical_options = rule.critical_options.keys().cloned().collect();
+                environment_limits.to_mut().allowed_critical_options.extend(limits.allowed_critical_options.iter().cloned());
+            }
+        }
+        Grant::Host => {
+            if request.cert_type != CertKind::Host {
+                return Err(denied(environment, &identity.arn, "is a host and may get only host certificates"));
+            }
+            limits.allowed_host_principals = expand(&rule.principals, "", identity)?;
+            if let Some(max_ttl) = rule.max_ttl {
+                limits.host_max_ttl = limits.host_max_ttl.min(max_ttl);
+                if request.ttl.is_none() && request.valid_before.is_none() {
+                    request.ttl = Some(policy.host_default_ttl.min(limits.host_max_ttl));
+                }
+            }
+            if request.username.is_empty() {
+                request.username = request.principals.as_ref().and_then(|p| p.first().cloned()).unwrap_or_default();
+            }
+            if !request.principals.as_ref().is_some_and(|p| p.contains(&request.username)) {
+                return Err(denied(environment, &identity.arn, "may name a host certificate only after one of its host names"));
+            }
+        }
+    }
+    request::check_username(&request.username)?;
+    // The environment's policy first (what anyone may get here), then the rule's narrower one.
+    let plan = environment_limits.plan(&request, now)?;
+    let narrowed = limits.plan(&request, now).map_err(|err| match err {
+        IssueError::PolicyViolation(message) => {
+            IssueError::PolicyViolation(format!("{message} (access rule {} for {}: {})", index + 1, identity.arn, rule.arn))
+        }
+        other => other,
+    })?;
+    debug_assert_eq!(plan, narrowed, "both policies judge the same filled-in request");
+    Ok(Decision { request, plan, access: rule.grant.as_str(), rule: Some(index) })
+}
+
+/// The user name a `user` rule gives `identity`: an IAM user's name; an assumed role's session
+/// name where AWS sets it, else the role's name.
+fn user_name(rule: &AccessRule, identity: &ProvenIdentity) -> Result<String, IssueError> {
+    let name = match principal_of(&identity.arn) {
+        Principal::IamUser { name } => name,
+        Principal::AssumedRole { session, .. } if rule.session_name_set_by_aws => session,
+        Principal::AssumedRole { role, .. } => role,
+        Principal::Other => {
+            return Err(IssueError::AccessDenied(format!(
+                "{} is neither an IAM user nor an assumed role, so it names no user: give it an admin rule or use a role",
+                identity.arn
+            )))
+        }
+    };
+    request::check_username(name).map_err(|_| {
+        IssueError::AccessDenied(format!(
+            "{} names the user {name:?}, which cannot be a certificate's user name (letters, digits, '.', '_', '-', '@', '+')",
+            identity.arn
+        ))
+    })?;
+    Ok(name.to_owned())
+}
+
+fn expand(templates: &[String], user: &str, identity: &ProvenIdentity) -> Result<Vec<String>, IssueError> {
+    let session = match principal_of(&identity.arn) {
+        Principal::AssumedRole { session, .. } => Some(session),
+        _ => None,
+    };
+    templates
+        .iter()
+        .map(|template| {
+            if template.contains("{session}") && session.is_none() {
+                return Err(IssueError::AccessDenied(format!(
+                    "{} has no session name, and its access rule's principal {template:?} needs one",
+                    identity.arn
+                )));
+            }
+            Ok(template.replace("{user}", user).replace("{session}", session.unwrap_or_default()))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::access::Access;
+
+    const NOW: u64 = 1_800_000_000;
+
+    /// A proven identity; an assumed role's session is of the role the test policy's rules name
+    /// (its unique id is `AROA` + the role name).
+    fn identity(arn: &str) -> Requester {
+        let user_id = match principal_of(arn) {
+            Principal::AssumedRole { role, session } => format!("AROA{}:{session}", role.split('_').take(2).collect::<Vec<_>>().join("_")),
+            _ => "AIDA".into(),
+        };
+        Requester::Proven(ProvenIdentity { arn: arn.into(), user_id, account: "1".into() })
+    }
+
+    fn policy() -> Policy {
+        let mut policy = Policy::new("staging");
+        policy.allowed_principals = vec!["deploy".into(), "alice".into(), "bob".into(), "eng".into(), "jane".into()];
+        policy.default_principals = vec!["deploy".into()];
+        policy.allowed_host_principals = vec!["*.example.com".into()];
+        policy.access = Access {
+            audience: "sshca:b:staging".into(),
+            allow_unproven: false,
+            rules: vec![
+                AccessRule {
+                    arn: "arn:aws:iam::111111111111:user/admin".into(),
+                    grant: Grant::Admin,
+                    session_name_set_by_aws: false,
+                    principals: vec![],
+                    max_ttl: None,
+                    extensions: None,
+                    critical_options: BTreeMap::new(),
+                    role_ids: Vec::new(),
+                },
+                AccessRule {
+                    arn: "arn:aws:iam::111111111111:user/*".into(),
+                    grant: Grant::User,
+                    session_name_set_by_aws: false,
+                    principals: vec!["{user}".into(), "deploy".into()],
+                    max_ttl: Some(8 * 3600),
+                    extensions: Some(vec!["permit-pty".into()]),
+                    critical_options: [("source-address".to_owned(), "10.0.0.0/8".to_owned())].into(),
+                    role_ids: Vec::new(),
+                },
+                AccessRule {
+                    arn: "arn:aws:sts::111111111111:assumed-role/AWSReservedSSO_Eng_???/*".into(),
+                    grant: Grant::User,
+                    session_name_set_by_aws: true,
+                    principals: vec!["{user}".into()],
+                    max_ttl: None,
+                    extensions: None,
+                    critical_options: BTreeMap::new(),
+                    role_ids: vec!["AROAAWSReservedSSO_Eng".into()],
+                },
+                AccessRule {
+                    arn: "arn:aws:sts::111111111111:assumed-role/eng/*".into(),
+                    grant: Grant::User,
+                    session_name_set_by_aws: false,
+                    principals: vec!["{user}".into()],
+                    max_ttl: None,
+                    extensions: None,
+                    critical_options: BTreeMap::new(),
+                    role_ids: vec!["AROAeng".into()],
+                },
+                AccessRule {
+                    arn: "arn:aws:sts::111111111111:assumed-role/web-hosts/*".into(),
+                    grant: Grant::Host,
+                    session_name_set_by_aws: true,
+                    principals: vec!["{session}.example.com".into()],
+                    max_ttl: None,
+                    extensions: None,
+                    critical_options: BTreeMap::new(),
+                    role_ids: vec!["AROAweb-hosts".into()],
+                },
+            ],
+        };
+        policy.validate().unwrap();
+        policy
+    }
+
+    fn request() -> SignRequest {
+        SignRequest { environment: "staging".into(), reason: "r".into(), ..Default::default() }
+    }
+
+    #[test]
+    fn a_user_gets_its_own_templated_certificate_within_its_rule() {
+        let decision = decide(&policy(), &identity("arn:aws:iam::111111111111:user/alice"), &request(), NOW).unwrap();
+        assert_eq!(decision.request.username, "alice");
+        assert_eq!(decision.plan.principals, ["alice", "deploy"]);
+        assert_eq!(decision.plan.extensions.keys().collect::<Vec<_>>(), ["permit-pty"]);
+        assert_eq!(decision.plan.critical_options["source-address"], "10.0.0.0/8");
+        assert_eq!(decision.access, "user");
+        assert_eq!(decision.rule, Some(1));
+    }
+
+    #[test]
+    fn a_user_is_refused_what_its_rule_does_not_give() {
+        let alice = identity("arn:aws:iam::111111111111:user/alice");
+        let cases = [
+            (SignRequest { username: "bob".into(), ..request() }, "only for itself"),
+            (SignRequest { principals: Some(vec!["bob".into()]), ..request() }, "\"bob\" is not allowed"),
+            (SignRequest { cert_type: CertKind::Host, principals: Some(vec!["a.example.com".into()]), ..request() }, "host certificates"),
+            (SignRequest { ttl: Some(9 * 3600), ..request() }, "longer than"),
+            (SignRequest { valid_after: Some(NOW + 365 * 86_400), ttl: Some(3600), ..request() }, "in the future"),
+            (SignRequest { critical_options: Some(BTreeMap::new()), ..request() }, "leave them out"),
+        ];
+        for (case, expected) in cases {
+            let err = decide(&policy(), &alice, &case, NOW).unwrap_err();
+            assert!(err.to_string().contains(expected), "{expected:?} not in {err}");
+        }
+    }
+
+    #[test]
+    fn session_names_count_only_where_aws_sets_them() {
+        let sso =
+            decide(&policy(), &identity("arn:aws:sts::111111111111:assumed-role/AWSReservedSSO_Eng_abc/jane"), &request(), NOW).unwrap();
+        assert_eq!(sso.request.username, "jane");
+        let chosen = decide(&policy(), &identity("arn:aws:sts::111111111111:assumed-role/eng/alice"), &request(), NOW).unwrap();
+        assert_eq!(chosen.request.username, "eng", "a caller-chosen session name must not name the user");
+    }
+
+    #[test]
+    fn hosts_get_host_certificates_for_their_own_names_only() {
+        let host = identity("arn:aws:sts::111111111111:assumed-role/web-hosts/i-0abc");
+        let ok = SignRequest { cert_type: CertKind::Host, principals: Some(vec!["i-0abc.example.com".into()]), ..request() };
+        let decision = decide(&policy(), &host, &ok, NOW).unwrap();
+        assert_eq!(decision.plan.valid_before, NOW + policy().host_default_ttl);
+        assert_eq!(decision.request.username, "i-0abc.example.com");
+        let other = SignRequest { principals: Some(vec!["i-0def.example.com".into()]), ..ok.clone() };
+        assert!(decide(&policy(), &host, &other, NOW).unwrap_err().to_string().contains("not allowed"));
+        assert!(decide(&policy(), &host, &request(), NOW).unwrap_err().to_string().contains("only host certificates"));
+    }
+
+    #[test]
+    fn unmatched_identities_are_denied_with_the_fix() {
+        let err = decide(&policy(), &identity("arn:aws:iam::2:user/mallory"), &request(), NOW).unwrap_err();
+        assert_eq!(err.error_type(), "AccessDenied");
+        assert!(err.to_string().contains("arn:aws:iam::2:user/mallory matches no access rule"), "{err}");
+        assert!(err.to_string().contains("sshca init staging --rules"), "{err}");
+    }
+
+    #[test]
+    fn the_documented_example_rules_are_valid() {
+        let mut policy = Policy::new("staging");
+        policy.access.audience = "sshca:bucket:staging".into();
+        policy.access.rules = serde_json::from_str(include_str!("../../../infra/access-rules.json")).unwrap();
+        assert!(
+            policy.validate().unwrap_err().to_string().contains("not bound to its role's unique id"),
+            "as written, before `sshca init` binds it"
+        );
+        for rule in policy.access.rules.iter_mut().filter(|rule| rule.assumed_role().is_some()) {
+            rule.role_ids = vec![
+                "AROAAWSReservedSSO_SshUsers".into(),
+                "AROAAWSReservedSSO_SshAdmins".into(),
+                "AROAsshca-staging-HostRole-0A1B2C3D4E5F".into(),
+            ];
+        }
+        policy.validate().unwrap();
+        let jane = decide(
+            &policy,
+            &identity("arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_SshUsers_0a1b2c3d4e5f6a7b/jane"),
+            &request(),
+            NOW,
+        );
+        let refused = jane.unwrap_err().to_string();
+        assert!(refused.contains("principal \"jane\" is not allowed in environment"), "the environment still bounds the rule: {refused}");
+    }
+
+    #[test]
+    fn a_role_named_like_the_rules_role_is_not_it() {
+        // a role created at `/` with the name of the rule's Identity Center role, assumed with a
+        // session name of the creator's choice: same ARN shape, another unique id
+        let squatter = ProvenIdentity {
+            arn: "arn:aws:sts::111111111111:assumed-role/AWSReservedSSO_Eng_abc/jane".into(),
+            user_id: "AROASQUATTER:jane".into(),
+            account: "111111111111".into(),
+        };
+        let err = decide(&policy(), &Requester::Proven(squatter), &request(), NOW).unwrap_err();
+        assert!(err.to_string().contains("matches no access rule"), "{err}");
+        let genuine = decide(&policy(), &identity("arn:aws:sts::111111111111:assumed-role/AWSReservedSSO_Eng_abc/jane"), &request(), NOW);
+        assert_eq!(genuine.unwrap().request.username, "jane", "the same name from the rule's own role");
+    }
+
+    #[test]
+    fn rules_on_roles_are_bound_and_name_no_session() {
+        let mut unbound = policy();
+        unbound.access.rules[3].role_ids.clear();
+        assert!(unbound.validate().unwrap_err().to_string().contains("not bound to its role's unique id"));
+        let mut one_session = policy();
+        one_session.access.rules[0] = AccessRule {
+            arn: "arn:aws:sts::111111111111:assumed-role/admins/alice".into(),
+            role_ids: vec!["AROAadmins".into()],
+            ..AccessRule::admin("")
+        };
+        assert!(one_session.validate().unwrap_err().to_string().contains("names a session"));
+    }
+
+    #[test]
+    fn rules_that_trust_a_caller_chosen_session_name_are_refused() {
+        let mut policy = policy();
+        policy.access.rules[3].principals = vec!["{session}".into()];
+        assert!(policy.validate().unwrap_err().to_string().contains("session_name_set_by_aws"));
+    }
+
+    #[test]
+    fn patterns_that_match_other_accounts_or_creatable_roles_are_refused() {
+        let cases = [
+            ("arn:aws:sts::*:assumed-role/eng/*", false, "12-digit account"),
+            ("arn:*:iam::111111111111:user/alice", false, "without wildcards"),
+            ("arn:aws:iam::111111111111:user/alice", true, "must name its role exactly"),
+            ("arn:aws:sts::111111111111:assumed-role/AWSReservedSSO_SshUsers_*/*", true, "must name its role exactly"),
+            ("arn:aws:sts::111111111111:assumed-role/*/*", true, "must name its role exactly"),
+            ("arn:aws:sts::111111111111:assumed-role/eng-*/*", false, "must name its role exactly"),
+            ("arn:aws:sts::111111111111:*", false, "role sessions"),
+            ("arn:aws:sts::111111111111:assumed-rol?/AWSReservedSSO_SshAdmins_?/*", false, "role sessions"),
+            ("arn:aws:sts::111111111111:federated-user/alice", false, "role sessions"),
+        ];
+        for (arn, session_name_set_by_aws, expected) in cases {
+            let mut policy = policy();
+            policy.access.rules[2] = AccessRule { arn: arn.into(), session_name_set_by_aws, ..policy.access.rules[2].clone() };
+            let err = policy.validate().unwrap_err().to_string();
+            assert!(err.contains(expected), "{arn}: {err}");
+        }
+    }
+
+    #[test]
+    fn unproven_requests_are_never_served_beside_user_or_host_rules() {
+        let mut policy = policy();
+        policy.access.allow_unproven = true;
+        assert!(policy.validate().unwrap_err().to_string().contains("leave their proof out to become admins"));
+        policy.access.rules.retain(|rule| rule.grant == Grant::Admin);
+        policy.validate().unwrap();
+    }
+
+    #[test]
+    fn audiences_stay_safe_to_paste_into_a_shell() {
+        let mut policy = policy();
+        policy.access.audience = "sshca:b:staging\"; touch /tmp/x".into();
+        assert!(policy.validate().unwrap_err().to_string().contains("may hold only"));
+    }
+}
