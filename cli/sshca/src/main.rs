@@ -1,18 +1,10 @@
 //! `sshca`: the admin command line of sshca. Sets up an environment's CA, signs keys, prints
 //! the CA keys servers and clients must trust.
 
-mod doctor;
-mod hosts;
-mod init;
+mod commands;
 mod input;
-mod metrics;
-mod revocation;
 mod roles;
-mod rotate;
-mod show_policy;
-mod sign;
 mod signer;
-mod verify;
 
 use std::sync::Arc;
 
@@ -22,6 +14,7 @@ use sign_key::aws::Aws;
 use sign_key::{CertKind, IssueError, S3Store};
 use sshca_client::Lambda;
 
+use crate::commands::{doctor, hosts, init, metrics, revocation, rotate, show_policy, sign, verify};
 use crate::signer::{Signer, Target};
 
 #[derive(Parser)]
