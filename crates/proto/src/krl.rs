@@ -238,6 +238,11 @@ impl Contents {
         }
     }
 
+    /// The keys it revokes outright, those of them that are keys (a blob that is not is dropped).
+    pub fn revoked_keys(&self) -> impl Iterator<Item = KeyData> + '_ {
+        self.keys.iter().filter_map(|blob| KeyData::decode(&mut blob.as_slice()).ok())
+    }
+
     /// The CA keys it scopes serials and key ids to.
     pub fn cas(&self) -> BTreeSet<&[u8]> {
         self.serials.iter().map(|(ca, _)| ca.as_slice()).chain(self.key_ids.iter().map(|(ca, _)| ca.as_slice())).collect()

@@ -6,7 +6,6 @@ use std::collections::BTreeSet;
 
 use rand::Rng;
 use serde::{Deserialize, Serialize};
-use ssh_encoding::Decode;
 use ssh_key::public::KeyData;
 use ssh_key::PublicKey;
 
@@ -27,7 +26,6 @@ pub struct RevocationState {
 
 impl RevocationState {
     pub(crate) fn apply(&mut self, record: &RevocationRecord) {
-        self.version = record.version;
         self.serials.extend(&record.serials);
         self.key_ids.extend(record.key_ids.iter().cloned());
         self.keys.extend(record.keys.iter().cloned());
@@ -136,12 +134,7 @@ pub async fn revoked_keys(store: &dyn Store, audit: &dyn Store, environment: &st
             "the published KRL {key} cannot be read ({why}): publish it again with `sshca krl {environment} --publish`"
         ))
     })?;
-    Ok(contents
-        .keys
-        .iter()
-        .filter_map(|blob| KeyData::decode(&mut blob.as_slice()).ok())
-        .filter_map(|key| bare_key_line(&key).ok())
-        .collect())
+    Ok(contents.revoked_keys().filter_map(|key| bare_key_line(&key).ok()).collect())
 }
 
 /// The most revocation records issuance reads itself where no KRL is published yet.

@@ -13,8 +13,6 @@
 
 use std::collections::BTreeSet;
 
-use ssh_encoding::Decode;
-use ssh_key::public::KeyData;
 use ssh_key::PublicKey;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -188,7 +186,11 @@ pub async fn republish(issuer: &Issuer, environment: &str, allow_shrink: bool) -
 /// The KRL for `state`, generated at `at` (Unix seconds): serials and key ids scoped to every CA
 /// key the environment trusts.
 pub async fn encode_krl(issuer: &Issuer, environment: &str, state: &RevocationState, at: u64) -> Result<Vec<u8>, IssueError> {
-    let cas = trusted_cas(issuer, environment).await?;
+    Ok(encode_for(&trusted_cas(issuer, environment).await?, environment, state, at))
+}
+
+/// The KRL for `state` under the CA keys `cas`, generated at `at`.
+fn encode_for(cas: &[PublicKey], environment: &str, state: &RevocationState, at: u64) -> Vec<u8> {
     let keys: Vec<PublicKey> = state.keys.iter().filter_map(|line| PublicKey::from_openssh(line).ok()).collect();
     let revoked = krl::Revoked {
         serials: state.serials.iter().copied().collect(),
@@ -196,7 +198,7 @@ pub async fn encode_krl(issuer: &Issuer, environment: &str, state: &RevocationSt
         cas: cas.iter().map(PublicKey::key_data).collect(),
         keys: keys.iter().map(PublicKey::key_data).collect(),
     };
-    Ok(krl::encode(&revoked, state.version, at, &krl_comment(environment)))
+    krl::encode(&revoked, state.version, at, &krl_comment(environment))
 }
 
 /// A KRL as published: the log it was made from, and how many revocations it kept from the KRL
@@ -217,9 +219,8 @@ fn keep_published(state: &mut RevocationState, published: &krl::Contents, cas: &
     for (_, key_id) in published.key_ids.iter().filter(|(ca, _)| cas.contains(ca)) {
         kept += usize::from(state.key_ids.insert(key_id.clone()));
     }
-    for blob in &published.keys {
-        let line = KeyData::decode(&mut blob.as_slice()).ok().and_then(|key| bare_key_line(&key).ok());
-        kept += line.map_or(0, |line| usize::from(state.keys.insert(line)));
+    for line in published.revoked_keys().filter_map(|key| bare_key_line(&key).ok()) {
+        kept += usize::from(state.keys.insert(line));
     }
     kept
 }
@@ -234,6 +235,7 @@ fn keep_published(state: &mut RevocationState, published: &krl::Contents, cas: &
 async fn publish_krl(issuer: &Issuer, environment: &str, allow_shrink: bool) -> Result<Published, IssueError> {
     let store = issuer.store().as_ref();
     let key = krl_key(environment);
+    let cas = trusted_cas(issuer, environment).await?;
     let published = retry_on_conflict(MAX_ATTEMPTS, |_| async {
         let (condition, published) = match store.get(&key).await? {
             Some(object) => (Condition::IfMatch(object.etag), Some(object.body)),
@@ -243,7 +245,7 @@ async fn publish_krl(issuer: &Issuer, environment: &str, allow_shrink: bool) -> 
         let mut state = log.state.clone();
         let contents = published.as_deref().and_then(|published| krl::decode(published).ok());
         let kept = match &contents {
-            Some(contents) if !allow_shrink => keep_published(&mut state, contents, &trusted_cas(issuer, environment).await?),
+            Some(contents) if !allow_shrink => keep_published(&mut state, contents, &cas),
             _ => 0,
         };
         if kept > 0 {
@@ -251,11 +253,11 @@ async fn publish_krl(issuer: &Issuer, environment: &str, allow_shrink: bool) -> 
         }
         // Encoded at the published KRL's own time, an unchanged list is byte for byte the same.
         if let (Some(published), Some(contents)) = (&published, &contents) {
-            if &encode_krl(issuer, environment, &state, contents.generated_at).await? == published {
+            if &encode_for(&cas, environment, &state, contents.generated_at) == published {
                 return Ok(Some(Published { log, kept }));
             }
         }
-        match store.put(&key, encode_krl(issuer, environment, &state, unix_now()).await?, condition).await {
+        match store.put(&key, encode_for(&cas, environment, &state, unix_now()), condition).await {
             Ok(_) => Ok(Some(Published { log, kept })),
             Err(StoreError::PreconditionFailed) => Ok(None),
             Err(err) => Err(IssueError::from(err)),

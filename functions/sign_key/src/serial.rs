@@ -91,14 +91,11 @@ pub(crate) fn genuine_lease(environment: &str, key: &str, body: &[u8]) -> Option
 /// Where a missing counter resumes: after the highest serial a genuine lease record of the audit
 /// trail names, or 1 when there is none. Records that are not genuine are skipped (and logged).
 async fn first_after_leases(audit: &dyn Store, environment: &str, counter: &str) -> Result<u64, IssueError> {
-    let mut highest = None;
-    for (key, body) in read_all(audit, &layout::serial_leases(environment)).await? {
-        match body.ok().and_then(|body| genuine_lease(environment, &key, &body)) {
-            Some(record) => highest = highest.max(Some(record.last)),
-            None => tracing::warn!(record = %key, "not a lease record of this environment: ignored"),
-        }
+    let (leases, not_leases) = lease_records(audit, environment).await?;
+    for key in not_leases {
+        tracing::warn!(record = %key, "not a lease record of this environment: ignored");
     }
-    let Some(highest) = highest else { return Ok(1) };
+    let Some(highest) = leases.iter().map(|lease| lease.last).max() else { return Ok(1) };
     tracing::warn!(counter, resumed_at = highest + 1, "the serial counter was missing: rebuilt above the highest lease");
     highest.checked_add(1).ok_or_else(|| IssueError::Configuration(format!("the serial counter {counter} is exhausted")))
 }
