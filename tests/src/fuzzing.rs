@@ -2,14 +2,14 @@
 //! (`tests/tests/fuzz_regressions.rs`). Each returns normally for any input, accepted or refused;
 //! a panic is the bug.
 
-use sign_key::policy::Policy;
-use sign_key::CaKeyRef;
+use sshca_core::policy::Policy;
+use sshca_core::CaKeyRef;
 
 /// A request body as the function gets it: parsed, checked, and planned against a policy with
 /// wildcards, critical options and extensions to exercise.
 pub fn request(body: &[u8]) {
-    let Ok(request) = sign_key::lambda::parse_request_bytes(body) else { return };
-    if sign_key::issuer::check_syntax(&request).is_err() {
+    let Ok(request) = sshca_core::request::parse_request_bytes(body) else { return };
+    if sshca_core::request::check_syntax(&request).is_err() {
         return;
     }
     let mut policy = Policy::new("staging");
@@ -19,7 +19,7 @@ pub fn request(body: &[u8]) {
     policy.allowed_host_principals = vec!["*.example.com".into()];
     policy.allowed_critical_options = vec!["source-address".into()];
     if let Some(text) = &request.public_key {
-        let Ok(key) = sign_key::issuer::parse_public_key(text) else { return };
+        let Ok(key) = sshca_core::request::parse_public_key(text) else { return };
         if policy.check_public_key(&key).is_err() {
             return;
         }

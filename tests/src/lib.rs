@@ -175,8 +175,8 @@ impl World {
     }
 
     /// sshca's clients for this world, as a process here would build them.
-    pub async fn aws(&self) -> sign_key::aws::Aws {
-        sign_key::aws::Aws { s3: self.s3().await, kms: self.kms().await, sts: self.sts().await }
+    pub async fn aws(&self) -> sshca_aws::Aws {
+        sshca_aws::Aws { s3: self.s3().await, kms: self.kms().await, sts: self.sts().await }
     }
 
     /// Every object key in the bucket (empty when the bucket does not exist).
@@ -197,7 +197,7 @@ impl World {
 /// `body` with a proof of identity made with the test credentials (LocalStack's account root) for
 /// `audience`, as `sshca sign` attaches one; a body that is not a request is returned as it is.
 pub async fn with_proof(body: &[u8], audience: &str) -> Vec<u8> {
-    let Ok(mut request) = serde_json::from_slice::<sign_key::SignRequest>(body) else {
+    let Ok(mut request) = serde_json::from_slice::<sshca_core::SignRequest>(body) else {
         return body.to_vec();
     };
     sshca_client::prove(&sdk_config(None).await, audience, &mut request).await.expect("a proof is made");
@@ -212,7 +212,7 @@ pub fn default_audience(world: &World, environment: &str) -> String {
 /// sshca's AWS configuration with the test servers' credentials (`test`/`test`, us-east-1), for
 /// every service at `endpoint` when given.
 pub async fn sdk_config(endpoint: Option<&str>) -> aws_config::SdkConfig {
-    let loader = sign_key::aws::config_loader()
+    let loader = sshca_aws::config_loader()
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_s3::config::Credentials::new("test", "test", None, None, "sshca-tests"));
     match endpoint {

@@ -9,9 +9,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use sign_key::audit::{AuditEntry, Event};
-use sign_key::aws::Aws;
-use sign_key::{Caller, IssueError, SignRequest, SignResponse};
+use sshca_aws::Aws;
+use sshca_core::audit::{AuditEntry, Event};
+use sshca_core::{Caller, IssueError, SignRequest, SignResponse};
 use sshca_tests::faults::{Fault, FaultProxy, PrivateSeaweedFs, Rule};
 use sshca_tests::*;
 
@@ -41,9 +41,9 @@ fn put(path: String, fault: Fault, times: Option<usize>) -> Rule {
 
 /// Every audit record of the environment's issuance, by serial.
 async fn audit_records(aws: &Aws, bucket: &str) -> BTreeMap<u64, Vec<AuditEntry>> {
-    let store = sign_key::S3Store::new(aws.s3.clone(), bucket);
+    let store = sshca_aws::s3::S3Store::new(aws.s3.clone(), bucket);
     let mut records: BTreeMap<u64, Vec<AuditEntry>> = BTreeMap::new();
-    for entry in sign_key::audit::entries_since(&store, ENV, sign_key::issuer::unix_now() - 86_400).await.unwrap() {
+    for entry in sshca_core::audit::entries_since(&store, ENV, sshca_core::time::unix_now() - 86_400).await.unwrap() {
         records.entry(entry.serial).or_default().push(entry);
     }
     records
@@ -152,7 +152,8 @@ fn faults_at_each_step(server: S3Server) {
         assert_eq!(events(&records, last), [Event::Issued]);
         assert_eq!(events(&records, recovered_cold), [Event::Issued]);
         // every serial the counter handed out is accounted for: issued, or void
-        let counter = sign_key::serial::issued_below(&sign_key::S3Store::new(direct.s3.clone(), world.bucket.clone()), ENV).await.unwrap();
+        let counter =
+            sshca_core::serial::issued_below(&sshca_aws::s3::S3Store::new(direct.s3.clone(), world.bucket.clone()), ENV).await.unwrap();
         let accounted: BTreeSet<u64> = records.keys().copied().collect();
         assert_eq!(accounted, (1..counter).collect(), "a serial was taken without an audit record");
         // no URL without a durable issued record

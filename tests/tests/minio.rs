@@ -4,8 +4,8 @@
 
 use std::process::Command;
 
-use sign_key::store::S3Store;
-use sign_key::Store;
+use sshca_aws::s3::S3Store;
+use sshca_core::Store;
 use sshca_tests::*;
 
 const ENV: &str = "staging";
@@ -63,7 +63,7 @@ fn get_key_installs_from_minio_presigned_links() {
     std::fs::remove_file(cert_path(&key)).unwrap();
     let store = S3Store::new(s3, world.bucket.clone());
     let object = "certs/staging/jane/00000000000000000001-cert.pub";
-    runtime.block_on(store.put(object, certificate.clone(), sign_key::store::Condition::Always)).unwrap();
+    runtime.block_on(store.put(object, certificate.clone(), sshca_core::store::Condition::Always)).unwrap();
     let url = runtime.block_on(store.presign_get(object, std::time::Duration::from_secs(600))).unwrap();
 
     let tampered = url.replacen("X-Amz-Signature=", "X-Amz-Signature=0", 1);

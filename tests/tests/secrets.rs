@@ -43,7 +43,7 @@ fn function_logs_hold_no_secrets() {
             .await
             .decrypt()
             .ciphertext_blob(Blob::new(body.into_bytes().to_vec()))
-            .set_encryption_context(Some(sign_key::ca::sealing_context("staging")))
+            .set_encryption_context(Some(sshca_aws::kms::sealing_context("staging")))
             .send()
             .await
             .unwrap();

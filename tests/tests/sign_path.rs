@@ -123,14 +123,14 @@ fn concurrent_signers(server: S3Server) {
                 tokio::spawn(async move {
                     let mut serials = Vec::new();
                     for n in 0..25u64 {
-                        let request = sign_key::SignRequest {
+                        let request = sshca_core::SignRequest {
                             environment: "load".into(),
                             username: format!("user{signer}"),
                             public_key: Some(public_key.to_string()),
                             reason: format!("load {n}"),
                             ..Default::default()
                         };
-                        let caller = sign_key::Caller { request_id: format!("{signer}-{n}") };
+                        let caller = sshca_core::Caller { request_id: format!("{signer}-{n}") };
                         serials.push((issuer.issue(&request, &caller).await.expect("issue").serial, signer));
                     }
                     serials
@@ -145,8 +145,8 @@ fn concurrent_signers(server: S3Server) {
         }
         assert_eq!(serials.len(), 400);
 
-        let store = sign_key::store::S3Store::new(aws.s3.clone(), world.bucket.clone());
-        let (leases, _) = sign_key::serial::lease_records(&store, "load").await.unwrap();
+        let store = sshca_aws::s3::S3Store::new(aws.s3.clone(), world.bucket.clone());
+        let (leases, _) = sshca_core::serial::lease_records(&store, "load").await.unwrap();
         assert_eq!(leases.iter().map(|l| l.last + 1 - l.first).sum::<u64>(), 8 * leases.len() as u64);
         for (serial, signer) in &serials {
             let lease = leases.iter().find(|l| (l.first..=l.last).contains(serial));

@@ -122,7 +122,7 @@ fn revocations_survive_planted_records(server: S3Server) {
 
     // a planted KRL that revokes nothing is refused by servers (it would un-revoke), and the
     // next revocation republishes the whole log
-    let planted = sign_key::krl::encode(&sign_key::krl::Revoked::default(), u64::MAX, 0, "planted");
+    let planted = sshca_core::krl::encode(&sshca_core::krl::Revoked::default(), u64::MAX, 0, "planted");
     plant(format!("krl/{ENV}.krl"), planted);
     let installed = world.path("revoked.krl");
     let refused = world.sshca(&["krl", ENV, "-o", installed.to_str().unwrap()]);
@@ -135,7 +135,7 @@ fn revocations_survive_planted_records(server: S3Server) {
     plant(format!("krl/{ENV}.krl"), b"<html>Not Found</html>".to_vec());
     let refused = world.sshca(&["krl", ENV, "-o", installed.to_str().unwrap()]);
     assert!(String::from_utf8_lossy(&refused.stderr).contains("not one sshca publishes"), "{}", String::from_utf8_lossy(&refused.stderr));
-    assert!(sign_key::krl::summarize(&std::fs::read(&installed).unwrap()).unwrap().revoked >= 2, "the installed KRL was kept");
+    assert!(sshca_core::krl::summarize(&std::fs::read(&installed).unwrap()).unwrap().revoked >= 2, "the installed KRL was kept");
     world.sshca_ok(&["revoke", ENV, "--serial", "3", "-r", "third"]);
     assert_eq!(
         keys.iter().map(|k| revoked(&world, k)).collect::<Vec<_>>(),
@@ -399,7 +399,7 @@ fn verify_finds_exactly_each_tampering(server: S3Server) {
     sign();
     assert!(verify().1.is_empty(), "the next issuance rebuilt the counter");
 
-    put(&format!("krl/{ENV}.krl"), &sign_key::krl::encode(&sign_key::krl::Revoked::default(), u64::MAX, 0, "planted"));
+    put(&format!("krl/{ENV}.krl"), &sshca_core::krl::encode(&sshca_core::krl::Revoked::default(), u64::MAX, 0, "planted"));
     only("krl-differs");
     world.sshca_ok(&["revoke", ENV, "--serial", "2", "-r", "books"]);
     assert!(verify().1.is_empty(), "the next revocation republished the KRL");

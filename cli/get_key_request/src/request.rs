@@ -46,7 +46,7 @@ pub fn request(ask: &Ask, options: &Options) -> Result<Report, GetKeyError> {
 }
 
 async fn ask_function(ask: &Ask, public_key: String) -> anyhow::Result<sshca_proto::request::SignResponse> {
-    let config = sign_key::aws::config_loader().load().await;
+    let config = sshca_aws::config_loader().load().await;
     let requested_by = format!(
         "get_key request by {} on {}",
         std::env::var("USER").unwrap_or_else(|_| "?".into()),

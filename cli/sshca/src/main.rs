@@ -10,9 +10,10 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
-use sign_key::aws::Aws;
-use sign_key::{CertKind, IssueError, S3Store};
+use sshca_aws::s3::S3Store;
+use sshca_aws::Aws;
 use sshca_client::Lambda;
+use sshca_core::{CertKind, IssueError};
 
 use crate::commands::{doctor, hosts, init, metrics, revocation, rotate, show_policy, sign, verify};
 use crate::signer::{Signer, Target};
@@ -87,10 +88,11 @@ async fn main() {
 }
 
 async fn run(cli: Cli) -> Result<()> {
-    let config = sign_key::aws::config_loader().load().await;
+    let config = sshca_aws::config_loader().load().await;
     let aws = Aws::from_config(&config);
     let bucket = || cli.bucket.clone().context("no bucket: pass --bucket NAME or set SSHCA_BUCKET");
-    let issuer = || Ok::<_, anyhow::Error>(aws.issuer(&bucket()?, cli.audit_bucket.as_deref()));
+    let env = || Ok::<_, anyhow::Error>(aws.environment(&bucket()?, cli.audit_bucket.as_deref()));
+    let issuer = || Ok::<_, anyhow::Error>(sshca_core::Issuer::new(env()?));
     let signer = |local: bool, function: &str, audience: Option<String>| -> Result<Signer> {
         let target = if local {
             Target::Local(Box::new(issuer()?))
@@ -101,24 +103,24 @@ async fn run(cli: Cli) -> Result<()> {
         Ok(Signer { target, config: config.clone(), audience })
     };
     match cli.command {
-        Command::Init(args) => init::init(&aws, &config, &bucket()?, args).await,
+        Command::Init(args) => init::init(&aws, &config, &bucket()?, cli.audit_bucket.as_deref(), args).await,
         Command::Sign(args) if args.upload => sign::upload(&issuer()?, args).await,
         Command::Sign(args) => sign::sign(&signer(args.local, &args.function, args.audience.clone())?, args).await,
-        Command::ShowPolicy(args) => show_policy::show_policy(&issuer()?, args).await,
-        Command::Config(args) => hosts::config(&issuer()?, args).await,
+        Command::ShowPolicy(args) => show_policy::show_policy(&env()?, args).await,
+        Command::Config(args) => hosts::config(&env()?, args).await,
         Command::RenewHost(args) => hosts::renew_host(&signer(args.local(), args.function(), args.audience())?, args).await,
         Command::Doctor(args) if args.offline() => doctor::doctor(None, args).await,
-        Command::Doctor(args) => doctor::doctor(Some(&issuer()?), args).await,
+        Command::Doctor(args) => doctor::doctor(Some(&env()?), args).await,
         Command::Metrics(args) => metrics::metrics(args),
-        Command::Rotate(args) => rotate::rotate(&aws, &bucket()?, args).await,
-        Command::Revoke(args) => revocation::revoke(&issuer()?, args).await,
-        Command::Krl(args) => revocation::krl(&issuer()?, args).await,
-        Command::Audit(args) => revocation::audit(&issuer()?, args).await,
-        Command::Show(args) => revocation::show(&issuer()?, args).await,
-        Command::Verify(args) => verify::verify(&issuer()?, args).await,
+        Command::Rotate(args) => rotate::rotate(&aws, &bucket()?, cli.audit_bucket.as_deref(), args).await,
+        Command::Revoke(args) => revocation::revoke(&env()?, args).await,
+        Command::Krl(args) => revocation::krl(&env()?, args).await,
+        Command::Audit(args) => revocation::audit(&env()?, args).await,
+        Command::Show(args) => revocation::show(&env()?, args).await,
+        Command::Verify(args) => verify::verify(&env()?, args).await,
         Command::CaKey(args) => {
             let kind = if args.host { CertKind::Host } else { CertKind::User };
-            let key = issuer()?.ca_public_key(&args.environment, kind).await?;
+            let key = env()?.ca_public_key(&args.environment, kind).await?;
             let line = key.to_openssh()?;
             match args.known_hosts {
                 Some(pattern) => println!("@cert-authority {pattern} {line}"),

@@ -6,8 +6,8 @@
 //! meant when they were written, as Vault's AWS auth does (`resolve_aws_unique_ids`).
 
 use anyhow::{bail, Result};
-use sign_key::access::AccessRule;
-use sign_key::pattern::matches_any;
+use sshca_core::access::AccessRule;
+use sshca_core::pattern::matches_any;
 
 /// Where IAM Identity Center keeps the roles of its permission sets: a role named
 /// `AWSReservedSSO_…` anywhere else is not one of them.
@@ -25,7 +25,7 @@ struct Role {
 pub async fn bind<'a>(iam: &aws_sdk_iam::Client, account: &str, rules: impl IntoIterator<Item = &'a mut AccessRule>) -> Result<()> {
     let mut roles: Option<Vec<Role>> = None;
     for rule in rules {
-        let Some((pattern, _)) = rule.assumed_role() else { continue };
+        let Some((pattern, _)) = sshca_aws::sts::assumed_role(&rule.arn) else { continue };
         if !rule.role_ids.is_empty() {
             continue;
         }

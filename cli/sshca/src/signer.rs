@@ -5,9 +5,10 @@ use std::sync::Arc;
 
 use anyhow::{bail, Result};
 use aws_config::SdkConfig;
-use sign_key::issuer::read_policy;
-use sign_key::{request, Caller, IssueError, Issuer, S3Store, SignRequest, SignResponse};
+use sshca_aws::s3::S3Store;
 use sshca_client::Lambda;
+use sshca_core::environment::read_policy;
+use sshca_core::{request, Caller, IssueError, Issuer, SignRequest, SignResponse};
 
 pub(crate) enum Target {
     Local(Box<Issuer>),
@@ -52,7 +53,7 @@ impl Signer {
         }
         let policy = match &self.target {
             // the issuer reports an unusable policy itself
-            Target::Local(issuer) => issuer.policy(environment).await.ok().map(|p| p.access.audience.clone()),
+            Target::Local(issuer) => issuer.environment().policy(environment).await.ok().map(|p| p.access.audience.clone()),
             Target::Lambda(_, Some(store)) => match read_policy(store.as_ref(), environment).await {
                 Ok(policy) => Some(policy.access.audience),
                 Err(IssueError::UnknownEnvironment(_)) => None,

@@ -3,7 +3,7 @@
 use anyhow::{anyhow, Context, Result};
 use aws_sdk_lambda::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_lambda::primitives::Blob;
-use sign_key::{SignRequest, SignResponse};
+use sshca_proto::request::{SignRequest, SignResponse};
 
 /// A function error as Lambda reports it (and as cargo-lambda's emulator does, with HTTP 500).
 type FunctionError = sshca_proto::error::ErrorBody;

@@ -11,10 +11,10 @@ use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
 use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
-use sign_key::identity::{
-    self, IdentityProof, AUDIENCE_HEADER, GET_CALLER_IDENTITY_BODY, GET_CALLER_IDENTITY_CONTENT_TYPE, REQUEST_HASH_HEADER,
+use sshca_proto::proof::{
+    IdentityProof, Proof, AUDIENCE_HEADER, GET_CALLER_IDENTITY_BODY, GET_CALLER_IDENTITY_CONTENT_TYPE, REQUEST_HASH_HEADER,
 };
-use sign_key::SignRequest;
+use sshca_proto::request::{request_hash, SignRequest};
 
 use crate::explain;
 
@@ -36,7 +36,7 @@ pub fn prove_with(config: &SdkConfig, credentials: Credentials, audience: &str, 
     let endpoint = sts_endpoint(&region);
     request.identity = None;
     request.nonce = Some(uuid::Uuid::new_v4().to_string());
-    let hash = identity::request_hash(request);
+    let hash = request_hash(request);
     let headers = [("content-type", GET_CALLER_IDENTITY_CONTENT_TYPE), (AUDIENCE_HEADER, audience), (REQUEST_HASH_HEADER, hash.as_str())];
     let identity: Identity = credentials.into();
     let params = v4::SigningParams::builder()
@@ -58,7 +58,7 @@ pub fn prove_with(config: &SdkConfig, credentials: Credentials, audience: &str, 
     for header in instructions.headers() {
         signed.insert(header.0.to_ascii_lowercase(), header.1.to_owned());
     }
-    request.identity = Some(IdentityProof { headers: signed, body: GET_CALLER_IDENTITY_BODY.to_owned() });
+    request.identity = Some(Proof::Aws(IdentityProof { headers: signed, body: GET_CALLER_IDENTITY_BODY.to_owned() }));
     Ok(())
 }
 

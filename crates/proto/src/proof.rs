@@ -1,7 +1,7 @@
-//! The proof of identity a request carries, as the wire contract has it: a caller's
-//! SigV4-signed `sts:GetCallerIdentity`, bound to the deployment ([`AUDIENCE_HEADER`]) and to the
-//! request itself ([`REQUEST_HASH_HEADER`], [`crate::request::request_hash`]). Clients make it; the
-//! function checks it.
+//! The proof of identity a request carries, as the wire contract has it: one [`Proof`] variant
+//! per identity provider. The AWS one is a caller's SigV4-signed `sts:GetCallerIdentity`, bound to
+//! the deployment ([`AUDIENCE_HEADER`]) and to the request itself ([`REQUEST_HASH_HEADER`],
+//! [`crate::request::request_hash`]). Clients make it; the function checks it.
 
 use std::collections::BTreeMap;
 
@@ -16,6 +16,27 @@ pub const GET_CALLER_IDENTITY_BODY: &str = "Action=GetCallerIdentity&Version=201
 pub const GET_CALLER_IDENTITY_CONTENT_TYPE: &str = "application/x-www-form-urlencoded; charset=utf-8";
 /// A proof older than this is refused (STS itself accepts signatures for 15 minutes).
 pub const MAX_PROOF_AGE_SECONDS: u64 = 300;
+
+/// A proof of identity, in the request's `identity` field. Each variant's JSON has its own fields,
+/// so the variant is told by its shape (an AWS proof is `{"headers", "body"}`, as before there was
+/// more than one provider).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Proof {
+    Aws(IdentityProof),
+}
+
+impl Proof {
+    /// The provider that checks it.
+    pub fn provider(&self) -> &'static str {
+        match self {
+            Proof::Aws(_) => AWS_PROVIDER,
+        }
+    }
+}
+
+/// The name of the AWS STS provider: of its proofs, and of access rules that name no provider.
+pub const AWS_PROVIDER: &str = "aws";
 
 /// The signed GetCallerIdentity request, as the caller sends it in the `identity` field.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -4,11 +4,12 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use ssh_key::PublicKey;
 
 use crate::error::IssueError;
 use sha2::{Digest, Sha256};
 
-use crate::proof::{hex, IdentityProof};
+use crate::proof::{hex, Proof};
 
 pub const MAX_REASON_CHARS: usize = 256;
 const MAX_USERNAME_CHARS: usize = 128;
@@ -69,9 +70,9 @@ pub struct SignRequest {
     /// Makes every request unique, so that its proof of identity binds it and nothing else.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nonce: Option<String>,
-    /// The caller's proof of identity (see [`crate::identity`]); bound to every other field.
+    /// The caller's proof of identity (see [`crate::proof`]); bound to every other field.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub identity: Option<IdentityProof>,
+    pub identity: Option<Proof>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -215,10 +216,109 @@ pub fn truncate_for_message(text: &str) -> String {
     }
 }
 
+/// The request's own checks, before any policy is read: names that become S3 keys and the reason.
+/// The user name may be left out (the caller's identity names it).
+pub fn check_syntax(request: &SignRequest) -> Result<(), IssueError> {
+    check_environment(&request.environment)?;
+    if !request.username.is_empty() {
+        check_username(&request.username)?;
+    }
+    check_reason(&request.reason)?;
+    if let Some(nonce) = &request.nonce {
+        check_nonce(nonce)?;
+    }
+    match &request.requested_by {
+        Some(requested_by) => check_requested_by(requested_by),
+        None => Ok(()),
+    }
+}
+
+fn check_requested_by(requested_by: &str) -> Result<(), IssueError> {
+    if requested_by.chars().count() > MAX_REASON_CHARS || requested_by.chars().any(|c| c.is_control() || is_invisible(c)) {
+        return Err(IssueError::InvalidRequest(format!(
+            "requested_by must be one line of at most {} characters of plain text (no control, zero-width or bidi characters)",
+            MAX_REASON_CHARS
+        )));
+    }
+    Ok(())
+}
+
+/// Parses an OpenSSH one-line public key, telling apart the usual mistakes.
+pub fn parse_public_key(text: &str) -> Result<PublicKey, IssueError> {
+    let line = text.trim();
+    if line.starts_with("-----BEGIN") {
+        return Err(IssueError::InvalidPublicKey(
+            "this is a private key, not a public key: pass the .pub file (e.g. ~/.ssh/id_ed25519.pub) and keep the private key secret"
+                .into(),
+        ));
+    }
+    if line.contains('\n') || line.contains('\r') {
+        return Err(IssueError::InvalidPublicKey(
+            "the public key spans several lines: pass exactly one key, the one line of a .pub file".into(),
+        ));
+    }
+    if line.split_whitespace().next().is_some_and(|kind| kind.contains("-cert-v01@openssh.com")) {
+        return Err(IssueError::InvalidPublicKey(
+            "this is a certificate, not a public key: pass the key's .pub file (e.g. ~/.ssh/id_ed25519.pub)".into(),
+        ));
+    }
+    PublicKey::from_openssh(line).map_err(|err| {
+        IssueError::InvalidPublicKey(format!(
+            "not an OpenSSH public key ({err}): pass the contents of a .pub file such as ~/.ssh/id_ed25519.pub, e.g. \"ssh-ed25519 AAAA… user@host\""
+        ))
+    })
+}
+
+/// A request is a few KiB at most; anything much larger is refused before it is parsed.
+pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
+
+/// Parses a request body, refusing oversized ones first.
+pub fn parse_request_bytes(body: &[u8]) -> Result<SignRequest, IssueError> {
+    if body.len() > MAX_REQUEST_BYTES {
+        return Err(too_large(body.len()));
+    }
+    serde_json::from_slice(body).map_err(bad_json)
+}
+
+fn too_large(size: usize) -> IssueError {
+    IssueError::InvalidRequest(format!(
+        "the request is {size} bytes; at most {MAX_REQUEST_BYTES} are accepted: send one public key and a short reason"
+    ))
+}
+
+fn bad_json(err: serde_json::Error) -> IssueError {
+    IssueError::InvalidRequest(format!(
+        "the request JSON does not fit the documented shape ({}): see the README's request format",
+        without_values(&err.to_string())
+    ))
+}
+
+/// serde's message without the value it quotes: a field of the wrong type may hold a pasted
+/// private key, which must not reach the error, the logs or the caller's terminal.
+fn without_values(message: &str) -> String {
+    for kind in ["invalid type: ", "invalid value: "] {
+        if let Some(rest) = message.strip_prefix(kind) {
+            let what = rest.split_whitespace().next().unwrap_or_default();
+            let expected = rest.find(", expected").map_or("", |at| &rest[at..]);
+            return format!("{kind}{what}{expected}");
+        }
+    }
+    message.to_owned()
+}
+
+/// Parses a request that came as JSON already (a direct Lambda invocation), refusing oversized ones.
+pub fn parse_request_value(value: serde_json::Value) -> Result<SignRequest, IssueError> {
+    let size = serde_json::to_vec(&value).map(|b| b.len()).unwrap_or(0);
+    if size > MAX_REQUEST_BYTES {
+        return Err(too_large(size));
+    }
+    serde_json::from_value(value).map_err(bad_json)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proof::GET_CALLER_IDENTITY_BODY;
+    use crate::proof::{IdentityProof, GET_CALLER_IDENTITY_BODY};
 
     #[test]
     fn usernames_cannot_escape_their_prefix() {
@@ -270,11 +370,25 @@ mod tests {
         let request = SignRequest { environment: "e".into(), username: "u".into(), reason: "r".into(), ..Default::default() };
         let proof =
             IdentityProof { headers: BTreeMap::from([("host".to_owned(), "sts".to_owned())]), body: GET_CALLER_IDENTITY_BODY.into() };
-        let with_proof = SignRequest { identity: Some(proof), ..request.clone() };
+        let with_proof = SignRequest { identity: Some(Proof::Aws(proof)), ..request.clone() };
         assert_eq!(request_hash(&request), request_hash(&with_proof));
         let other_key = SignRequest { public_key: Some("ssh-ed25519 AAAA".into()), ..request.clone() };
         assert_ne!(request_hash(&request), request_hash(&other_key));
         let other_nonce = SignRequest { nonce: Some("n".into()), ..request.clone() };
         assert_ne!(request_hash(&request), request_hash(&other_nonce));
+    }
+    #[test]
+    fn oversized_and_malformed_bodies_are_refused() {
+        let huge = vec![b' '; MAX_REQUEST_BYTES + 1];
+        assert!(parse_request_bytes(&huge).unwrap_err().to_string().contains("at most"));
+        assert!(parse_request_bytes(b"{not json").unwrap_err().to_string().contains("does not fit"));
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_type_is_not_echoed() {
+        let err = parse_request_bytes(br#"{"environment":"e","ttl":"-----BEGIN OPENSSH PRIVATE KEY----- b3Blbn"}"#).unwrap_err();
+        let message = err.to_string();
+        assert!(!message.contains("BEGIN") && !message.contains("b3Blbn"), "{message}");
+        assert!(message.contains("invalid type: string, expected u64"), "{message}");
     }
 }

@@ -1,4 +1,11 @@
-//! Durations as people read them: `1d2h3m4s`.
+//! Time: now in Unix seconds, and durations as people read them (`1d2h3m4s`).
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Now, in Unix seconds.
+pub fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default()
+}
 
 /// `seconds` in days, hours, minutes and seconds, leaving out the zero ones: `1d2h3m4s`, `8h`.
 pub fn human_duration(seconds: u64) -> String {

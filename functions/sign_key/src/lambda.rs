@@ -14,12 +14,9 @@ use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
-use crate::error::IssueError;
-use crate::issuer::{Caller, Issuer};
-use crate::request::SignRequest;
-
-/// A request is a few KiB at most; anything much larger is refused before it is parsed.
-pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
+use sshca_core::error::IssueError;
+use sshca_core::issuer::{Caller, Issuer};
+use sshca_core::request::{parse_request_bytes, parse_request_value, SignRequest};
 
 /// Serials a container leases at a time. A container lives for many requests, so one counter write
 /// serves 64 certificates; a container that ends early leaves at most 63 unused serials, which its
@@ -56,13 +53,7 @@ pub async fn handle(issuer: &Issuer, event: LambdaEvent<Value>) -> Result<Value,
             }
             None => {
                 let caller = Caller { request_id };
-                let size = serde_json::to_vec(&event.payload).map(|b| b.len()).unwrap_or(0);
-                let request = if size > MAX_REQUEST_BYTES {
-                    Err(too_large(size))
-                } else {
-                    serde_json::from_value::<SignRequest>(event.payload).map_err(bad_json)
-                };
-                sign(issuer, request, &caller).await.map_err(diagnostic)
+                sign(issuer, parse_request_value(event.payload), &caller).await.map_err(diagnostic)
             }
         }
     }
@@ -103,40 +94,6 @@ fn http_body(payload: &Value) -> Option<Result<Vec<u8>, IssueError>> {
         body.as_bytes().to_vec()
     };
     Some(Ok(bytes))
-}
-
-/// Parses a request body, refusing oversized ones first.
-pub fn parse_request_bytes(body: &[u8]) -> Result<SignRequest, IssueError> {
-    if body.len() > MAX_REQUEST_BYTES {
-        return Err(too_large(body.len()));
-    }
-    serde_json::from_slice(body).map_err(bad_json)
-}
-
-fn too_large(size: usize) -> IssueError {
-    IssueError::InvalidRequest(format!(
-        "the request is {size} bytes; at most {MAX_REQUEST_BYTES} are accepted: send one public key and a short reason"
-    ))
-}
-
-fn bad_json(err: serde_json::Error) -> IssueError {
-    IssueError::InvalidRequest(format!(
-        "the request JSON does not fit the documented shape ({}): see the README's request format",
-        without_values(&err.to_string())
-    ))
-}
-
-/// serde's message without the value it quotes: a field of the wrong type may hold a pasted
-/// private key, which must not reach the error, the logs or the caller's terminal.
-fn without_values(message: &str) -> String {
-    for kind in ["invalid type: ", "invalid value: "] {
-        if let Some(rest) = message.strip_prefix(kind) {
-            let what = rest.split_whitespace().next().unwrap_or_default();
-            let expected = rest.find(", expected").map_or("", |at| &rest[at..]);
-            return format!("{kind}{what}{expected}");
-        }
-    }
-    message.to_owned()
 }
 
 fn http_response(outcome: Result<Value, IssueError>) -> Value {
@@ -216,21 +173,6 @@ mod tests {
         });
         assert_eq!(http_body(&event).unwrap().unwrap(), br#"{"environment":"e"}"#);
         assert!(http_body(&json!({"environment": "e", "username": "u"})).is_none());
-    }
-
-    #[test]
-    fn oversized_and_malformed_bodies_are_refused() {
-        let huge = vec![b' '; MAX_REQUEST_BYTES + 1];
-        assert!(parse_request_bytes(&huge).unwrap_err().to_string().contains("at most"));
-        assert!(parse_request_bytes(b"{not json").unwrap_err().to_string().contains("does not fit"));
-    }
-
-    #[test]
-    fn a_value_of_the_wrong_type_is_not_echoed() {
-        let err = parse_request_bytes(br#"{"environment":"e","ttl":"-----BEGIN OPENSSH PRIVATE KEY----- b3Blbn"}"#).unwrap_err();
-        let message = err.to_string();
-        assert!(!message.contains("BEGIN") && !message.contains("b3Blbn"), "{message}");
-        assert!(message.contains("invalid type: string, expected u64"), "{message}");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use lambda_runtime::service_fn;
-use sign_key::aws::Aws;
+use sshca_aws::Aws;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {

@@ -25,11 +25,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rand::rngs::OsRng;
 use serde_json::{json, Value};
-use sign_key::ca::KmsSigner;
-use sign_key::store::{Condition, S3Store};
-use sign_key::{CaKeyRef, CertKind, Issuer, SignRequest, Signer, Store};
 use ssh_key::certificate::{Builder, CertType};
 use ssh_key::{HashAlg, PrivateKey};
+use sshca_aws::kms::KmsSigner;
+use sshca_aws::s3::S3Store;
+use sshca_core::store::Condition;
+use sshca_core::{CaKeyRef, CertKind, Issuer, SignRequest, Signer, Store};
 use sshca_tests::identities::Identity;
 use sshca_tests::{bin, default_audience, keygen, pub_path, LambdaEmulator, S3Server, World};
 
@@ -88,7 +89,7 @@ async fn bench_server(world: &World, budget: &Budget, lambda_binary: &Path, tabl
     };
 
     // 1. the floor
-    let key_id = match issuer.policy(ENVIRONMENT).await.expect("policy").ca(CertKind::User).expect("user CA") {
+    let key_id = match issuer.environment().policy(ENVIRONMENT).await.expect("policy").ca(CertKind::User).expect("user CA") {
         CaKeyRef::Kms { key_id } => key_id.clone(),
         other => panic!("the benchmark's CA is a KMS key, not {other:?}"),
     };
@@ -332,7 +333,7 @@ fn soak(signers: usize, per_signer: usize) {
             let void = count(&format!("audit/{ENVIRONMENT}/2"), "-void.json");
             let stored = count(&format!("certs/{ENVIRONMENT}/"), "-cert.pub");
             let store = S3Store::new(aws.s3.clone(), world.bucket.clone());
-            let (leases, _) = sign_key::serial::lease_records(&store, ENVIRONMENT).await.expect("lease records");
+            let (leases, _) = sshca_core::serial::lease_records(&store, ENVIRONMENT).await.expect("lease records");
             let leased: u64 = leases.iter().map(|l| l.last + 1 - l.first).sum();
             println!(
                 "| {server:?} | {certificates} | {seconds:.1} | {:.0} | {} | {issued} | {void} | {stored} | {} ({leased}) |",
@@ -342,7 +343,8 @@ fn soak(signers: usize, per_signer: usize) {
             );
             assert_eq!(serials.len(), certificates, "duplicate serials");
             assert_eq!((issued, stored), (certificates, certificates), "audit or certificate count differs from the certificates issued");
-            let (books, findings) = sign_key::books::verify(&aws.issuer(&world.bucket, None), ENVIRONMENT).await.expect("sshca verify");
+            let (books, findings) =
+                sshca_core::books::verify(&aws.environment(&world.bucket, None), ENVIRONMENT).await.expect("sshca verify");
             println!(
                 "|   sshca verify after the soak: {} issued, {} gaps, {} finding(s) {findings:?} |",
                 books.issued,
@@ -386,8 +388,8 @@ async fn gather(tasks: Vec<tokio::task::JoinHandle<Vec<u64>>>) -> (BTreeSet<u64>
     (distinct, all)
 }
 
-fn caller(n: usize) -> sign_key::Caller {
-    sign_key::Caller { request_id: format!("bench-{n}") }
+fn caller(n: usize) -> sshca_core::Caller {
+    sshca_core::Caller { request_id: format!("bench-{n}") }
 }
 
 async fn issue(issuer: &Issuer, request: &SignRequest, n: usize) -> u64 {

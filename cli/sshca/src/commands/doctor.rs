@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Args;
 use get_key::when::When;
-use sign_key::issuer::unix_now;
-use sign_key::{CertKind, Issuer};
+use sshca_core::time::unix_now;
+use sshca_core::{CertKind, Environment};
 use sshca_fleet::client::ClientState;
 use sshca_fleet::doctor::{self, CaKeys, Expectations, Finding};
 use sshca_fleet::sshd::EffectiveConfig;
@@ -58,18 +58,18 @@ impl DoctorArgs {
     }
 }
 
-/// The environment's CA keys: from `--ca-keys`, else from the policy (`issuer`).
-pub async fn doctor(issuer: Option<&Issuer>, args: DoctorArgs) -> Result<()> {
-    let cas = match (&args.ca_keys, issuer) {
+/// The environment's CA keys: from `--ca-keys`, else from the policy (`env`).
+pub async fn doctor(env: Option<&Environment>, args: DoctorArgs) -> Result<()> {
+    let cas = match (&args.ca_keys, env) {
         (Some(file), _) => {
             let text = std::fs::read_to_string(file).with_context(|| format!("reading the CA keys {}", file.display()))?;
             CaKeys::parse(&text).map_err(anyhow::Error::msg)?
         }
-        (None, Some(issuer)) => {
+        (None, Some(env)) => {
             let with_roles = |keys: Vec<ssh_key::PublicKey>| keys.into_iter().map(|key| (CaKeys::role_of(&key), key)).collect();
             CaKeys {
-                user: with_roles(issuer.trusted_ca_keys(&args.environment, CertKind::User).await?),
-                host: with_roles(issuer.trusted_ca_keys(&args.environment, CertKind::Host).await.unwrap_or_default()),
+                user: with_roles(env.trusted_ca_keys(&args.environment, CertKind::User).await?),
+                host: with_roles(env.trusted_ca_keys(&args.environment, CertKind::Host).await.unwrap_or_default()),
             }
         }
         (None, None) => anyhow::bail!("no CA keys: pass --bucket (read access to the policy) or --ca-keys FILE"),

@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
-use sign_key::issuer::unix_now;
-use sign_key::policy::human_duration;
-use sign_key::{CertKind, Issuer, SignRequest};
+use sshca_core::policy::human_duration;
+use sshca_core::time::unix_now;
+use sshca_core::{CertKind, Environment, SignRequest};
 
 use crate::parse_duration;
 use crate::signer::Signer;
@@ -52,18 +52,18 @@ impl ConfigArgs {
 
 pub const USER_CA_FILE: &str = "/etc/ssh/sshca_user_ca.pub";
 
-pub async fn config(issuer: &Issuer, args: ConfigArgs) -> Result<()> {
+pub async fn config(env: &Environment, args: ConfigArgs) -> Result<()> {
     if args.client {
-        return client_config(issuer, &args).await;
+        return client_config(env, &args).await;
     }
     let environment = &args.environment;
-    let user_keys = issuer.trusted_ca_keys(environment, CertKind::User).await?;
+    let user_keys = env.trusted_ca_keys(environment, CertKind::User).await?;
     // An environment may have no host CA yet: then there is nothing for known_hosts.
-    let host_keys = issuer.trusted_ca_keys(environment, CertKind::Host).await.unwrap_or_default();
+    let host_keys = env.trusted_ca_keys(environment, CertKind::Host).await.unwrap_or_default();
     // `@cert-authority *` (the default pattern) trusts the host CA for every host: refused, as
     // --client refuses it, for an environment whose policy names no host names.
     if !host_keys.is_empty() && args.trusts_every_host() {
-        host_names(environment, &issuer.policy(environment).await?.allowed_host_principals)?;
+        host_names(environment, &env.policy(environment).await?.allowed_host_principals)?;
     }
     let sshd_config = format!(
         "TrustedUserCAKeys {USER_CA_FILE}\n\
@@ -105,9 +105,9 @@ pub async fn config(issuer: &Issuer, args: ConfigArgs) -> Result<()> {
 /// The client side: users' ssh asks for a certificate when it has none good enough (`Match exec`
 /// runs `get_key ensure`, which costs a process start while the certificate is good), and trusts
 /// host certificates of the environment's host CA for its host names only.
-async fn client_config(issuer: &Issuer, args: &ConfigArgs) -> Result<()> {
+async fn client_config(env: &Environment, args: &ConfigArgs) -> Result<()> {
     let environment = &args.environment;
-    let policy = issuer.policy(environment).await?;
+    let policy = env.policy(environment).await?;
     let hosts = host_names(environment, &policy.allowed_host_principals)?;
     // What goes into `Match … exec "…"` runs in every user's shell on every connection: only
     // characters that neither the shell nor ssh's % tokens give a meaning.
@@ -115,7 +115,7 @@ async fn client_config(issuer: &Issuer, args: &ConfigArgs) -> Result<()> {
     if !plain(&hosts, "*?") {
         bail!("environment {environment:?} has host name patterns that cannot go into an ssh config line ({hosts:?}): fix them with `sshca init {environment} --allowed-host-principals …`");
     }
-    let user_cas = issuer.trusted_ca_keys(environment, CertKind::User).await?;
+    let user_cas = env.trusted_ca_keys(environment, CertKind::User).await?;
     let pins: String = user_cas.iter().map(|key| format!(" --ca-fingerprint {}", key.fingerprint(Default::default()))).collect();
     let key = args.key.clone().unwrap_or_else(|| format!("~/.ssh/id_ed25519_{environment}"));
     for (what, value) in
@@ -125,7 +125,7 @@ async fn client_config(issuer: &Issuer, args: &ConfigArgs) -> Result<()> {
             bail!("{what} {value:?} cannot go into the shell command of an ssh config line: use letters, digits and . _ : @ / + = , -");
         }
     }
-    let host_cas = issuer.trusted_ca_keys(environment, CertKind::Host).await.unwrap_or_default();
+    let host_cas = env.trusted_ca_keys(environment, CertKind::Host).await.unwrap_or_default();
     let known_hosts: String =
         host_cas.iter().map(|k| k.to_openssh().map(|line| format!("@cert-authority {hosts} {line}\n"))).collect::<Result<_, _>>()?;
     print!(

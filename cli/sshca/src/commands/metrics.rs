@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
-use sign_key::issuer::unix_now;
+use sshca_core::time::unix_now;
 use sshca_fleet::metrics::{self, Paths};
 use sshca_fleet::sshd::EffectiveConfig;
 

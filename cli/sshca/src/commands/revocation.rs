@@ -7,11 +7,11 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::{ArgGroup, Args};
 use serde_json::{json, Value};
-use sign_key::audit::entries_between;
-use sign_key::issuer::unix_now;
-use sign_key::revoke::{self, RevokeOutcome, RevokeRequest};
-use sign_key::store::Condition;
-use sign_key::Issuer;
+use sshca_core::audit::entries_between;
+use sshca_core::revoke::{self, RevokeOutcome, RevokeRequest};
+use sshca_core::store::Condition;
+use sshca_core::time::unix_now;
+use sshca_core::Environment;
 
 use get_key::verify::rfc3339;
 use get_key::when::When;
@@ -44,7 +44,7 @@ pub struct RevokeArgs {
     allow_shrink: bool,
 }
 
-pub async fn revoke(issuer: &Issuer, args: RevokeArgs) -> Result<()> {
+pub async fn revoke(env: &Environment, args: RevokeArgs) -> Result<()> {
     let public_keys = args.public_key.iter().map(|source| read_public_key(source)).collect::<Result<Vec<_>>>()?;
     let request = RevokeRequest {
         environment: args.environment.clone(),
@@ -56,7 +56,7 @@ pub async fn revoke(issuer: &Issuer, args: RevokeArgs) -> Result<()> {
         requested_by: std::env::var("USER").ok(),
         allow_shrink: args.allow_shrink,
     };
-    let report = revoke::revoke(issuer, &request).await?;
+    let report = revoke::revoke(env, &request).await?;
     warn_about(&report, &args.environment);
     match report.outcome {
         RevokeOutcome::Revoked { version, serials, key_ids, keys } => eprintln!(
@@ -111,19 +111,19 @@ pub struct KrlArgs {
     expires: u64,
 }
 
-pub async fn krl(issuer: &Issuer, args: KrlArgs) -> Result<()> {
+pub async fn krl(env: &Environment, args: KrlArgs) -> Result<()> {
     if args.publish {
-        let report = revoke::republish(issuer, &args.environment, args.allow_shrink).await?;
+        let report = revoke::republish(env, &args.environment, args.allow_shrink).await?;
         warn_about(&report, &args.environment);
         eprintln!("published {}", revoke::krl_key(&args.environment));
         return Ok(());
     }
-    let krl = revoke::current_krl(issuer, &args.environment).await?;
+    let krl = revoke::current_krl(env, &args.environment).await?;
     if args.url {
         let key = revoke::krl_key(&args.environment);
         // Nothing revoked yet: publish the empty list, so the link works from day one.
-        let _ = issuer.store().put(&key, krl, Condition::IfAbsent).await;
-        println!("{}", issuer.store().presign_get(&key, Duration::from_secs(args.expires)).await?);
+        let _ = env.store().put(&key, krl, Condition::IfAbsent).await;
+        println!("{}", env.store().presign_get(&key, Duration::from_secs(args.expires)).await?);
         return Ok(());
     }
     match args.output {
@@ -131,15 +131,15 @@ pub async fn krl(issuer: &Issuer, args: KrlArgs) -> Result<()> {
         Some(path) => {
             let cas = match &args.ca_keys {
                 Some(file) => read_ca_keys(file)?,
-                None => revoke::trusted_cas(issuer, &args.environment)
+                None => revoke::trusted_cas(env, &args.environment)
                     .await
                     .context("reading the environment's CA keys to check the KRL against (a server's role may not read the policy: pass --ca-keys FILE)")?
                     .iter()
-                    .map(|key| sign_key::krl::blob(key.key_data()))
+                    .map(|key| sshca_core::krl::blob(key.key_data()))
                     .collect(),
             };
             let installed = std::fs::read(&path).ok();
-            if let Err(why) = sign_key::krl::check_replacement(&krl, installed.as_deref(), &cas, args.allow_shrink) {
+            if let Err(why) = sshca_core::krl::check_replacement(&krl, installed.as_deref(), &cas, args.allow_shrink) {
                 bail!("refusing to replace {} with {}: {why}", path.display(), revoke::krl_key(&args.environment));
             }
             // sshd refuses every key while RevokedKeys is unreadable or partial: replace it whole.
@@ -157,7 +157,7 @@ fn read_ca_keys(file: &std::path::Path) -> Result<Vec<Vec<u8>>> {
     keys.map(|line| {
         let key = ssh_key::PublicKey::from_openssh(line)
             .with_context(|| format!("{} holds a line that is not a public key: {line:?}", file.display()))?;
-        Ok(sign_key::krl::blob(key.key_data()))
+        Ok(sshca_core::krl::blob(key.key_data()))
     })
     .collect()
 }
@@ -179,7 +179,7 @@ pub struct AuditArgs {
     json: bool,
 }
 
-pub async fn audit(issuer: &Issuer, args: AuditArgs) -> Result<()> {
+pub async fn audit(env: &Environment, args: AuditArgs) -> Result<()> {
     let now = unix_now();
     let since = args.since.map(|w| w.at(now)).unwrap_or(now.saturating_sub(7 * 86_400));
     let until = args.until.map(|w| w.at(now)).unwrap_or(now);
@@ -191,7 +191,7 @@ pub async fn audit(issuer: &Issuer, args: AuditArgs) -> Result<()> {
             .map(|t| (since..=until).contains(&(t.unix_timestamp().max(0) as u64)))
             .unwrap_or(false)
     };
-    let audit_store = issuer.audit_store().as_ref();
+    let audit_store = env.audit_store().as_ref();
     let mut events: Vec<Value> = Vec::new();
     for entry in entries_between(audit_store, &args.environment, since, until).await? {
         let matches = args.user.as_ref().is_none_or(|u| &entry.username == u) && args.serial.is_none_or(|s| entry.serial == s);
@@ -273,13 +273,13 @@ pub struct ShowArgs {
     serial: u64,
 }
 
-pub async fn show(issuer: &Issuer, args: ShowArgs) -> Result<()> {
-    let audit_store = issuer.audit_store();
+pub async fn show(env: &Environment, args: ShowArgs) -> Result<()> {
+    let audit_store = env.audit_store();
     let keys: Vec<String> = audit_store
-        .list(&sign_key::layout::audit_trail(&args.environment))
+        .list(&sshca_core::layout::audit_trail(&args.environment))
         .await?
         .into_iter()
-        .filter(|key| sign_key::layout::dated_record_serial(&args.environment, key) == Some(args.serial))
+        .filter(|key| sshca_core::layout::dated_record_serial(&args.environment, key) == Some(args.serial))
         .collect();
     if keys.is_empty() {
         bail!(

@@ -1,14 +1,12 @@
 //! CA rotation with overlap: announce a next key, promote it, retire the old one.
 
-use std::sync::Arc;
-
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::{ArgGroup, Args, ValueEnum};
-use sign_key::admin::{self, CaKeySpec};
-use sign_key::aws::Aws;
-use sign_key::ca::KmsCaKeys;
-use sign_key::issuer::read_policy;
-use sign_key::{CaKeyRef, CertKind, Policy, S3Store};
+use sshca_aws::create_key::{create_ca_key, CaKeySpec};
+use sshca_aws::Aws;
+use sshca_core::admin::{self, RotationStep};
+use sshca_core::environment::read_policy;
+use sshca_core::{CaKeyRef, CertKind};
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Role {
@@ -42,8 +40,22 @@ pub struct RotateArgs {
     retire: bool,
 }
 
-pub async fn rotate(aws: &Aws, bucket: &str, args: RotateArgs) -> Result<()> {
-    let store = Arc::new(S3Store::new(aws.s3.clone(), bucket));
+impl RotateArgs {
+    /// The step these flags ask for; `created` are the keys made for `--create-next`.
+    fn step(&self, created: Vec<(CertKind, CaKeyRef)>) -> RotationStep {
+        if self.promote {
+            RotationStep::Promote
+        } else if self.retire {
+            RotationStep::Retire
+        } else {
+            RotationStep::Announce { given: self.next_ca_key.clone().map(|key_id| CaKeyRef::Kms { key_id }), created }
+        }
+    }
+}
+
+pub async fn rotate(aws: &Aws, bucket: &str, audit_bucket: Option<&str>, args: RotateArgs) -> Result<()> {
+    let env = aws.environment(bucket, audit_bucket);
+    let store = env.store().as_ref();
     let kinds: &[CertKind] = match args.role {
         Role::User => &[CertKind::User],
         Role::Host => &[CertKind::Host],
@@ -51,21 +63,18 @@ pub async fn rotate(aws: &Aws, bucket: &str, args: RotateArgs) -> Result<()> {
     };
     // Refused before any key is created: a rotation under way, nothing to rotate…
     let placeholder: Vec<(CertKind, CaKeyRef)> = kinds.iter().map(|&k| (k, CaKeyRef::Kms { key_id: "(to be created)".into() })).collect();
-    rotated(read_policy(store.as_ref(), &args.environment).await?, &args, kinds, &placeholder)?;
+    admin::rotate(read_policy(store, &args.environment).await?, &args.step(placeholder), kinds)?;
     let mut created = Vec::new();
     if args.create_next {
         for &kind in kinds {
-            created.push((
-                kind,
-                admin::create_ca_key(aws, store.as_ref(), &args.environment, kind, args.key_spec, args.seal_key.as_deref()).await?,
-            ));
+            created.push((kind, create_ca_key(aws, store, &args.environment, kind, args.key_spec, args.seal_key.as_deref()).await?));
         }
     }
-    let ca_keys = KmsCaKeys::new(aws.kms.clone(), aws.sts.clone(), store.clone());
+    let step = args.step(created);
     let mut said = Vec::new();
-    admin::update_policy(store.as_ref(), &ca_keys, &args.environment, |current| {
+    admin::update_policy(&env, &args.environment, |current| {
         let current = current.with_context(|| format!("environment {:?} has no policy: `sshca init` it first", args.environment))?;
-        let (policy, messages) = rotated(current, &args, kinds, &created)?;
+        let (policy, messages) = admin::rotate(current, &step, kinds)?;
         said = messages;
         Ok::<_, anyhow::Error>(policy)
     })
@@ -75,44 +84,4 @@ pub async fn rotate(aws: &Aws, bucket: &str, args: RotateArgs) -> Result<()> {
     }
     eprintln!("now distribute the trusted keys: sshca config {}", args.environment);
     Ok(())
-}
-
-/// `policy` after the step `args` asks for, and what was done; `created` are the keys made for
-/// `--create-next`. Applied again to whatever someone else wrote in between.
-fn rotated(mut policy: Policy, args: &RotateArgs, kinds: &[CertKind], created: &[(CertKind, CaKeyRef)]) -> Result<(Policy, Vec<String>)> {
-    let mut said = Vec::new();
-    for &kind in kinds {
-        let name = kind.as_str();
-        let [current, next, previous] = policy.ca_slots(kind);
-        if current.is_none() {
-            bail!("environment {:?} has no {name} CA to rotate: `sshca init` it first", args.environment);
-        }
-        if args.create_next || args.next_ca_key.is_some() {
-            if next.is_some() {
-                bail!("a rotation of the {name} CA is under way already: promote it (--promote) first");
-            }
-            let key = match &args.next_ca_key {
-                Some(key_id) => CaKeyRef::Kms { key_id: key_id.clone() },
-                None => created.iter().find(|(k, _)| *k == kind).map(|(_, key)| key.clone()).context("no key was created")?,
-            };
-            said.push(format!("{name} CA: next key {key:?} announced; it signs nothing until --promote"));
-            *next = Some(key);
-        } else if args.promote {
-            if next.is_none() {
-                bail!("the {name} CA has no next key to promote: start with --create-next");
-            }
-            if previous.is_some() {
-                bail!("the {name} CA still has a previous key: retire it first (--retire), once its certificates have expired");
-            }
-            *previous = current.take();
-            *current = next.take();
-            said.push(format!("{name} CA: the next key is current now; the old one stays trusted until --retire"));
-        } else if args.retire {
-            said.push(match previous.take() {
-                Some(old) => format!("{name} CA: retired {old:?}; its certificates are refused once servers get the new `sshca config`"),
-                None => format!("{name} CA: no previous key to retire"),
-            });
-        }
-    }
-    Ok((policy, said))
 }

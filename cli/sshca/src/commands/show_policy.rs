@@ -2,10 +2,10 @@
 
 use anyhow::Result;
 use clap::Args;
-use sign_key::access::Grant;
-use sign_key::issuer::read_policy;
-use sign_key::policy::human_duration;
-use sign_key::Issuer;
+use sshca_core::access::Grant;
+use sshca_core::environment::read_policy;
+use sshca_core::policy::human_duration;
+use sshca_core::Environment;
 
 #[derive(Args)]
 pub struct ShowPolicyArgs {
@@ -15,9 +15,9 @@ pub struct ShowPolicyArgs {
     json: bool,
 }
 
-pub async fn show_policy(issuer: &Issuer, args: ShowPolicyArgs) -> Result<()> {
-    sign_key::request::check_environment(&args.environment)?;
-    let policy = read_policy(issuer.store().as_ref(), &args.environment).await?;
+pub async fn show_policy(env: &Environment, args: ShowPolicyArgs) -> Result<()> {
+    sshca_core::request::check_environment(&args.environment)?;
+    let policy = read_policy(env.store().as_ref(), &args.environment).await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&policy)?);
         return Ok(());

@@ -2,8 +2,8 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use sign_key::issuer::unix_now;
-use sign_key::{CertKind, Issuer, SignRequest, SignResponse};
+use sshca_core::time::unix_now;
+use sshca_core::{CertKind, Issuer, SignRequest, SignResponse};
 
 use crate::input::{read_input, read_public_key};
 use crate::signer::Signer;
@@ -75,7 +75,7 @@ pub async fn upload(issuer: &Issuer, args: SignArgs) -> Result<()> {
 pub async fn sign(signer: &Signer, args: SignArgs) -> Result<()> {
     if let Some(source) = &args.request {
         let body = read_input(source, "the request")?;
-        let request = sign_key::lambda::parse_request_bytes(&body)?;
+        let request = sshca_core::request::parse_request_bytes(&body)?;
         let response = signer.sign(request).await?;
         return print_response(&response, args.json);
     }

@@ -1,7 +1,7 @@
 //! `sshca verify ENV`: checks the CA's books (certificates, records, serials, leases, counter,
 //! KRL, CA keys, overwritten or deleted records), by hand or from a timer. Exit 0 only when
 //! nothing is found. With `--cloudtrail-events FILE`, also counts what the CA keys signed in KMS
-//! against what the books record ([`sign_key::signings`]): the books cannot show a signature made
+//! against what the books record ([`sshca_aws::signings`]): the books cannot show a signature made
 //! by someone acting as the function's role who wrote no record, CloudTrail can.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::Args;
-use sign_key::books::Finding;
-use sign_key::signings::{self, CloudTrailExport, SigningEvents};
-use sign_key::{CaKeyRef, CertKind, Issuer};
 use ssh_key::HashAlg;
+use sshca_aws::signings::{self, CloudTrailExport, SigningEvents};
+use sshca_core::books::Finding;
+use sshca_core::{CaKeyRef, CertKind, Environment};
 
 #[derive(Args)]
 pub struct VerifyArgs {
@@ -26,10 +26,10 @@ pub struct VerifyArgs {
     cloudtrail_events: Option<PathBuf>,
 }
 
-pub async fn verify(issuer: &Issuer, args: VerifyArgs) -> Result<()> {
-    let (summary, mut findings) = sign_key::books::verify(issuer, &args.environment).await?;
+pub async fn verify(env: &Environment, args: VerifyArgs) -> Result<()> {
+    let (summary, mut findings) = sshca_core::books::verify(env, &args.environment).await?;
     if let Some(path) = &args.cloudtrail_events {
-        findings.extend(kms_signatures(issuer, &args.environment, path).await?);
+        findings.extend(kms_signatures(env, &args.environment, path).await?);
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&serde_json::json!({"summary": summary, "findings": findings}))?);
@@ -58,13 +58,13 @@ pub async fn verify(issuer: &Issuer, args: VerifyArgs) -> Result<()> {
 /// its books do not account for: a finding per key and day. Each key is held to the records of
 /// certificates it signed (by the CA fingerprint they name), so that records of a sealed key
 /// (which signs in the function's memory, without kms:Sign) or of another key cannot cover for it.
-async fn kms_signatures(issuer: &Issuer, environment: &str, path: &Path) -> Result<Vec<Finding>> {
+async fn kms_signatures(env: &Environment, environment: &str, path: &Path) -> Result<Vec<Finding>> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read the CloudTrail events {}", path.display()))?;
     let events = CloudTrailExport::from_json(&bytes)
         .and_then(|export| export.sign_events())
         .map_err(|why| anyhow::anyhow!("{}: {why}", path.display()))?;
-    let policy = issuer.policy(environment).await?;
-    let entries = sign_key::audit::all_entries(issuer.audit_store().as_ref(), environment).await?;
+    let policy = env.policy(environment).await?;
+    let entries = sshca_core::audit::all_entries(env.audit_store().as_ref(), environment).await?;
     let mut findings = Vec::new();
 
     // The KMS CA keys by key id (one key may be both the user and the host CA): as the policy names
@@ -75,7 +75,7 @@ async fn kms_signatures(issuer: &Issuer, environment: &str, path: &Path) -> Resu
     for kind in [CertKind::User, CertKind::Host] {
         let cas = policy.trusted_cas(kind);
         // one public key per trusted CA, in the order of trusted_cas
-        let public = issuer.trusted_ca_keys(environment, kind).await.ok().filter(|public| public.len() == cas.len());
+        let public = env.trusted_ca_keys(environment, kind).await.ok().filter(|public| public.len() == cas.len());
         for (i, &(role, ca)) in cas.iter().enumerate() {
             let fingerprint = public.as_ref().map(|public| public[i].fingerprint(HashAlg::Sha256).to_string());
             fingerprints.extend(fingerprint.clone());

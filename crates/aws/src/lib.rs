@@ -1,14 +1,26 @@
-//! AWS clients, built once per process from the standard configuration chain.
+//! `sshca_aws`: sshca's environments on AWS. The [`Store`](sshca_core::Store) is S3 ([`s3`]), CA
+//! keys are KMS keys or KMS-sealed keys ([`kms`], made by [`create_key`], checked by
+//! [`key_ownership`]), callers prove who they are to STS ([`sts`], the `aws` identity provider),
+//! and CloudTrail's record of `kms:Sign` is held against the books ([`signings`]). [`Aws`] builds
+//! the clients once per process, from the standard configuration chain.
 
 use std::sync::Arc;
 
 use aws_config::{BehaviorVersion, ConfigLoader, SdkConfig};
 use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+use sshca_core::identity::Providers;
+use sshca_core::{Environment, Issuer};
 
-use crate::ca::KmsCaKeys;
-use crate::issuer::Issuer;
-use crate::store::S3Store;
-use crate::sts::StsVerifier;
+pub mod create_key;
+pub mod key_ownership;
+pub mod kms;
+pub mod s3;
+pub mod signings;
+pub mod sts;
+
+use kms::KmsCaKeys;
+use s3::S3Store;
+use sts::StsProvider;
 
 /// The standard configuration chain with sshca's HTTPS client (rustls on ring). Every AWS client of
 /// sshca's binaries starts here.
@@ -41,12 +53,22 @@ impl Aws {
         Self { s3: aws_sdk_s3::Client::from_conf(s3_config), kms: aws_sdk_kms::Client::new(config), sts: aws_sdk_sts::Client::new(config) }
     }
 
-    /// The issuer over this account's bucket(s) and KMS keys. Audit records go to `audit_bucket`
-    /// when given (e.g. a bucket with S3 Object Lock), else to `bucket`.
-    pub fn issuer(&self, bucket: &str, audit_bucket: Option<&str>) -> Issuer {
+    /// The identity providers of an environment on AWS.
+    pub fn providers(&self) -> Providers {
+        Providers::default().with(Arc::new(StsProvider::new(self.sts.clone())))
+    }
+
+    /// The environment in this account's bucket(s) and KMS keys. Audit records go to
+    /// `audit_bucket` when given (e.g. a bucket with S3 Object Lock), else to `bucket`.
+    pub fn environment(&self, bucket: &str, audit_bucket: Option<&str>) -> Environment {
         let store = Arc::new(S3Store::new(self.s3.clone(), bucket));
         let audit = Arc::new(S3Store::new(self.s3.clone(), audit_bucket.unwrap_or(bucket)));
         let ca_keys = Arc::new(KmsCaKeys::new(self.kms.clone(), self.sts.clone(), store.clone()));
-        Issuer::new(store, audit, ca_keys, Arc::new(StsVerifier::new(self.sts.clone())))
+        Environment::new(store, audit, ca_keys, self.providers())
+    }
+
+    /// The issuer of that environment.
+    pub fn issuer(&self, bucket: &str, audit_bucket: Option<&str>) -> Issuer {
+        Issuer::new(self.environment(bucket, audit_bucket))
     }
 }

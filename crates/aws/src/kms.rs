@@ -1,5 +1,5 @@
-//! CA keys behind the [`Signer`] trait: KMS asymmetric keys (the private key never leaves KMS)
-//! and Ed25519 keys sealed by KMS (decrypted once per warm container).
+//! CA keys in KMS: asymmetric KMS keys (the private key never leaves KMS), Ed25519 keys sealed by
+//! KMS (decrypted once per warm container), and the creation of both.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,26 +10,14 @@ use aws_sdk_kms::types::{KeySpec, KeyUsageType, MessageType, SigningAlgorithmSpe
 use sha2::Digest;
 use ssh_key::public::{EcdsaPublicKey, Ed25519PublicKey, KeyData, RsaPublicKey};
 use ssh_key::{Algorithm, EcdsaCurve, HashAlg, PrivateKey, Signature};
+use sshca_core::ca::{CaKeys, LocalSigner, Signer};
+use sshca_core::error::CaError;
+use sshca_core::policy::CaKeyRef;
+use sshca_core::request::CertKind;
+use sshca_core::store::Store;
 use tokio::sync::Mutex;
 
-use crate::error::{kms_error, CaError};
 use crate::key_ownership::KeyOwnership;
-use crate::policy::CaKeyRef;
-use crate::request::CertKind;
-use crate::store::Store;
-
-/// A CA key: its public half, and a way to sign a certificate's to-be-signed bytes.
-#[async_trait]
-pub trait Signer: Send + Sync {
-    fn public_key(&self) -> &KeyData;
-    async fn sign(&self, message: &[u8]) -> Result<Signature, CaError>;
-}
-
-/// Finds the [`Signer`] for a CA key reference of `environment`'s user or host CA.
-#[async_trait]
-pub trait CaKeys: Send + Sync {
-    async fn load(&self, environment: &str, role: CertKind, key: &CaKeyRef) -> Result<Arc<dyn Signer>, CaError>;
-}
 
 /// Encryption context binding a sealed CA key to its environment: KMS refuses to decrypt it
 /// under any other.
@@ -146,30 +134,6 @@ fn ssh_signature(algorithm: Algorithm, kms_signature: &[u8]) -> Result<Signature
     }
 }
 
-/// An Ed25519 CA key held in memory after KMS unsealed it.
-pub struct LocalSigner {
-    key: PrivateKey,
-    public_key: KeyData,
-}
-
-impl LocalSigner {
-    pub fn new(key: PrivateKey) -> Self {
-        let public_key = key.public_key().key_data().clone();
-        Self { key, public_key }
-    }
-}
-
-#[async_trait]
-impl Signer for LocalSigner {
-    fn public_key(&self) -> &KeyData {
-        &self.public_key
-    }
-
-    async fn sign(&self, message: &[u8]) -> Result<Signature, CaError> {
-        signature::Signer::try_sign(&self.key, message).map_err(|err| CaError::BadSignature(err.to_string()))
-    }
-}
-
 /// A CA key as loaded: for an environment, in a role.
 type LoadedKey = (String, CertKind, CaKeyRef);
 
@@ -228,6 +192,21 @@ impl CaKeys for KmsCaKeys {
         };
         self.loaded.lock().await.insert(cache_key, signer.clone());
         Ok(signer)
+    }
+}
+
+/// A KMS failure on `key_id`, named as what the caller can do about it.
+pub(crate) fn kms_error<E, R>(key_id: &str, err: aws_sdk_kms::error::SdkError<E, R>) -> CaError
+where
+    E: aws_sdk_kms::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    use aws_sdk_kms::error::ProvideErrorMetadata;
+    match err.code() {
+        Some("NotFoundException") => CaError::KeyNotFound { key_id: key_id.to_owned() },
+        Some("DisabledException") | Some("KMSInvalidStateException") => CaError::Disabled { key_id: key_id.to_owned() },
+        Some("InvalidKeyUsageException") => CaError::NotSignVerify { key_id: key_id.to_owned(), usage: "ENCRYPT_DECRYPT".into() },
+        _ => CaError::Kms(aws_sdk_kms::error::DisplayErrorContext(&err).to_string()),
     }
 }
 

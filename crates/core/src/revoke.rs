@@ -18,13 +18,15 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use crate::audit::{self, Event};
+use crate::environment::Environment;
 use crate::error::{IssueError, StoreError};
-use crate::issuer::{parse_public_key, unix_now, Issuer};
 use crate::krl;
 use crate::layout;
+use crate::request::parse_public_key;
 use crate::request::{self, CertKind};
 use crate::serial;
 use crate::store::{retry_on_conflict, Condition, Store};
+use crate::time::unix_now;
 
 pub use crate::revocation_log::{bare_key_line, read_log, records, revoked_keys, Log, RevocationRecord, RevocationState};
 
@@ -66,16 +68,16 @@ const MAX_ATTEMPTS: u32 = 50;
 pub use crate::layout::krl as krl_key;
 
 /// Revokes what `request` names and republishes the KRL.
-pub async fn revoke(issuer: &Issuer, request: &RevokeRequest) -> Result<RevokeReport, IssueError> {
+pub async fn revoke(env: &Environment, request: &RevokeRequest) -> Result<RevokeReport, IssueError> {
     let environment = &request.environment;
     request::check_environment(environment)?;
     if request.reason.trim().is_empty() {
         return Err(IssueError::InvalidRequest("a reason is required: say why access is revoked (-r 'laptop stolen')".into()));
     }
     request::check_reason(&request.reason)?;
-    let store = issuer.store().as_ref();
-    let audit = issuer.audit_store().as_ref();
-    issuer.policy(environment).await?;
+    let store = env.store().as_ref();
+    let audit = env.audit_store().as_ref();
+    env.policy(environment).await?;
     // revokers race for versions with create-only writes: a server that ignores them would lose one
     crate::store::refuse_ignored_conditions(audit, crate::layout::conditional_create_probe(true)).await?;
 
@@ -168,7 +170,7 @@ pub async fn revoke(issuer: &Issuer, request: &RevokeRequest) -> Result<RevokeRe
     .await?
     .ok_or_else(|| IssueError::Unavailable("too many concurrent revocations: try again".into()))?;
     // Every revocation republishes the KRL the whole log makes, ours included.
-    let published = publish_krl(issuer, environment, request.allow_shrink).await?;
+    let published = publish_krl(env, environment, request.allow_shrink).await?;
     let outcome = recorded.unwrap_or(RevokeOutcome::AlreadyRevoked { version: published.log.state.version });
     Ok(RevokeReport { outcome, unreadable: published.log.unreadable, kept_from_published: published.kept })
 }
@@ -176,17 +178,17 @@ pub async fn revoke(issuer: &Issuer, request: &RevokeRequest) -> Result<RevokeRe
 /// Publishes the KRL the revocation log makes without recording anything (`sshca krl
 /// --publish`): after a KRL was lost or planted, or, with `allow_shrink`, to drop what the
 /// published KRL revokes and the log does not.
-pub async fn republish(issuer: &Issuer, environment: &str, allow_shrink: bool) -> Result<RevokeReport, IssueError> {
+pub async fn republish(env: &Environment, environment: &str, allow_shrink: bool) -> Result<RevokeReport, IssueError> {
     request::check_environment(environment)?;
-    let published = publish_krl(issuer, environment, allow_shrink).await?;
+    let published = publish_krl(env, environment, allow_shrink).await?;
     let outcome = RevokeOutcome::AlreadyRevoked { version: published.log.state.version };
     Ok(RevokeReport { outcome, unreadable: published.log.unreadable, kept_from_published: published.kept })
 }
 
 /// The KRL for `state`, generated at `at` (Unix seconds): serials and key ids scoped to every CA
 /// key the environment trusts.
-pub async fn encode_krl(issuer: &Issuer, environment: &str, state: &RevocationState, at: u64) -> Result<Vec<u8>, IssueError> {
-    Ok(encode_for(&trusted_cas(issuer, environment).await?, environment, state, at))
+pub async fn encode_krl(env: &Environment, environment: &str, state: &RevocationState, at: u64) -> Result<Vec<u8>, IssueError> {
+    Ok(encode_for(&trusted_cas(env, environment).await?, environment, state, at))
 }
 
 /// The KRL for `state` under the CA keys `cas`, generated at `at`.
@@ -232,16 +234,16 @@ fn keep_published(state: &mut RevocationState, published: &krl::Contents, cas: &
 /// The published KRL is read before the log: whatever it holds came from records written before
 /// it, which the log read after it includes, so a slower revoker never replaces a fuller list
 /// with its older view.
-async fn publish_krl(issuer: &Issuer, environment: &str, allow_shrink: bool) -> Result<Published, IssueError> {
-    let store = issuer.store().as_ref();
+async fn publish_krl(env: &Environment, environment: &str, allow_shrink: bool) -> Result<Published, IssueError> {
+    let store = env.store().as_ref();
     let key = krl_key(environment);
-    let cas = trusted_cas(issuer, environment).await?;
+    let cas = trusted_cas(env, environment).await?;
     let published = retry_on_conflict(MAX_ATTEMPTS, |_| async {
         let (condition, published) = match store.get(&key).await? {
             Some(object) => (Condition::IfMatch(object.etag), Some(object.body)),
             None => (Condition::IfAbsent, None),
         };
-        let log = read_log(issuer.audit_store().as_ref(), environment).await?;
+        let log = read_log(env.audit_store().as_ref(), environment).await?;
         let mut state = log.state.clone();
         let contents = published.as_deref().and_then(|published| krl::decode(published).ok());
         let kept = match &contents {
@@ -269,12 +271,12 @@ async fn publish_krl(issuer: &Issuer, environment: &str, allow_shrink: bool) -> 
 
 /// Every CA key the environment's KRL scopes serials and key ids to (user and host, current,
 /// next and previous).
-pub async fn trusted_cas(issuer: &Issuer, environment: &str) -> Result<Vec<PublicKey>, IssueError> {
-    let mut cas = issuer.trusted_ca_keys(environment, CertKind::User).await?;
+pub async fn trusted_cas(env: &Environment, environment: &str) -> Result<Vec<PublicKey>, IssueError> {
+    let mut cas = env.trusted_ca_keys(environment, CertKind::User).await?;
     // An environment without a host CA has none to list; one whose host CA cannot be loaded must
     // not publish a KRL that silently drops every host revocation.
-    if !issuer.policy(environment).await?.trusted_cas(CertKind::Host).is_empty() {
-        cas.extend(issuer.trusted_ca_keys(environment, CertKind::Host).await?);
+    if !env.policy(environment).await?.trusted_cas(CertKind::Host).is_empty() {
+        cas.extend(env.trusted_ca_keys(environment, CertKind::Host).await?);
     }
     Ok(cas)
 }
@@ -294,11 +296,11 @@ pub async fn publish_empty_krl(store: &dyn Store, environment: &str) -> Result<(
 }
 
 /// The environment's current KRL (an empty one when nothing was ever revoked).
-pub async fn current_krl(issuer: &Issuer, environment: &str) -> Result<Vec<u8>, IssueError> {
+pub async fn current_krl(env: &Environment, environment: &str) -> Result<Vec<u8>, IssueError> {
     request::check_environment(environment)?;
-    match issuer.store().get(&krl_key(environment)).await? {
+    match env.store().get(&krl_key(environment)).await? {
         Some(object) => Ok(object.body),
-        None => encode_krl(issuer, environment, &RevocationState::default(), unix_now()).await,
+        None => encode_krl(env, environment, &RevocationState::default(), unix_now()).await,
     }
 }
 
@@ -376,7 +378,7 @@ mod tests {
             timestamp: "2026-01-01T00:00:00Z".into(),
         };
         audit.put(&layout::revocation("staging", u64::MAX), serde_json::to_vec(&at_max).unwrap(), Condition::IfAbsent).await.unwrap();
-        let report = revoke(&issuer, &serials(&[1])).await.unwrap();
+        let report = revoke(issuer.environment(), &serials(&[1])).await.unwrap();
         assert!(matches!(report.outcome, RevokeOutcome::Revoked { version: 1, serials: 1, .. }), "{report:?}");
         assert_eq!(published(&store).await, [1].into());
     }
@@ -386,7 +388,7 @@ mod tests {
         let inner = Arc::new(MemoryStore::default());
         let racing = Arc::new(Racing { inner: inner.clone(), plants: AtomicUsize::new(0) });
         let (store, issuer) = setup(racing.clone()).await;
-        let report = revoke(&issuer, &serials(&[2])).await.unwrap();
+        let report = revoke(issuer.environment(), &serials(&[2])).await.unwrap();
         assert!(matches!(report.outcome, RevokeOutcome::Revoked { serials: 1, .. }), "{report:?}");
         assert_eq!(published(&store).await, [2].into());
         assert_eq!(racing.plants.load(Ordering::SeqCst), 1, "only the first, predictable, version was raced");
@@ -397,12 +399,12 @@ mod tests {
     async fn a_revocation_whose_record_vanished_stays_in_the_krl_until_an_admin_drops_it() {
         let audit = Arc::new(MemoryStore::default());
         let (store, issuer) = setup(audit.clone()).await;
-        revoke(&issuer, &serials(&[3])).await.unwrap();
+        revoke(issuer.environment(), &serials(&[3])).await.unwrap();
         audit.delete(&layout::revocation("staging", 1));
-        let report = revoke(&issuer, &serials(&[4])).await.unwrap();
+        let report = revoke(issuer.environment(), &serials(&[4])).await.unwrap();
         assert_eq!(report.kept_from_published, 1, "{report:?}");
         assert_eq!(published(&store).await, [3, 4].into());
-        let report = republish(&issuer, "staging", true).await.unwrap();
+        let report = republish(issuer.environment(), "staging", true).await.unwrap();
         assert_eq!(report.kept_from_published, 0);
         assert_eq!(published(&store).await, [4].into(), "--allow-shrink drops what no record holds");
     }
@@ -411,15 +413,24 @@ mod tests {
     async fn revoked_keys_come_from_the_published_krl() {
         let audit = Arc::new(MemoryStore::default());
         let (store, issuer) = setup(audit.clone()).await;
-        assert!(revoked_keys(issuer.store().as_ref(), issuer.audit_store().as_ref(), "staging").await.unwrap().is_empty());
+        assert!(revoked_keys(issuer.environment().store().as_ref(), issuer.environment().audit_store().as_ref(), "staging")
+            .await
+            .unwrap()
+            .is_empty());
         let key = PrivateKey::random(&mut OsRng, Algorithm::Ed25519).unwrap().public_key().to_openssh().unwrap();
         let request = RevokeRequest { public_keys: vec![key.clone()], ..serials(&[]) };
-        revoke(&issuer, &request).await.unwrap();
+        revoke(issuer.environment(), &request).await.unwrap();
         let line = bare_key_line(PublicKey::from_openssh(&key).unwrap().key_data()).unwrap();
-        assert_eq!(revoked_keys(issuer.store().as_ref(), issuer.audit_store().as_ref(), "staging").await.unwrap(), [line].into());
+        assert_eq!(
+            revoked_keys(issuer.environment().store().as_ref(), issuer.environment().audit_store().as_ref(), "staging").await.unwrap(),
+            [line].into()
+        );
         // a KRL that is not one is named, never read as "nothing revoked"
         store.put(&krl_key("staging"), b"<html>".to_vec(), Condition::Always).await.unwrap();
-        let err = revoked_keys(issuer.store().as_ref(), issuer.audit_store().as_ref(), "staging").await.unwrap_err().to_string();
+        let err = revoked_keys(issuer.environment().store().as_ref(), issuer.environment().audit_store().as_ref(), "staging")
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("sshca krl staging --publish"), "{err}");
     }
 }

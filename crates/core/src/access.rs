@@ -1,14 +1,16 @@
 //! Who may get what: the access rules of an environment's policy, what each grants, and which
-//! proven identities each is about. [`crate::decide`] applies them to a request.
+//! proven identities each is about. [`crate::decide`] applies them to a request. What a rule's
+//! pattern means is its identity provider's business ([`crate::identity::IdentityProvider::check_rule`]).
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::IssueError;
-use crate::identity::ProvenIdentity;
+use crate::identity::{Identity, Providers};
 use crate::pattern::matches_any;
 use crate::request;
+use sshca_proto::proof::AWS_PROVIDER;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -45,7 +47,10 @@ impl Grant {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AccessRule {
-    /// An ARN pattern (`*` and `?` wildcards), e.g.
+    /// The identity provider whose identities the rule is about; rules that name none are AWS's.
+    #[serde(default = "aws_provider", skip_serializing_if = "is_aws_provider")]
+    pub provider: String,
+    /// A pattern (`*` and `?` wildcards) on the identity's name; for AWS an ARN pattern (`*` and `?` wildcards), e.g.
     /// `arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Engineers_*/*`.
     #[serde(rename = "match")]
     pub arn: String,
@@ -69,7 +74,8 @@ pub struct AccessRule {
     /// Critical options every certificate of this rule carries, e.g. `source-address`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub critical_options: BTreeMap<String, String>,
-    /// For a rule on assumed roles: the unique ids (`AROA…`) of the roles its pattern named when
+    /// The unique ids of the principals the rule is bound to ([`Identity::principal_id`]); a
+    /// bound rule matches only their identities. For a rule on assumed roles: the unique ids (`AROA…`) of the roles its pattern named when
     /// the rule was written (`sshca init` asks IAM). An assumed-role ARN shows neither the role's
     /// path (anyone with `iam:CreateRole` can name a role `AWSReservedSSO_…` at `/`) nor which of
     /// several roles of one name, deleted and re-created, it is; STS's user id does. The rule
@@ -82,6 +88,7 @@ impl AccessRule {
     /// A rule that makes the identities matching `pattern` admins.
     pub fn admin(pattern: &str) -> Self {
         Self {
+            provider: aws_provider(),
             arn: pattern.to_owned(),
             grant: Grant::Admin,
             session_name_set_by_aws: false,
@@ -93,28 +100,26 @@ impl AccessRule {
         }
     }
 
-    /// The role name pattern of a rule on assumed roles (`assumed-role/ROLE/SESSION`), and its
-    /// session pattern.
-    pub fn assumed_role(&self) -> Option<(&str, &str)> {
-        self.arn.splitn(6, ':').nth(5)?.strip_prefix("assumed-role/")?.split_once('/')
+    /// Whether `identity` is one this rule is about: of the rule's provider, its name matching the
+    /// pattern and, for a bound rule, of one of the rule's principals (by unique id).
+    pub fn matches(&self, identity: &Identity) -> bool {
+        identity.provider == self.provider
+            && matches_any(std::slice::from_ref(&self.arn), &identity.name)
+            && (self.role_ids.is_empty() || self.role_ids.contains(&identity.principal_id))
     }
+}
 
-    /// Whether `identity` is one this rule is about: its ARN matches the pattern and, for a rule on
-    /// assumed roles, its session belongs to one of the rule's roles (by unique id).
-    pub fn matches(&self, identity: &ProvenIdentity) -> bool {
-        if !matches_any(std::slice::from_ref(&self.arn), &identity.arn) {
-            return false;
-        }
-        match self.assumed_role() {
-            Some(_) => identity.user_id.split_once(':').is_some_and(|(role_id, _)| self.role_ids.iter().any(|id| id == role_id)),
-            None => true,
-        }
-    }
+fn aws_provider() -> String {
+    AWS_PROVIDER.to_owned()
+}
+
+fn is_aws_provider(provider: &str) -> bool {
+    provider == AWS_PROVIDER
 }
 
 impl Access {
     /// Checks the rules themselves, so that `sshca init` refuses a rule that cannot work.
-    pub fn validate(&self, environment: &str) -> Result<(), IssueError> {
+    pub fn validate(&self, environment: &str, providers: &Providers) -> Result<(), IssueError> {
         let problem = |index: usize, message: String| {
             Err(IssueError::Configuration(format!("access rule {} of environment {environment:?}: {message}", index + 1)))
         };
@@ -136,7 +141,7 @@ impl Access {
             )));
         }
         for (index, rule) in self.rules.iter().enumerate() {
-            if let Err(why) = check_pattern(rule) {
+            if let Err(why) = providers.check_rule(rule) {
                 return problem(index, why);
             }
             let uses_session = rule.principals.iter().any(|p| p.contains("{session}"));
@@ -177,70 +182,4 @@ impl Access {
         }
         Ok(())
     }
-}
-
-/// An ARN pattern names one partition, service and account literally: a wildcard there would
-/// match identities of every account. Where a rule trusts session names, the role is named
-/// exactly (`?` may stand for the fixed-length suffix of IAM Identity Center roles): anyone who can
-/// create a role whose name matches a looser pattern could otherwise assume it with any session
-/// name, such as another user's or another host's.
-fn check_pattern(rule: &AccessRule) -> Result<(), String> {
-    let fields: Vec<&str> = rule.arn.splitn(6, ':').collect();
-    let literal = |text: &str| !text.is_empty() && !text.contains(['*', '?']);
-    let shaped = fields.len() == 6
-        && fields[0] == "arn"
-        && literal(fields[1])
-        && matches!(fields[2], "iam" | "sts")
-        && fields[3].is_empty()
-        && fields[4].len() == 12
-        && fields[4].bytes().all(|b| b.is_ascii_digit());
-    if !shaped {
-        return Err(format!(
-            "{:?} must name its partition, service (iam or sts) and 12-digit account without wildcards, e.g. arn:aws:sts::123456789012:assumed-role/ROLE/*",
-            rule.arn
-        ));
-    }
-    if fields[2] == "sts" && rule.assumed_role().is_none() {
-        return Err(format!(
-            "{:?}: the STS callers sshca can trust are role sessions (arn:…:sts::ACCOUNT:assumed-role/ROLE/*); a federated user names itself",
-            rule.arn
-        ));
-    }
-    if let Some((role, session)) = rule.assumed_role() {
-        // Roles are bound by name when the rule is written: a wildcard would bind whatever role
-        // anyone had created under a matching name by then. Only the fixed-length suffix IAM
-        // Identity Center gives its roles (under its own path) may be left open, with `?`.
-        let identity_center_suffix = role.starts_with("AWSReservedSSO_") && !role.contains('*');
-        if role.contains(['*', '?']) && !identity_center_suffix {
-            return Err(format!(
-                "{:?} must name its role exactly (assumed-role/ROLE/*; `?` only for each character of an IAM Identity Center role's suffix, e.g. AWSReservedSSO_SshUsers_????????????????)",
-                rule.arn
-            ));
-        }
-        if rule.role_ids.is_empty() {
-            return Err(format!(
-                "{:?} is not bound to its role's unique id (an assumed-role ARN does not show the role's path, so a role named like it anywhere would match): write the rule again with `sshca init ENV --rules FILE`, which binds it",
-                rule.arn
-            ));
-        }
-        if session != "*" && !rule.session_name_set_by_aws {
-            return Err(format!(
-                "{:?} names a session, which is whatever the caller who assumes the role chooses: match every session of the role (assumed-role/ROLE/*), or set \"session_name_set_by_aws\" where AWS sets it",
-                rule.arn
-            ));
-        }
-    }
-    if rule.session_name_set_by_aws {
-        let role = rule.assumed_role().map(|(role, _)| role);
-        match role {
-            Some(role) if !role.contains('*') => {}
-            _ => {
-                return Err(format!(
-                    "{:?} trusts session names, so it must name its role exactly (assumed-role/ROLE/*; `?` for each character of an IAM Identity Center role's suffix, e.g. AWSReservedSSO_SshUsers_????????????????)",
-                    rule.arn
-                ))
-            }
-        }
-    }
-    Ok(())
 }

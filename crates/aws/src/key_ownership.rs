@@ -7,7 +7,9 @@
 use aws_sdk_kms::types::KeyState;
 use tokio::sync::OnceCell;
 
-use crate::error::{kms_error, CaError};
+use sshca_core::error::CaError;
+
+use crate::kms::kms_error;
 
 pub struct KeyOwnership {
     kms: aws_sdk_kms::Client,

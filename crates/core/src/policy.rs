@@ -9,6 +9,7 @@ use ssh_key::{Algorithm, PublicKey};
 
 use crate::access::Access;
 use crate::error::IssueError;
+use crate::identity::Providers;
 use crate::pattern::matches_any;
 use crate::request::{self, CertKind, SignRequest};
 
@@ -160,7 +161,7 @@ impl Policy {
     }
 
     /// Checks that the policy itself makes sense, so that a bad `sshca init` fails at once.
-    pub fn validate(&self) -> Result<(), IssueError> {
+    pub fn validate(&self, providers: &Providers) -> Result<(), IssueError> {
         request::check_environment(&self.environment)?;
         let problem = |message: String| Err(IssueError::Configuration(message));
         if self.default_ttl == 0 || self.default_ttl > self.max_ttl {
@@ -219,7 +220,7 @@ impl Policy {
                 return problem(format!("default extension {name:?} is not among the allowed extensions"));
             }
         }
-        self.access.validate(&self.environment)
+        self.access.validate(&self.environment, providers)
     }
 
     pub fn ca(&self, kind: CertKind) -> Result<&CaKeyRef, IssueError> {
@@ -538,7 +539,7 @@ mod tests {
     fn negated_patterns_are_refused_not_read_literally() {
         let mut p = policy();
         p.allowed_principals.push("!root".into());
-        assert!(p.validate().unwrap_err().to_string().contains("uses '!'"));
+        assert!(p.validate(&crate::testing::providers()).unwrap_err().to_string().contains("uses '!'"));
     }
 
     #[test]

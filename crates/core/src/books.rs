@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::audit::{AuditEntry, Event};
-use crate::issuer::Issuer;
+use crate::environment::Environment;
 use crate::krl;
 use crate::layout;
 use crate::request::{self, CertKind};
@@ -41,9 +41,9 @@ fn finding(check: &'static str, what: String) -> Finding {
 }
 
 /// Checks `environment`'s books: each check below, in turn, adding what it finds.
-pub async fn verify(issuer: &Issuer, environment: &str) -> Result<(Summary, Vec<Finding>), IssueError> {
+pub async fn verify(env: &Environment, environment: &str) -> Result<(Summary, Vec<Finding>), IssueError> {
     request::check_environment(environment)?;
-    let mut books = Books { issuer, environment, findings: Vec::new(), summary: Summary::default() };
+    let mut books = Books { env, environment, findings: Vec::new(), summary: Summary::default() };
     let records = books.issuance_records().await?;
     let named = books.serials_named_once(&records);
     books.certificates_match_records(&records).await?;
@@ -56,7 +56,7 @@ pub async fn verify(issuer: &Issuer, environment: &str) -> Result<(Summary, Vec<
 
 /// One environment's books as a check reads them, and what the checks found so far.
 struct Books<'a> {
-    issuer: &'a Issuer,
+    env: &'a Environment,
     environment: &'a str,
     findings: Vec<Finding>,
     summary: Summary,
@@ -69,7 +69,7 @@ impl Books<'_> {
 
     /// The issuance records, read one by one: an unreadable one is a finding of its own.
     async fn issuance_records(&mut self) -> Result<Vec<(String, AuditEntry)>, IssueError> {
-        let (audit, environment) = (self.issuer.audit_store().as_ref(), self.environment);
+        let (audit, environment) = (self.env.audit_store().as_ref(), self.environment);
         let mut records = Vec::new();
         for key in audit.list(&layout::audit_trail(environment)).await? {
             if !layout::is_dated_record(environment, &key) {
@@ -110,7 +110,7 @@ impl Books<'_> {
 
     /// Certificate objects against issued records, byte for byte.
     async fn certificates_match_records(&mut self, records: &[(String, AuditEntry)]) -> Result<(), IssueError> {
-        let (store, environment) = (self.issuer.store().as_ref(), self.environment);
+        let (store, environment) = (self.env.store().as_ref(), self.environment);
         let mut certificates: BTreeMap<(String, u64), String> = BTreeMap::new();
         for key in store.list(&layout::certificates(environment)).await? {
             if let Some(named) = layout::certificate_of(environment, &key) {
@@ -149,7 +149,7 @@ impl Books<'_> {
     /// range).
     async fn serials_inside_leases(&mut self, named: &BTreeMap<u64, Vec<String>>) -> Result<(), IssueError> {
         let environment = self.environment;
-        let (leases, not_leases) = serial::lease_records(self.issuer.audit_store().as_ref(), environment).await?;
+        let (leases, not_leases) = serial::lease_records(self.env.audit_store().as_ref(), environment).await?;
         for key in not_leases {
             self.found("unreadable-record", format!("{key} is not a lease record of {environment}"));
         }
@@ -170,7 +170,7 @@ impl Books<'_> {
         }
         self.summary.gaps = leases.iter().map(|lease| lease.last - lease.first + 1).sum::<u64>().saturating_sub(used_in_leases);
         if let Some(highest) = leases.iter().map(|lease| lease.last).max() {
-            let next = serial::issued_below(self.issuer.store().as_ref(), environment).await?;
+            let next = serial::issued_below(self.env.store().as_ref(), environment).await?;
             if next <= highest {
                 self.found(
                     "counter-behind",
@@ -183,16 +183,16 @@ impl Books<'_> {
 
     /// The published KRL against the revocation log.
     async fn krl_matches_the_log(&mut self) -> Result<(), IssueError> {
-        let (issuer, environment) = (self.issuer, self.environment);
-        let log = revoke::read_log(issuer.audit_store().as_ref(), environment).await?;
+        let (env, environment) = (self.env, self.environment);
+        let log = revoke::read_log(env.audit_store().as_ref(), environment).await?;
         for key in &log.unreadable {
             self.found("unreadable-record", format!("{key} is not a revocation record of {environment}"));
         }
         let key = revoke::krl_key(environment);
-        let Some(published) = issuer.store().get(&key).await? else { return Ok(()) };
+        let Some(published) = env.store().get(&key).await? else { return Ok(()) };
         match krl::decode(&published.body) {
             Ok(contents) => {
-                let made = revoke::encode_krl(issuer, environment, &log.state, contents.generated_at).await?;
+                let made = revoke::encode_krl(env, environment, &log.state, contents.generated_at).await?;
                 let vanished = contents.not_in(&krl::decode(&made).expect("sshca's own KRL decodes"));
                 if vanished > 0 {
                     self.found(
@@ -217,8 +217,8 @@ impl Books<'_> {
     /// The CA keys are the environment's own.
     async fn ca_keys_are_ours(&mut self) -> Result<(), IssueError> {
         for kind in [CertKind::User, CertKind::Host] {
-            if let Err(err) = self.issuer.trusted_ca_keys(self.environment, kind).await {
-                if self.issuer.policy(self.environment).await?.trusted_cas(kind).is_empty() {
+            if let Err(err) = self.env.trusted_ca_keys(self.environment, kind).await {
+                if self.env.policy(self.environment).await?.trusted_cas(kind).is_empty() {
                     continue;
                 }
                 self.found("ca-key", format!("{} CA: {err}", kind.as_str()));
@@ -229,7 +229,7 @@ impl Books<'_> {
 
     /// No record written more than once, or deleted, where the bucket keeps versions.
     async fn records_written_once(&mut self) -> Result<(), IssueError> {
-        for (key, versions, deleted) in self.issuer.audit_store().history(&layout::audit_trail(self.environment)).await? {
+        for (key, versions, deleted) in self.env.audit_store().history(&layout::audit_trail(self.environment)).await? {
             if deleted {
                 self.found("record-deleted", format!("{key} was deleted (a delete marker hides it)"));
             } else if versions > 1 {
@@ -273,17 +273,17 @@ mod tests {
             ..Default::default()
         };
         let issued = issuer.issue(&request, &Caller::default()).await.unwrap();
-        let (summary, findings) = verify(&issuer, "staging").await.unwrap();
+        let (summary, findings) = verify(issuer.environment(), "staging").await.unwrap();
         assert_eq!(checks(&findings), Vec::<&str>::new(), "{findings:?}");
         assert_eq!((summary.issued, summary.certificates, summary.leases), (1, 1, 1));
 
         let object = layout::certificate("staging", "jane", issued.serial);
         store.put(&object, b"ssh-ed25519-cert-v01@openssh.com AAAA other\n".to_vec(), Condition::Always).await.unwrap();
-        assert_eq!(checks(&verify(&issuer, "staging").await.unwrap().1), ["certificate-differs"]);
+        assert_eq!(checks(&verify(issuer.environment(), "staging").await.unwrap().1), ["certificate-differs"]);
         store.put(&object, format!("{}\n", issued.certificate).into_bytes(), Condition::Always).await.unwrap();
 
         audit.make_unreadable(&layout::serial_lease("staging", issued.serial));
-        let findings = verify(&issuer, "staging").await.unwrap().1;
+        let findings = verify(issuer.environment(), "staging").await.unwrap().1;
         assert!(checks(&findings).contains(&"serial-outside-lease"), "{findings:?}");
     }
 }

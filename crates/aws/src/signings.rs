@@ -14,7 +14,7 @@ use serde_json::Value;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use crate::audit::{AuditEntry, Event};
+use sshca_core::audit::{AuditEntry, Event};
 
 const DAY: u64 = 86_400;
 

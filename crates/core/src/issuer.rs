@@ -1,35 +1,33 @@
 //! The issuance itself: request → policy → proof of identity → access rules → serial → KMS
 //! signature → audit → certificate → URL.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex as StdMutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use rand::rngs::OsRng;
-use rand::RngCore;
-use ssh_key::certificate::{Builder, CertType};
-use ssh_key::public::KeyData;
-use ssh_key::{Certificate, HashAlg, PublicKey, Signature};
+use ssh_key::{HashAlg, PublicKey};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use tracing::{error, info, warn};
 use uuid::Uuid;
 
 use crate::audit::{self, AuditEntry, Event};
-use crate::ca::{CaKeys, Signer};
+use crate::ca::Signer;
+use crate::certificate::sign_certificate;
 use crate::decide::{self, Requester};
+use crate::environment::Environment;
 use crate::error::IssueError;
-use crate::identity::{self, IdentityVerifier};
+use crate::identity::Binding;
 use crate::layout;
 use crate::policy::{Plan, Policy};
-use crate::request::{self, CertKind, SignRequest, SignResponse};
+use crate::recent::Recent;
+use crate::request::{self, check_syntax, parse_public_key, request_hash, CertKind, SignRequest, SignResponse};
 use crate::revocation_log;
 use crate::serial::SerialLeases;
-use crate::store::{put_once, refuse_ignored_conditions, Condition, Store};
+use crate::store::{put_once, refuse_ignored_conditions, Condition};
+use crate::time::unix_now;
 
-/// How long a policy read from the bucket is trusted before it is read again: an admin's change
-/// reaches every warm container within this time.
-const POLICY_TTL: Duration = Duration::from_secs(60);
+/// How long this container trusts what it read of the revoked keys and wrote to the key cache.
+const CACHE_TTL: Duration = Duration::from_secs(60);
 
 /// The invocation a request came in (who asks is what the request's proof proves).
 #[derive(Debug, Clone, Default)]
@@ -37,15 +35,11 @@ pub struct Caller {
     pub request_id: String,
 }
 
-/// Holds the clients and per-container caches; build it once and share it between requests.
+/// Issues certificates in an [`Environment`]; holds the per-container serial lease and caches.
+/// Build it once and share it between requests.
 pub struct Issuer {
-    store: Arc<dyn Store>,
-    /// Where audit records go: the same bucket, or a separate one (e.g. with S3 Object Lock).
-    audit: Arc<dyn Store>,
-    ca_keys: Arc<dyn CaKeys>,
-    identities: Arc<dyn IdentityVerifier>,
+    environment: Environment,
     serials: SerialLeases,
-    policies: Recent<Arc<Policy>>,
     /// The public keys revoked in each environment (bare OpenSSH lines), refused at issuance.
     revoked_keys: Recent<Arc<std::collections::BTreeSet<String>>>,
     /// The public keys this container last wrote to the key cache, so an unchanged key is not
@@ -55,23 +49,19 @@ pub struct Issuer {
     conditions_honoured: tokio::sync::OnceCell<()>,
     /// Void records that could not be written when their serial was voided (the audit store was
     /// down); each request tries them again first.
-    pending_voids: StdMutex<Vec<(AuditEntry, OffsetDateTime)>>,
+    pending_voids: Mutex<Vec<(AuditEntry, OffsetDateTime)>>,
 }
 
 impl Issuer {
     /// An issuer that leases one serial at a time: right for a process that signs once.
-    pub fn new(store: Arc<dyn Store>, audit: Arc<dyn Store>, ca_keys: Arc<dyn CaKeys>, identities: Arc<dyn IdentityVerifier>) -> Self {
+    pub fn new(environment: Environment) -> Self {
         Self {
-            store,
-            audit,
-            ca_keys,
-            identities,
+            environment,
             serials: SerialLeases::new(1, Uuid::new_v4().to_string()),
-            policies: Recent::new(POLICY_TTL),
-            revoked_keys: Recent::new(POLICY_TTL),
+            revoked_keys: Recent::new(CACHE_TTL),
             conditions_honoured: tokio::sync::OnceCell::new(),
-            cached_keys: Recent::new(POLICY_TTL),
-            pending_voids: StdMutex::new(Vec::new()),
+            cached_keys: Recent::new(CACHE_TTL),
+            pending_voids: Mutex::new(Vec::new()),
         }
     }
 
@@ -82,54 +72,8 @@ impl Issuer {
         self
     }
 
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
-    }
-
-    pub fn audit_store(&self) -> &Arc<dyn Store> {
-        &self.audit
-    }
-
-    /// The environment's policy, from the per-container cache when fresh.
-    pub async fn policy(&self, environment: &str) -> Result<Arc<Policy>, IssueError> {
-        request::check_environment(environment)?;
-        if let Some(policy) = self.policies.get(environment) {
-            return Ok(policy);
-        }
-        let policy = read_policy(self.store.as_ref(), environment).await?;
-        if policy.environment != environment {
-            return Err(IssueError::Configuration(format!(
-                "{} holds the policy of environment {:?}, not {environment:?}: write it again with `sshca init {environment}`",
-                layout::policy(environment),
-                request::truncate_for_message(&policy.environment)
-            )));
-        }
-        policy.validate()?;
-        let policy = Arc::new(policy);
-        self.policies.insert(environment.to_owned(), policy.clone());
-        Ok(policy)
-    }
-
-    /// The public key of the environment's user or host CA, as servers and clients must trust it.
-    pub async fn ca_public_key(&self, environment: &str, kind: CertKind) -> Result<PublicKey, IssueError> {
-        let policy = self.policy(environment).await?;
-        let signer = self.ca_keys.load(environment, kind, policy.ca(kind)?).await?;
-        Ok(PublicKey::new(signer.public_key().clone(), format!("sshca {environment} {} CA", kind.as_str())))
-    }
-
-    /// Every CA public key of `kind` that servers and clients must trust (current, next, previous).
-    pub async fn trusted_ca_keys(&self, environment: &str, kind: CertKind) -> Result<Vec<PublicKey>, IssueError> {
-        let policy = self.policy(environment).await?;
-        let mut keys = Vec::new();
-        for (role, key) in policy.trusted_cas(kind) {
-            let signer = self.ca_keys.load(environment, kind, key).await?;
-            let role = if role == "current" { String::new() } else { format!(" ({role})") };
-            keys.push(PublicKey::new(signer.public_key().clone(), format!("sshca {environment} {} CA{role}", kind.as_str())));
-        }
-        if keys.is_empty() {
-            policy.ca(kind)?;
-        }
-        Ok(keys)
+    pub fn environment(&self) -> &Environment {
+        &self.environment
     }
 
     /// Keeps a user's public key so later requests may leave it out; `environment: None` stores the
@@ -150,7 +94,7 @@ impl Issuer {
         if self.cached_keys.get(&object).as_deref() == Some(line.as_str()) {
             return Ok(());
         }
-        self.store.put(&object, format!("{line}\n").into_bytes(), Condition::Always).await?;
+        self.environment.store().put(&object, format!("{line}\n").into_bytes(), Condition::Always).await?;
         self.cached_keys.insert(object, line);
         Ok(())
     }
@@ -161,7 +105,7 @@ impl Issuer {
     pub async fn issue(&self, request: &SignRequest, caller: &Caller) -> Result<SignResponse, IssueError> {
         check_syntax(request)?;
         self.record_pending_voids().await;
-        let policy = self.policy(&request.environment).await?;
+        let policy = self.environment.policy(&request.environment).await?;
         // Input that is wrong whoever sends it is refused before STS is asked who sent it.
         let given_key = request.public_key.as_deref().map(parse_public_key).transpose()?;
         if let Some(key) = &given_key {
@@ -180,14 +124,17 @@ impl Issuer {
             }
         };
         self.refuse_revoked(&request.environment, &public_key).await?;
-        let ca = self.ca_keys.load(&request.environment, request.cert_type, policy.ca(request.cert_type)?).await?;
+        let ca = self.environment.ca_keys().load(&request.environment, request.cert_type, policy.ca(request.cert_type)?).await?;
         self.conditions_honoured
             .get_or_try_init(|| async {
-                refuse_ignored_conditions(self.store.as_ref(), layout::conditional_create_probe(false)).await?;
-                refuse_ignored_conditions(self.audit.as_ref(), layout::conditional_create_probe(true)).await
+                refuse_ignored_conditions(self.environment.store().as_ref(), layout::conditional_create_probe(false)).await?;
+                refuse_ignored_conditions(self.environment.audit_store().as_ref(), layout::conditional_create_probe(true)).await
             })
             .await?;
-        let serial = self.serials.next(self.store.as_ref(), self.audit.as_ref(), &request.environment, &caller.request_id).await?;
+        let serial = self
+            .serials
+            .next(self.environment.store().as_ref(), self.environment.audit_store().as_ref(), &request.environment, &caller.request_id)
+            .await?;
         let key_id = format!("{}#{serial}", request.username);
         let proven = match &requester {
             Requester::Proven(identity) => Some(identity),
@@ -200,8 +147,8 @@ impl Issuer {
             key_id: key_id.clone(),
             username: request.username.clone(),
             requested_by: request.requested_by.clone(),
-            caller_identity: proven.map(|identity| identity.arn.clone()),
-            caller_user_id: proven.map(|identity| identity.user_id.clone()),
+            caller_identity: proven.map(|identity| identity.name.clone()),
+            caller_user_id: proven.map(|identity| identity.subject.clone()),
             proven: proven.is_some(),
             access: decision.access.to_owned(),
             reason: request.reason.clone(),
@@ -232,12 +179,12 @@ impl Issuer {
             Ok((certificate, download_url)) => {
                 let expires_in = Duration::from_secs(plan.url_expires_at.saturating_sub(unix_now()).max(1));
                 // presigning is local: a failure here only costs the client its KRL refresh
-                let krl_url = self.store.presign_get(&layout::krl(&request.environment), expires_in).await.ok();
+                let krl_url = self.environment.store().presign_get(&layout::krl(&request.environment), expires_in).await.ok();
                 info!(
                     serial,
                     key_id = %key_id,
                     environment = %request.environment,
-                    caller = requester.arn().unwrap_or("unproven"),
+                    caller = requester.name().unwrap_or("unproven"),
                     access = decision.access,
                     outcome = "issued",
                     "certificate issued"
@@ -275,9 +222,9 @@ impl Issuer {
                 policy.environment
             )));
         };
-        let hash = identity::request_hash(request);
-        let signed = identity::check_binding(proof, &policy.access.audience, &hash, now, policy.clock_skew_seconds)?;
-        Ok(Requester::Proven(self.identities.caller_identity(&signed).await?))
+        let hash = request_hash(request);
+        let binding = Binding { audience: &policy.access.audience, request_hash: &hash, now, clock_skew: policy.clock_skew_seconds };
+        Ok(Requester::Proven(self.environment.providers().prove(proof, &binding).await?))
     }
 
     /// Refuses a key revoked with `sshca revoke --public-key`.
@@ -285,7 +232,10 @@ impl Issuer {
         let revoked = match self.revoked_keys.get(environment) {
             Some(revoked) => revoked,
             None => {
-                let revoked = Arc::new(revocation_log::revoked_keys(self.store.as_ref(), self.audit.as_ref(), environment).await?);
+                let revoked = Arc::new(
+                    revocation_log::revoked_keys(self.environment.store().as_ref(), self.environment.audit_store().as_ref(), environment)
+                        .await?,
+                );
                 self.revoked_keys.insert(environment.to_owned(), revoked.clone());
                 revoked
             }
@@ -325,13 +275,13 @@ impl Issuer {
         // it is handed out and the void record carries the certificate.
         let object = layout::certificate(&entry.environment, &entry.username, entry.serial);
         let (audited, stored) = tokio::join!(
-            audit::record(self.audit.as_ref(), entry, now),
-            put_once(self.store.as_ref(), &object, format!("{line}\n").into_bytes()),
+            audit::record(self.environment.audit_store().as_ref(), entry, now),
+            put_once(self.environment.store().as_ref(), &object, format!("{line}\n").into_bytes()),
         );
         audited?;
         stored?;
         let expires_in = Duration::from_secs(plan.url_expires_at.saturating_sub(unix_now()).max(1));
-        let url = self.store.presign_get(&object, expires_in).await?;
+        let url = self.environment.store().presign_get(&object, expires_in).await?;
         Ok((line, url))
     }
 
@@ -343,7 +293,7 @@ impl Issuer {
         entry.event = Event::Void;
         entry.timestamp = now.format(&Rfc3339).expect("UTC times format");
         entry.error = Some(cause.to_string());
-        match audit::record(self.audit.as_ref(), &entry, now).await {
+        match audit::record(self.environment.audit_store().as_ref(), &entry, now).await {
             Ok(_) => info!(serial = entry.serial, outcome = "void", error = %cause, "serial voided"),
             Err(err) => {
                 error!(
@@ -363,7 +313,7 @@ impl Issuer {
     async fn record_pending_voids(&self) {
         let pending = std::mem::take(&mut *self.lock_pending_voids());
         for (entry, voided_at) in pending {
-            match audit::record(self.audit.as_ref(), &entry, voided_at).await {
+            match audit::record(self.environment.audit_store().as_ref(), &entry, voided_at).await {
                 Ok(_) => info!(serial = entry.serial, outcome = "void", "void record written late"),
                 Err(_) => self.lock_pending_voids().push((entry, voided_at)),
             }
@@ -383,7 +333,7 @@ impl Issuer {
         };
         for &scope in scopes {
             let object = layout::cached_public_key(scope, kind, username);
-            if let Some(cached) = self.store.get(&object).await? {
+            if let Some(cached) = self.environment.store().get(&object).await? {
                 let text = String::from_utf8_lossy(&cached.body);
                 return parse_public_key(&text).map_err(|err| {
                     IssueError::InvalidPublicKey(format!("the cached key {object} is unusable ({err}): upload a new one with -p"))
@@ -394,185 +344,24 @@ impl Issuer {
     }
 }
 
-/// A per-container map whose entries are trusted for a short time.
-struct Recent<V> {
-    ttl: Duration,
-    entries: StdMutex<HashMap<String, (Instant, V)>>,
-}
-
-impl<V: Clone> Recent<V> {
-    fn new(ttl: Duration) -> Self {
-        Self { ttl, entries: StdMutex::new(HashMap::new()) }
-    }
-
-    fn get(&self, key: &str) -> Option<V> {
-        let entries = self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        entries.get(key).filter(|(at, _)| at.elapsed() < self.ttl).map(|(_, value)| value.clone())
-    }
-
-    fn insert(&self, key: String, value: V) {
-        let mut entries = self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        entries.insert(key, (Instant::now(), value));
-    }
-}
-
-pub async fn read_policy(store: &dyn Store, environment: &str) -> Result<Policy, IssueError> {
-    let object = store.get(&layout::policy(environment)).await?.ok_or_else(|| IssueError::UnknownEnvironment(environment.to_owned()))?;
-    parse_policy(environment, &object.body)
-}
-
-pub(crate) fn parse_policy(environment: &str, body: &[u8]) -> Result<Policy, IssueError> {
-    serde_json::from_slice(body).map_err(|err| {
-        IssueError::Configuration(format!(
-            "the policy of environment {environment:?} ({}) is not valid: {err}; fix it or write it again with `sshca init`",
-            layout::policy(environment)
-        ))
-    })
-}
-
-/// The request's own checks, before any policy is read: names that become S3 keys and the reason.
-/// The user name may be left out (the caller's identity names it).
-pub fn check_syntax(request: &SignRequest) -> Result<(), IssueError> {
-    request::check_environment(&request.environment)?;
-    if !request.username.is_empty() {
-        request::check_username(&request.username)?;
-    }
-    request::check_reason(&request.reason)?;
-    if let Some(nonce) = &request.nonce {
-        request::check_nonce(nonce)?;
-    }
-    match &request.requested_by {
-        Some(requested_by) => check_requested_by(requested_by),
-        None => Ok(()),
-    }
-}
-
-fn check_requested_by(requested_by: &str) -> Result<(), IssueError> {
-    if requested_by.chars().count() > request::MAX_REASON_CHARS || requested_by.chars().any(|c| c.is_control() || request::is_invisible(c))
-    {
-        return Err(IssueError::InvalidRequest(format!(
-            "requested_by must be one line of at most {} characters of plain text (no control, zero-width or bidi characters)",
-            request::MAX_REASON_CHARS
-        )));
-    }
-    Ok(())
-}
-
-/// Parses an OpenSSH one-line public key, telling apart the usual mistakes.
-pub fn parse_public_key(text: &str) -> Result<PublicKey, IssueError> {
-    let line = text.trim();
-    if line.starts_with("-----BEGIN") {
-        return Err(IssueError::InvalidPublicKey(
-            "this is a private key, not a public key: pass the .pub file (e.g. ~/.ssh/id_ed25519.pub) and keep the private key secret"
-                .into(),
-        ));
-    }
-    if line.contains('\n') || line.contains('\r') {
-        return Err(IssueError::InvalidPublicKey(
-            "the public key spans several lines: pass exactly one key, the one line of a .pub file".into(),
-        ));
-    }
-    if line.split_whitespace().next().is_some_and(|kind| kind.contains("-cert-v01@openssh.com")) {
-        return Err(IssueError::InvalidPublicKey(
-            "this is a certificate, not a public key: pass the key's .pub file (e.g. ~/.ssh/id_ed25519.pub)".into(),
-        ));
-    }
-    PublicKey::from_openssh(line).map_err(|err| {
-        IssueError::InvalidPublicKey(format!(
-            "not an OpenSSH public key ({err}): pass the contents of a .pub file such as ~/.ssh/id_ed25519.pub, e.g. \"ssh-ed25519 AAAA… user@host\""
-        ))
-    })
-}
-
-pub fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default()
-}
-
-/// Builds and signs the certificate. `ssh_key`'s builder wants a synchronous signer and the CA
-/// signs asynchronously (a KMS call), so the certificate is built twice with the same nonce: once
-/// to learn the bytes to sign, and once more with their signature. This keeps the request on its
-/// task (no blocking thread waiting on the runtime).
-async fn sign_certificate(
-    ca: &dyn Signer,
-    subject: &PublicKey,
-    kind: CertKind,
-    plan: &Plan,
-    serial: u64,
-    key_id: &str,
-) -> Result<Certificate, IssueError> {
-    let mut nonce = [0u8; 32];
-    OsRng.fill_bytes(&mut nonce);
-    let build = |signer: &Presigned| -> ssh_key::Result<Certificate> {
-        let mut builder = Builder::new(nonce, subject.key_data().clone(), plan.valid_after, plan.valid_before)?;
-        builder.serial(serial)?.key_id(key_id)?.comment(key_id)?.cert_type(match kind {
-            CertKind::User => CertType::User,
-            CertKind::Host => CertType::Host,
-        })?;
-        for principal in &plan.principals {
-            builder.valid_principal(principal)?;
-        }
-        for (name, value) in &plan.extensions {
-            builder.extension(name, value)?;
-        }
-        for (name, value) in &plan.critical_options {
-            builder.critical_option(name, value)?;
-        }
-        builder.sign(signer)
-    };
-    let invalid = |err: ssh_key::Error| IssueError::InvalidRequest(format!("cannot build the certificate: {err}"));
-    let learn = Presigned { public_key: ca.public_key().clone(), message: StdMutex::new(None), signature: None };
-    let learned = build(&learn);
-    let message = match (learn.message.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner()), learned) {
-        (Some(message), _) => message,
-        (None, Err(err)) => return Err(invalid(err)),
-        (None, Ok(_)) => return Err(IssueError::Unavailable("the certificate was built without its signed bytes".into())),
-    };
-    let signature = ca.sign(&message).await?;
-    let sign = Presigned { public_key: ca.public_key().clone(), message: StdMutex::new(Some(message)), signature: Some(signature) };
-    build(&sign).map_err(|err| IssueError::Unavailable(format!("signing failed: {err}")))
-}
-
-/// The `signature::Signer` that `ssh_key`'s builder calls: without a signature it keeps the bytes
-/// to sign and refuses; with one it hands it out for exactly those bytes.
-struct Presigned {
-    public_key: KeyData,
-    message: StdMutex<Option<Vec<u8>>>,
-    signature: Option<Signature>,
-}
-
-impl signature::Signer<Signature> for Presigned {
-    fn try_sign(&self, message: &[u8]) -> Result<Signature, signature::Error> {
-        let mut expected = self.message.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        match &self.signature {
-            Some(signature) if expected.as_deref() == Some(message) => Ok(signature.clone()),
-            Some(_) => Err(signature::Error::new()),
-            None => {
-                *expected = Some(message.to_vec());
-                Err(signature::Error::new())
-            }
-        }
-    }
-}
-
-impl From<&Presigned> for KeyData {
-    fn from(signer: &Presigned) -> KeyData {
-        signer.public_key.clone()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicBool, Ordering};
 
     use async_trait::async_trait;
-    use ssh_key::{Algorithm, PrivateKey};
+    use rand::rngs::OsRng;
+    use ssh_key::public::KeyData;
+    use ssh_key::{Algorithm, Certificate, PrivateKey, Signature};
 
     use super::*;
     use crate::access::{AccessRule, Grant};
-    use crate::ca::LocalSigner;
+    use crate::ca::{CaKeys, LocalSigner};
     use crate::error::CaError;
+    use crate::identity::Proof;
     use crate::policy::CaKeyRef;
     use crate::store::memory::MemoryStore;
+    use crate::store::Store;
+    use crate::testing;
 
     /// CA keys generated in memory; `fail` makes signing fail like an unreachable KMS, and
     /// `impostor` signs with another key than the CA's (a re-pointed KMS alias).
@@ -639,6 +428,7 @@ mod tests {
         policy.access.allow_unproven = allow_unproven;
         if !allow_unproven {
             policy.access.rules = vec![AccessRule {
+                provider: "aws".into(),
                 arn: "arn:aws:iam::111111111111:user/*".into(),
                 grant: Grant::User,
                 session_name_set_by_aws: false,
@@ -653,39 +443,14 @@ mod tests {
         let key = PrivateKey::random(&mut OsRng, Algorithm::Ed25519).unwrap();
         let keys =
             Arc::new(TestKeys { key: Arc::new(LocalSigner::new(key)), fail: AtomicBool::new(false), impostor: AtomicBool::new(false) });
-        let issuer = Issuer::new(store.clone(), store.clone(), keys.clone(), Arc::new(Alice));
+        let alice = testing::aws_identity("arn:aws:iam::111111111111:user/alice");
+        let issuer = Issuer::new(Environment::new(store.clone(), store.clone(), keys.clone(), testing::proving(alice)));
         (store, keys, issuer)
     }
 
-    /// STS as it answers for every proof: alice signed it.
-    struct Alice;
-
-    #[async_trait]
-    impl IdentityVerifier for Alice {
-        async fn caller_identity(&self, _: &identity::SignedProof) -> Result<identity::ProvenIdentity, IssueError> {
-            Ok(identity::ProvenIdentity {
-                arn: "arn:aws:iam::111111111111:user/alice".into(),
-                user_id: "AIDAALICE".into(),
-                account: "1".into(),
-            })
-        }
-    }
-
-    /// The headers a client would sign for `request` now (the signature itself is STS's to check).
-    fn prove(request: &SignRequest) -> identity::IdentityProof {
-        let date =
-            OffsetDateTime::now_utc().format(time::macros::format_description!("[year][month][day]T[hour][minute][second]Z")).unwrap();
-        let headers = [
-            ("authorization", "AWS4-HMAC-SHA256 Credential=AKID/20300101/us-east-1/sts/aws4_request, SignedHeaders=host;x-amz-date;x-sshca-audience;x-sshca-request-hash, Signature=00".to_owned()),
-            ("host", "sts.us-east-1.amazonaws.com".to_owned()),
-            ("x-amz-date", date),
-            (identity::AUDIENCE_HEADER, "sshca:test:staging".to_owned()),
-            (identity::REQUEST_HASH_HEADER, identity::request_hash(request)),
-        ];
-        identity::IdentityProof {
-            headers: headers.into_iter().map(|(n, v)| (n.to_owned(), v)).collect(),
-            body: identity::GET_CALLER_IDENTITY_BODY.into(),
-        }
+    /// A proof alice made for `request`.
+    fn prove(request: &SignRequest) -> Proof {
+        testing::proof(request, "sshca:test:staging")
     }
 
     #[tokio::test(flavor = "multi_thread")]
@@ -802,7 +567,9 @@ mod tests {
     async fn a_void_record_that_cannot_be_written_is_written_by_the_next_request() {
         let (store, keys, _) = setup().await;
         let audit = Arc::new(MemoryStore::default());
-        let issuer = Issuer::new(store.clone(), audit.clone(), keys.clone(), Arc::new(Alice)).with_serial_block(8, "test");
+        let alice = testing::aws_identity("arn:aws:iam::111111111111:user/alice");
+        let issuer =
+            Issuer::new(Environment::new(store.clone(), audit.clone(), keys.clone(), testing::proving(alice))).with_serial_block(8, "test");
         issuer.issue(&request(&user_key()), &Caller::default()).await.unwrap();
         audit.fail_writes(true);
         let err = issuer.issue(&request(&user_key()), &Caller::default()).await.unwrap_err();

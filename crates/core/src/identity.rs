@@ -1,0 +1,98 @@
+//! Who asks: an [`IdentityProvider`] checks a request's proof and names its caller as a
+//! provider-neutral [`Identity`], which the access rules ([`crate::access`]) then judge.
+//!
+//! A provider lives at the edge (the AWS STS one is `sshca_aws::sts`). Adding one is a file
+//! implementing [`IdentityProvider`], a variant of [`Proof`] for what its callers send, and one
+//! [`Providers::with`] where the environment is built.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::access::AccessRule;
+use crate::error::IssueError;
+use crate::request;
+
+pub use sshca_proto::proof::Proof;
+
+/// A caller as its provider proved it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// The provider that proved it (its [`IdentityProvider::name`]).
+    pub provider: String,
+    /// Its full name, which access rules match (for AWS: the caller's ARN).
+    pub name: String,
+    /// The provider's stable id of this caller (for AWS: STS's user id, `AROA…:session`).
+    pub subject: String,
+    /// The stable id of the principal behind it, which an access rule may be bound to (for AWS:
+    /// the role's or user's unique id, `AROA…`, `AIDA…`): a name can be taken again, an id not.
+    pub principal_id: String,
+    /// The user it names (for AWS: an IAM user's name, or an assumed role's name).
+    pub user: Option<String>,
+    /// Its session's name, where it is a session (for AWS: an assumed role's session name).
+    pub session: Option<String>,
+    /// Further facts the provider vouches for (for AWS: `account`).
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// What a proof must be bound to: this deployment, this very request, and a time.
+#[derive(Debug, Clone, Copy)]
+pub struct Binding<'a> {
+    /// The environment's `access.audience`.
+    pub audience: &'a str,
+    /// [`request::request_hash`] of the request the proof came with.
+    pub request_hash: &'a str,
+    /// Unix seconds.
+    pub now: u64,
+    /// How far ahead of `now` a proof may be dated.
+    pub clock_skew: u64,
+}
+
+/// Checks one kind of proof and the access rules about its identities.
+#[async_trait]
+pub trait IdentityProvider: Send + Sync {
+    /// The provider's name, as its proofs ([`Proof::provider`]) and its access rules name it.
+    fn name(&self) -> &'static str;
+
+    /// Checks `proof` (bound to `binding`) and names whose it is.
+    async fn prove(&self, proof: &Proof, binding: &Binding<'_>) -> Result<Identity, IssueError>;
+
+    /// Refuses a rule on this provider's identities that could match more than its writer meant.
+    fn check_rule(&self, rule: &AccessRule) -> Result<(), String>;
+}
+
+/// The identity providers an environment accepts proofs from.
+#[derive(Clone, Default)]
+pub struct Providers(Vec<Arc<dyn IdentityProvider>>);
+
+impl Providers {
+    /// These providers and `provider`.
+    pub fn with(mut self, provider: Arc<dyn IdentityProvider>) -> Self {
+        self.0.push(provider);
+        self
+    }
+
+    fn get(&self, name: &str) -> Option<&dyn IdentityProvider> {
+        self.0.iter().find(|provider| provider.name() == name).map(|provider| provider.as_ref())
+    }
+
+    /// Who `proof` proves the caller is.
+    pub async fn prove(&self, proof: &Proof, binding: &Binding<'_>) -> Result<Identity, IssueError> {
+        let provider = self
+            .get(proof.provider())
+            .ok_or_else(|| IssueError::AccessDenied(format!("this deployment accepts no {} proofs of identity", proof.provider())))?;
+        provider.prove(proof, binding).await
+    }
+
+    /// The provider's check of `rule`; a rule of a provider not registered is refused.
+    pub fn check_rule(&self, rule: &AccessRule) -> Result<(), String> {
+        match self.get(&rule.provider) {
+            Some(provider) => provider.check_rule(rule),
+            None => Err(format!(
+                "it is about identities of provider {:?}, which this deployment does not know",
+                request::truncate_for_message(&rule.provider)
+            )),
+        }
+    }
+}
