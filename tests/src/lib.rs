@@ -16,6 +16,7 @@ pub mod faults;
 pub mod fuzzing;
 pub mod iam;
 pub mod identities;
+pub mod spans;
 
 pub const KMS_ENDPOINT_DEFAULT: &str = "http://127.0.0.1:4566";
 

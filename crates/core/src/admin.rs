@@ -292,4 +292,64 @@ mod tests {
         assert_eq!(refused.await.unwrap_err().error_type(), "InvalidRequest");
         assert!(store.keys().is_empty(), "{:?}", store.keys());
     }
+
+    #[test]
+    fn an_init_change_keeps_what_it_does_not_name_and_adds_the_first_admin_only_where_none_is() {
+        let mut existing = Policy::new("staging");
+        existing.allowed_principals = vec!["deploy".into(), "ops".into()];
+        existing.max_ttl = 7200;
+        existing.access.audience = "sshca:old:staging".into();
+        existing.user_ca = Some(CaKeyRef::Kms { key_id: "kept".into() });
+        let first = AccessRule::admin("arn:aws:iam::111111111111:user/me");
+        let change = PolicyChange {
+            environment: "staging".into(),
+            principals: Some(vec!["deploy".into()]),
+            default_ttl: Some(10 * 3600),
+            default_audience: "sshca:bucket:staging".into(),
+            created: vec![
+                (CertKind::User, CaKeyRef::Kms { key_id: "new".into() }),
+                (CertKind::Host, CaKeyRef::Kms { key_id: "host".into() }),
+            ],
+            first_admin: Some(first.clone()),
+            ..PolicyChange::default()
+        };
+        let policy = change.apply(Some(existing));
+        assert_eq!((policy.default_principals.clone(), policy.allowed_principals.clone()), (vec!["deploy".into()], vec!["deploy".into()]));
+        assert_eq!(policy.default_ttl, 7200, "a default above the kept max_ttl is lowered to it");
+        assert_eq!(policy.access.audience, "sshca:old:staging", "an audience is never changed unless given");
+        assert_eq!(policy.user_ca, Some(CaKeyRef::Kms { key_id: "kept".into() }), "a created key fills only an empty slot");
+        assert_eq!(policy.host_ca, Some(CaKeyRef::Kms { key_id: "host".into() }));
+        assert_eq!(policy.access.rules, std::slice::from_ref(&first));
+        let admin = AccessRule::admin("arn:aws:iam::111111111111:user/boss");
+        let with_admin = PolicyChange { admins: vec![admin.clone()], ..change.clone() }.apply(Some(policy.clone()));
+        assert_eq!(with_admin.access.rules, [admin.clone(), first.clone()], "admins go in front, once");
+        assert_eq!(PolicyChange { admins: vec![admin.clone()], ..change.clone() }.apply(Some(with_admin.clone())).access.rules.len(), 2);
+        let fresh = PolicyChange { allow_unproven: Some(true), ..change }.apply(None);
+        assert_eq!(fresh.access.audience, "sshca:bucket:staging");
+        assert!(fresh.access.allow_unproven);
+    }
+
+    #[test]
+    fn a_rotation_announces_promotes_and_retires_in_order() {
+        let (old, next) = (CaKeyRef::Kms { key_id: "old".into() }, CaKeyRef::Kms { key_id: "next".into() });
+        let mut policy = Policy::new("staging");
+        policy.user_ca = Some(old.clone());
+        let user = [CertKind::User];
+        let refused = |policy: &Policy, step: &RotationStep| rotate(policy.clone(), step, &user).unwrap_err().to_string();
+        assert!(refused(&policy, &RotationStep::Promote).contains("no next key to promote"));
+        assert!(rotate(policy.clone(), &RotationStep::Promote, &[CertKind::Host]).unwrap_err().to_string().contains("no host CA"));
+        let announce = RotationStep::Announce { given: None, created: vec![(CertKind::User, next.clone())] };
+        let (announced, said) = rotate(policy, &announce, &user).unwrap();
+        assert_eq!((announced.user_ca.clone(), announced.next_user_ca.clone()), (Some(old.clone()), Some(next.clone())));
+        assert!(said[0].contains("announced"), "{said:?}");
+        assert!(refused(&announced, &announce).contains("under way already"));
+        let (promoted, _) = rotate(announced, &RotationStep::Promote, &user).unwrap();
+        assert_eq!((promoted.user_ca.clone(), promoted.previous_user_ca.clone()), (Some(next.clone()), Some(old)));
+        let fresh_announce = RotationStep::Announce { given: Some(CaKeyRef::Kms { key_id: "third".into() }), created: Vec::new() };
+        let (third, _) = rotate(promoted.clone(), &fresh_announce, &user).unwrap();
+        assert!(refused(&third, &RotationStep::Promote).contains("still has a previous key"));
+        let (retired, said) = rotate(promoted, &RotationStep::Retire, &user).unwrap();
+        assert_eq!((retired.user_ca, retired.previous_user_ca), (Some(next), None));
+        assert!(said[0].contains("retired"), "{said:?}");
+    }
 }

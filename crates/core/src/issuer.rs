@@ -7,7 +7,7 @@ use std::time::Duration;
 use ssh_key::{HashAlg, PublicKey};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
-use tracing::{error, info, warn};
+use tracing::{debug_span, error, info, warn, Instrument};
 use uuid::Uuid;
 
 use crate::audit::{self, AuditEntry, Event};
@@ -101,30 +101,39 @@ impl Issuer {
 
     /// Signs a certificate as the request asks, its proven caller may get and the policy allows.
     /// The audit record is durable before the certificate object and the URL exist; a serial
-    /// that is taken but not handed out is recorded as void.
+    /// that is taken but not handed out is recorded as void. Each step that waits on a store, a
+    /// key or a provider runs in a `debug` span named `issue.<step>` (the benchmark's breakdown).
     pub async fn issue(&self, request: &SignRequest, caller: &Caller) -> Result<SignResponse, IssueError> {
         check_syntax(request)?;
         self.record_pending_voids().await;
-        let policy = self.environment.policy(&request.environment).await?;
+        let policy = self.environment.policy(&request.environment).instrument(debug_span!("issue.policy")).await?;
         // Input that is wrong whoever sends it is refused before STS is asked who sent it.
         let given_key = request.public_key.as_deref().map(parse_public_key).transpose()?;
         if let Some(key) = &given_key {
             policy.check_public_key(key)?;
         }
         let now = unix_now();
-        let requester = self.requester(&policy, request, now).await?;
+        let requester = self.requester(&policy, request, now).instrument(debug_span!("issue.identity")).await?;
         let decision = decide::decide(&policy, &requester, request, now)?;
         let (request, plan) = (&decision.request, &decision.plan);
         let public_key = match given_key {
             Some(key) => key,
             None => {
-                let cached = self.cached_public_key(&request.environment, request.cert_type, &request.username).await?;
+                let cached = self
+                    .cached_public_key(&request.environment, request.cert_type, &request.username)
+                    .instrument(debug_span!("issue.cached_key"))
+                    .await?;
                 policy.check_public_key(&cached)?;
                 cached
             }
         };
-        self.refuse_revoked(&request.environment, &public_key).await?;
-        let ca = self.environment.ca_keys().load(&request.environment, request.cert_type, policy.ca(request.cert_type)?).await?;
+        self.refuse_revoked(&request.environment, &public_key).instrument(debug_span!("issue.revoked_keys")).await?;
+        let ca = self
+            .environment
+            .ca_keys()
+            .load(&request.environment, request.cert_type, policy.ca(request.cert_type)?)
+            .instrument(debug_span!("issue.ca_key"))
+            .await?;
         self.conditions_honoured
             .get_or_try_init(|| async {
                 refuse_ignored_conditions(self.environment.store().as_ref(), layout::conditional_create_probe(false)).await?;
@@ -134,6 +143,7 @@ impl Issuer {
         let serial = self
             .serials
             .next(self.environment.store().as_ref(), self.environment.audit_store().as_ref(), &request.environment, &caller.request_id)
+            .instrument(debug_span!("issue.serial"))
             .await?;
         let key_id = format!("{}#{serial}", request.username);
         let proven = match &requester {
@@ -179,7 +189,13 @@ impl Issuer {
             Ok((certificate, download_url)) => {
                 let expires_in = Duration::from_secs(plan.url_expires_at.saturating_sub(unix_now()).max(1));
                 // presigning is local: a failure here only costs the client its KRL refresh
-                let krl_url = self.environment.store().presign_get(&layout::krl(&request.environment), expires_in).await.ok();
+                let krl_url = self
+                    .environment
+                    .store()
+                    .presign_get(&layout::krl(&request.environment), expires_in)
+                    .instrument(debug_span!("issue.presign"))
+                    .await
+                    .ok();
                 info!(
                     serial,
                     key_id = %key_id,
@@ -257,7 +273,8 @@ impl Issuer {
         plan: &Plan,
         entry: &mut AuditEntry,
     ) -> Result<(String, String), IssueError> {
-        let certificate = sign_certificate(ca.as_ref(), subject, kind, plan, entry.serial, &entry.key_id).await?;
+        let certificate =
+            sign_certificate(ca.as_ref(), subject, kind, plan, entry.serial, &entry.key_id).instrument(debug_span!("issue.sign")).await?;
         // A re-pointed key alias or a faulty signer must give an error, never a certificate that
         // servers refuse (or that another key signed).
         if certificate.signature_key() != ca.public_key() || certificate.verify_signature().is_err() {
@@ -274,14 +291,18 @@ impl Issuer {
         // the URL exists. If the audit write fails, the certificate object may exist, but no URL to
         // it is handed out and the void record carries the certificate.
         let object = layout::certificate(&entry.environment, &entry.username, entry.serial);
-        let (audited, stored) = tokio::join!(
-            audit::record(self.environment.audit_store().as_ref(), entry, now),
-            put_once(self.environment.store().as_ref(), &object, format!("{line}\n").into_bytes()),
-        );
+        let (audited, stored) = async {
+            tokio::join!(
+                audit::record(self.environment.audit_store().as_ref(), entry, now),
+                put_once(self.environment.store().as_ref(), &object, format!("{line}\n").into_bytes()),
+            )
+        }
+        .instrument(debug_span!("issue.record"))
+        .await;
         audited?;
         stored?;
         let expires_in = Duration::from_secs(plan.url_expires_at.saturating_sub(unix_now()).max(1));
-        let url = self.environment.store().presign_get(&object, expires_in).await?;
+        let url = self.environment.store().presign_get(&object, expires_in).instrument(debug_span!("issue.presign")).await?;
         Ok((line, url))
     }
 

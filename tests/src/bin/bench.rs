@@ -4,7 +4,8 @@
 //!
 //! 1. the floor: one KMS `Sign` and one S3 `PutObject` round trip, and the design's floor: a `Sign`
 //!    then two concurrent `PutObject`s (an issuance keeps two objects: its record and the certificate);
-//! 2. warm issuance p50/p99 in-process and through the Lambda binary under cargo-lambda's emulator;
+//! 2. warm issuance p50/p99 in-process and through the Lambda binary under cargo-lambda's emulator,
+//!    and where an in-process one's time goes (the issuer's `issue.<step>` spans, [`SpanTimes`]);
 //! 3. throughput at 1/8/32/64 concurrent requests, with the count of distinct serials;
 //! 4. cold start of the Lambda binary (exec → ready, exec → first response), its peak RSS, its size;
 //! 5. `get_key` end to end vs one presigned GET;
@@ -16,7 +17,7 @@
 //!
 //! `bench soak [--signers 64] [--certificates 1000]` is the concurrency soak instead (see [`soak`]).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -32,6 +33,7 @@ use sshca_aws::s3::S3Store;
 use sshca_core::store::Condition;
 use sshca_core::{CaKeyRef, CertKind, Issuer, SignRequest, Signer, Store};
 use sshca_tests::identities::Identity;
+use sshca_tests::spans::SpanTimes;
 use sshca_tests::{bin, default_audience, keygen, pub_path, LambdaEmulator, S3Server, World};
 
 const ENVIRONMENT: &str = "bench";
@@ -59,13 +61,14 @@ fn main() {
     let budget = if quick { Budget { samples: 15, certificates: 128 } } else { Budget { samples: 300, certificates: 3000 } };
     let lambda_binary = std::env::var_os("SSHCA_BENCH_LAMBDA_BINARY").map(PathBuf::from).unwrap_or_else(|| bin("sign_key"));
     println!("# sshca benchmark ({} run; Lambda binary {})\n", if quick { "quick" } else { "full" }, lambda_binary.display());
+    let spans = SpanTimes::install();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     let mut table = Table::default();
     for server in S3Server::ALL {
         let world = World::new(server);
         world.init(ENVIRONMENT, &["--principals", "deploy", "--allow-unproven"]);
         world.init(SEALED_ENVIRONMENT, &["--principals", "deploy", "--key-spec", "ED25519_SEALED", "--allow-unproven"]);
-        runtime.block_on(bench_server(&world, &budget, &lambda_binary, &mut table));
+        runtime.block_on(bench_server(&world, &budget, &lambda_binary, &spans, &mut table));
     }
     let world = World::new(S3Server::SeaweedFs);
     world.init(ENVIRONMENT, &["--principals", "deploy", "--allow-unproven"]);
@@ -74,7 +77,7 @@ fn main() {
     table.print();
 }
 
-async fn bench_server(world: &World, budget: &Budget, lambda_binary: &Path, table: &mut Table) {
+async fn bench_server(world: &World, budget: &Budget, lambda_binary: &Path, spans: &SpanTimes, table: &mut Table) {
     let server = format!("{:?}", world.server);
     let aws = world.aws().await;
     let issuer = Arc::new(aws.issuer(&world.bucket, None).with_serial_block(sign_key::lambda::SERIAL_BLOCK, "bench"));
@@ -143,6 +146,7 @@ async fn bench_server(world: &World, budget: &Budget, lambda_binary: &Path, tabl
         Some(ratio(in_process.p50(), design.p50())),
         "≤ 1.25 × (Sign + 2 concurrent PUTs)",
     );
+    breakdown(&server, budget, spans, in_process.p50(), || issue(&issuer, &request, 0), table).await;
     let mut env = world.env();
     env.push(("RUST_LOG", "warn".into()));
     let emulator = LambdaEmulator::start_binary(lambda_binary, &env);
@@ -519,6 +523,36 @@ async fn local_signing(world: &World, budget: &Budget, table: &mut Table) {
     table.row("—", "ssh-keygen -s (same certificate)", &theirs, None, "");
 }
 
+/// Where the time of `operation` (a warm issuance) goes: each of the issuer's steps (the sum of its
+/// spans' wall time in one issuance) and what lies outside them, with its share of `whole`.
+async fn breakdown<F, Fut, T>(server: &str, budget: &Budget, spans: &SpanTimes, whole: Duration, mut operation: F, table: &mut Table)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = T>,
+{
+    let mut steps: BTreeMap<&str, Vec<Duration>> = BTreeMap::new();
+    let mut outside = Vec::new();
+    spans.start();
+    for _ in 0..budget.samples {
+        let started = Instant::now();
+        operation().await;
+        let elapsed = started.elapsed();
+        let times = spans.take();
+        outside.push(elapsed.saturating_sub(times.values().sum()));
+        for (name, time) in times {
+            steps.entry(name).or_default().push(time);
+        }
+    }
+    spans.stop();
+    let share = |part: Duration| format!("{:.0} %", 100.0 * part.as_secs_f64() / whole.as_secs_f64());
+    for (name, times) in steps {
+        let samples = Samples::of(times);
+        table.row(server, &format!("… of which {name}"), &samples, Some(share(samples.p50())), "");
+    }
+    let outside = Samples::of(outside);
+    table.row(server, "… of which outside the issuer's spans", &outside, Some(share(outside.p50())), "");
+}
+
 /// Sequential samples of an async operation.
 async fn latencies<F, Fut, T>(samples: usize, mut operation: F) -> Samples
 where
@@ -531,13 +565,17 @@ where
         operation().await;
         times.push(started.elapsed());
     }
-    times.sort();
-    Samples(times)
+    Samples::of(times)
 }
 
 struct Samples(Vec<Duration>);
 
 impl Samples {
+    fn of(mut times: Vec<Duration>) -> Self {
+        times.sort();
+        Self(times)
+    }
+
     fn percentile(&self, p: f64) -> Duration {
         let index = ((self.0.len() as f64 - 1.0) * p).round() as usize;
         self.0[index]
