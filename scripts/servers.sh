@@ -4,7 +4,9 @@
 #   an old MinIO (S3 without conditional creates, which sshca must refuse) on :9100,
 #   Debian's openssh-server/openssh-client (the tests start their own sshd per test),
 #   cargo-lambda's Lambda emulator, and moto's server (an STS that checks SigV4 signatures, which
-#   LocalStack's does not; the tests start their own per test); the AWS CLI and cfn-lint come with LocalStack.
+#   LocalStack's does not, the tests start their own per test; and on :5050 the identity store
+#   LocalStack lacks), OpenSSH's sk-dummy security-key
+#   provider (built from Debian's openssh source); the AWS CLI and cfn-lint come with LocalStack.
 # Usage: scripts/servers.sh start|stop|env
 #   `env` prints the variables that point the AWS SDK and the tests at these servers.
 set -euo pipefail
@@ -15,6 +17,10 @@ SW_HOME=$STATE/seaweedfs
 SW_PORT=${SW_PORT:-8333}
 LS_PORT=4566
 MINIO_HOME=$STATE/minio
+# moto's server as IAM Identity Center's identity store (LocalStack has none), without
+# authentication: the directory the function reads groups from
+DIRECTORY_HOME=$STATE/directory
+DIRECTORY_PORT=${DIRECTORY_PORT:-5050}
 MINIO_PORT=${MINIO_PORT:-9100}
 # MinIO insists on a longer secret than test/test; it is only ever used against this server.
 MINIO_ACCESS_KEY=minioadmin
@@ -160,6 +166,41 @@ install_moto() {
   "$STATE/moto/bin/pip" install -q "moto[server]==5.2.5"
 }
 
+# OpenSSH's own software security-key provider (its regression tests' sk-dummy), built from the
+# source Debian ships for the installed OpenSSH: FIDO keys (ed25519-sk, ecdsa-sk) without hardware.
+install_sk_dummy() {
+  local out=$STATE/sk-dummy/sk-dummy.so
+  if [ -f "$out" ]; then return; fi
+  log "building OpenSSH's sk-dummy security-key provider from Debian's openssh source"
+  export DEBIAN_FRONTEND=noninteractive
+  if ! grep -rqs '^Types: deb-src' /etc/apt/sources.list.d/; then
+    sed 's/^Types: deb$/Types: deb-src/' /etc/apt/sources.list.d/debian.sources >/etc/apt/sources.list.d/debian-src.sources
+  fi
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq autoconf libssl-dev zlib1g-dev >/dev/null 2>&1
+  local build; build=$(mktemp -d)
+  (cd "$build" && apt-get source -qq openssh >/dev/null 2>&1 && cd openssh-*/ && autoreconf -f -i >/dev/null 2>&1 \
+    && ./configure -q >/dev/null && make -s -C openbsd-compat >/dev/null 2>&1 && make -s regress/misc/sk-dummy/sk-dummy.so >/dev/null 2>&1) \
+    || { log "building sk-dummy failed (in $build)"; exit 1; }
+  mkdir -p "$STATE/sk-dummy"
+  install -m 0755 "$build"/openssh-*/regress/misc/sk-dummy/sk-dummy.so "$out"
+  rm -rf "$build"
+}
+
+start_directory() {
+  if (exec 3<>"/dev/tcp/127.0.0.1/$DIRECTORY_PORT") 2>/dev/null; then log "identity store (moto) already running"; return; fi
+  mkdir -p "$DIRECTORY_HOME"
+  MOTO_ACCOUNT_ID=000000000000 setsid "$STATE/moto/bin/moto_server" -H 127.0.0.1 -p "$DIRECTORY_PORT" \
+    >"$DIRECTORY_HOME/moto.log" 2>&1 </dev/null &
+  echo $! >"$DIRECTORY_HOME/moto.pid"
+  for _ in $(seq 1 120); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$DIRECTORY_PORT") 2>/dev/null; then log "identity store (moto) ready on 127.0.0.1:$DIRECTORY_PORT"; return; fi
+    kill -0 "$(cat "$DIRECTORY_HOME/moto.pid")" 2>/dev/null || { log "moto died:"; tail -20 "$DIRECTORY_HOME/moto.log" >&2; exit 1; }
+    sleep 0.5
+  done
+  log "moto not up in 60 s"; tail -20 "$DIRECTORY_HOME/moto.log" >&2; exit 1
+}
+
 stop_pidfile() {
   local pid
   pid=$(cat "$1" 2>/dev/null) || return 0
@@ -178,6 +219,8 @@ export AWS_ENDPOINT_URL_KMS=http://127.0.0.1:$LS_PORT
 export AWS_ENDPOINT_URL_S3=http://127.0.0.1:$LS_PORT
 export AWS_ENDPOINT_URL_STS=http://127.0.0.1:$LS_PORT
 export AWS_ENDPOINT_URL_IAM=http://127.0.0.1:$LS_PORT
+export AWS_ENDPOINT_URL_IDENTITYSTORE=http://127.0.0.1:$DIRECTORY_PORT
+export SSHCA_TEST_IDENTITYSTORE=http://127.0.0.1:$DIRECTORY_PORT
 export SSHCA_TEST_LOCALSTACK=http://127.0.0.1:$LS_PORT
 export SSHCA_TEST_SEAWEEDFS=http://127.0.0.1:$SW_PORT
 export SSHCA_TEST_MINIO=http://127.0.0.1:$MINIO_PORT
@@ -187,6 +230,7 @@ export SSHCA_MOTO=$STATE/moto/bin/moto_server
 export SSHCA_AWS_CLI=$LS_HOME/venv/bin/aws
 export SSHCA_CFN_LINT=$LS_HOME/venv/bin/cfn-lint
 export SSHCA_WEED=$SW_HOME/venv/bin/weed
+export SSHCA_SK_DUMMY=$STATE/sk-dummy/sk-dummy.so
 EOF
 }
 
@@ -196,6 +240,8 @@ case "${1:-}" in
     install_cargo_lambda
     install_moto &
     mt=$!
+    install_sk_dummy &
+    sk=$!
     # the two S3 servers start side by side: LocalStack's install dominates
     start_seaweedfs &
     sw=$!
@@ -205,8 +251,10 @@ case "${1:-}" in
     wait "$sw"
     wait "$mn"
     wait "$mt"
+    start_directory
+    wait "$sk"
     ;;
-  stop) stop_pidfile "$LS_HOME/localstack.pid"; stop_pidfile "$SW_HOME/weed.pid"; stop_pidfile "$MINIO_HOME/minio.pid" ;;
+  stop) stop_pidfile "$LS_HOME/localstack.pid"; stop_pidfile "$SW_HOME/weed.pid"; stop_pidfile "$MINIO_HOME/minio.pid"; stop_pidfile "$DIRECTORY_HOME/moto.pid" ;;
   env) print_env ;;
   *) echo "usage: $0 start|stop|env" >&2; exit 2 ;;
 esac

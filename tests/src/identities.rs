@@ -180,3 +180,74 @@ impl Drop for Moto {
         let _ = self.child.wait();
     }
 }
+
+/// Puts the IAM user `user` in the IAM group `group` (created first if there is none).
+pub fn add_to_iam_group(user: &str, group: &str) {
+    let exists = Command::new(tool("SSHCA_AWS_CLI"))
+        .args(["iam", "get-group", "--group-name", group, "--endpoint-url", &kms_endpoint()])
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .output()
+        .is_ok_and(|output| output.status.success());
+    if !exists {
+        aws(&["iam", "create-group", "--group-name", group]);
+    }
+    aws(&["iam", "add-user-to-group", "--user-name", user, "--group-name", group]);
+}
+
+/// Takes the IAM user `user` out of the IAM group `group`.
+pub fn remove_from_iam_group(user: &str, group: &str) {
+    aws(&["iam", "remove-user-from-group", "--user-name", user, "--group-name", group]);
+}
+
+/// An IAM Identity Center identity store of its own on the rig's directory server (moto):
+/// its users (by user name) and groups (by display name), as Identity Center keeps them.
+pub struct IdentityStore {
+    pub id: String,
+}
+
+impl IdentityStore {
+    pub fn new() -> Self {
+        crate::require_server(&crate::identity_store_endpoint());
+        let digits: String = uuid::Uuid::new_v4().as_u128().to_string().chars().take(10).collect();
+        IdentityStore { id: format!("d-{digits}") }
+    }
+
+    fn run(&self, args: &[&str]) -> Value {
+        let mut all = vec!["identitystore"];
+        all.extend_from_slice(args);
+        all.extend(["--identity-store-id", &self.id]);
+        aws_at(&crate::identity_store_endpoint(), ("test", "test"), &all)
+    }
+
+    /// Creates user `name`; returns its user id.
+    pub fn user(&self, name: &str) -> String {
+        let names = "GivenName=Test,FamilyName=User";
+        let created = self.run(&["create-user", "--user-name", name, "--display-name", name, "--name", names]);
+        created["UserId"].as_str().expect("a user id").to_owned()
+    }
+
+    /// Creates group `name`; returns its group id.
+    pub fn group(&self, name: &str) -> String {
+        self.run(&["create-group", "--display-name", name])["GroupId"].as_str().expect("a group id").to_owned()
+    }
+
+    /// Puts the user in the group; returns the membership's id.
+    pub fn add(&self, user_id: &str, group_id: &str) -> String {
+        let member = format!("UserId={user_id}");
+        let created = self.run(&["create-group-membership", "--group-id", group_id, "--member-id", &member]);
+        created["MembershipId"].as_str().expect("a membership id").to_owned()
+    }
+
+    /// Ends a membership.
+    pub fn remove(&self, membership_id: &str) {
+        self.run(&["delete-group-membership", "--membership-id", membership_id]);
+    }
+}
+
+impl Default for IdentityStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -59,6 +59,11 @@ pub fn kms_endpoint() -> String {
     std::env::var("SSHCA_TEST_LOCALSTACK").unwrap_or_else(|_| KMS_ENDPOINT_DEFAULT.to_owned())
 }
 
+/// moto's identity store (`scripts/servers.sh`): IAM Identity Center's users and groups.
+pub fn identity_store_endpoint() -> String {
+    std::env::var("SSHCA_TEST_IDENTITYSTORE").unwrap_or_else(|_| "http://127.0.0.1:5050".to_owned())
+}
+
 /// Panics unless something listens at `endpoint` (an `http://host:port` URL).
 pub fn require_server(endpoint: &str) {
     let address = endpoint.trim_start_matches("http://").trim_end_matches('/');
@@ -113,6 +118,7 @@ impl World {
             ("AWS_ENDPOINT_URL_KMS", kms_endpoint()),
             ("AWS_ENDPOINT_URL_STS", kms_endpoint()),
             ("AWS_ENDPOINT_URL_IAM", kms_endpoint()),
+            ("AWS_ENDPOINT_URL_IDENTITYSTORE", identity_store_endpoint()),
             ("AWS_ENDPOINT_URL_S3", self.s3_endpoint.clone()),
             ("SSHCA_BUCKET", self.bucket.clone()),
         ]
@@ -175,9 +181,26 @@ impl World {
         aws_sdk_sts::Client::new(&sdk_config(Some(&kms_endpoint())).await)
     }
 
+    /// LocalStack's IAM.
+    pub async fn iam(&self) -> aws_sdk_iam::Client {
+        aws_sdk_iam::Client::new(&sdk_config(Some(&kms_endpoint())).await)
+    }
+
+    /// moto's identity store.
+    pub async fn identity_store(&self) -> aws_sdk_identitystore::Client {
+        require_server(&identity_store_endpoint());
+        aws_sdk_identitystore::Client::new(&sdk_config(Some(&identity_store_endpoint())).await)
+    }
+
     /// sshca's clients for this world, as a process here would build them.
     pub async fn aws(&self) -> sshca_aws::Aws {
-        sshca_aws::Aws { s3: self.s3().await, kms: self.kms().await, sts: self.sts().await }
+        sshca_aws::Aws {
+            s3: self.s3().await,
+            kms: self.kms().await,
+            sts: self.sts().await,
+            iam: self.iam().await,
+            identity_store: self.identity_store().await,
+        }
     }
 
     /// Every object key in the bucket (empty when the bucket does not exist).

@@ -450,6 +450,7 @@ fn function_needs_exactly_its_role(
                 .replace(&format!("arn:aws:s3:::{}", world.bucket), "StateBucket")
                 .replace(&format!("arn:aws:s3:::{audit_bucket}"), "AuditBucket")
                 .replace(&log_group, "LogGroup")
+                .replace("arn:aws:iam::000000000000:user/*", "IamUsers")
         })
         .filter(|grant| !readme.contains(&format!("`{grant}`")))
         .collect();

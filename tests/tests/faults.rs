@@ -21,7 +21,13 @@ async fn aws_via(s3_endpoint: &str, kms_endpoint: &str) -> Aws {
     let config = sdk_config(None).await;
     let s3 = aws_sdk_s3::config::Builder::from(&config).endpoint_url(s3_endpoint).force_path_style(true).build();
     let kms = aws_sdk_kms::config::Builder::from(&config).endpoint_url(kms_endpoint).build();
-    Aws { s3: aws_sdk_s3::Client::from_conf(s3), kms: aws_sdk_kms::Client::from_conf(kms), sts: aws_sdk_sts::Client::new(&config) }
+    Aws {
+        s3: aws_sdk_s3::Client::from_conf(s3),
+        kms: aws_sdk_kms::Client::from_conf(kms),
+        sts: aws_sdk_sts::Client::new(&config),
+        iam: aws_sdk_iam::Client::new(&config),
+        identity_store: aws_sdk_identitystore::Client::new(&config),
+    }
 }
 
 fn request(world: &World, reason: &str) -> SignRequest {

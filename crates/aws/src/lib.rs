@@ -1,6 +1,7 @@
 //! `sshca_aws`: sshca's environments on AWS. The [`Store`](sshca_core::Store) is S3 ([`s3`]), CA
 //! keys are KMS keys or KMS-sealed keys ([`kms`], made by [`create_key`], checked by
-//! [`key_ownership`]), callers prove who they are to STS ([`sts`], the `aws` identity provider),
+//! [`key_ownership`]), callers prove who they are to STS ([`sts`], the `aws` identity provider,
+//! whose groups are the [`directory`]'s: IAM and IAM Identity Center),
 //! and CloudTrail's record of `kms:Sign` is held against the books ([`signings`]). [`Aws`] builds
 //! the clients once per process, from the standard configuration chain.
 
@@ -12,12 +13,14 @@ use sshca_core::identity::Providers;
 use sshca_core::{Environment, Issuer};
 
 pub mod create_key;
+pub mod directory;
 pub mod key_ownership;
 pub mod kms;
 pub mod s3;
 pub mod signings;
 pub mod sts;
 
+use directory::Directory;
 use kms::KmsCaKeys;
 use s3::S3Store;
 use sts::StsProvider;
@@ -29,12 +32,14 @@ pub fn config_loader() -> ConfigLoader {
     aws_config::defaults(BehaviorVersion::latest()).http_client(https)
 }
 
-/// The S3, KMS and STS clients of one process.
+/// The AWS clients of one process.
 #[derive(Clone)]
 pub struct Aws {
     pub s3: aws_sdk_s3::Client,
     pub kms: aws_sdk_kms::Client,
     pub sts: aws_sdk_sts::Client,
+    pub iam: aws_sdk_iam::Client,
+    pub identity_store: aws_sdk_identitystore::Client,
 }
 
 impl Aws {
@@ -50,12 +55,19 @@ impl Aws {
         // bucket names are not DNS names under the endpoint.
         let custom_s3_endpoint = config.endpoint_url().is_some() || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some_and(|v| !v.is_empty());
         let s3_config = aws_sdk_s3::config::Builder::from(config).force_path_style(custom_s3_endpoint).build();
-        Self { s3: aws_sdk_s3::Client::from_conf(s3_config), kms: aws_sdk_kms::Client::new(config), sts: aws_sdk_sts::Client::new(config) }
+        Self {
+            s3: aws_sdk_s3::Client::from_conf(s3_config),
+            kms: aws_sdk_kms::Client::new(config),
+            sts: aws_sdk_sts::Client::new(config),
+            iam: aws_sdk_iam::Client::new(config),
+            identity_store: aws_sdk_identitystore::Client::new(config),
+        }
     }
 
     /// The identity providers of an environment on AWS.
     pub fn providers(&self) -> Providers {
-        Providers::default().with(Arc::new(StsProvider::new(self.sts.clone())))
+        Providers::default()
+            .with(Arc::new(StsProvider::new(self.sts.clone(), Directory::new(self.iam.clone(), self.identity_store.clone()))))
     }
 
     /// The environment in this account's bucket(s) and KMS keys. Audit records go to

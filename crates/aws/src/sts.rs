@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use aws_sdk_sts::config::interceptors::BeforeTransmitInterceptorContextMut;
 use aws_sdk_sts::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
-use sshca_core::access::AccessRule;
+use sshca_core::access::{Access, AccessRule};
 use sshca_core::error::IssueError;
 use sshca_core::identity::{Binding, Identity, IdentityProvider, Proof};
 use sshca_core::request::truncate_for_message;
@@ -27,14 +27,17 @@ use sshca_proto::proof::{
 use time::macros::format_description;
 use time::PrimitiveDateTime;
 
-/// Proves callers by their signed GetCallerIdentity.
+use crate::directory::Directory;
+
+/// Proves callers by their signed GetCallerIdentity; their groups are the [`Directory`]'s.
 pub struct StsProvider {
     client: aws_sdk_sts::Client,
+    directory: Directory,
 }
 
 impl StsProvider {
-    pub fn new(client: aws_sdk_sts::Client) -> Self {
-        Self { client }
+    pub fn new(client: aws_sdk_sts::Client, directory: Directory) -> Self {
+        Self { client, directory }
     }
 
     /// Sends a checked proof to STS: the caller's ARN, user id and account, as STS answers.
@@ -85,6 +88,10 @@ impl IdentityProvider for StsProvider {
     fn check_rule(&self, rule: &AccessRule) -> Result<(), String> {
         check_pattern(rule)
     }
+
+    async fn groups(&self, identity: &Identity, access: &Access) -> Result<Vec<String>, IssueError> {
+        self.directory.groups(identity, access).await
+    }
 }
 
 /// The provider-neutral identity of what STS answered: the ARN names the user (an IAM user's name,
@@ -104,6 +111,7 @@ fn identity(arn: String, user_id: String, account: String) -> Identity {
         user,
         session,
         attributes: BTreeMap::from([("account".to_owned(), account)]),
+        groups: None,
     }
 }
 

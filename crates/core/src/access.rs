@@ -12,7 +12,7 @@ use crate::pattern::matches_any;
 use crate::request;
 use sshca_proto::proof::AWS_PROVIDER;
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Access {
     /// Names this deployment in proofs of identity (their `x-sshca-audience` header).
@@ -24,6 +24,20 @@ pub struct Access {
     pub allow_unproven: bool,
     #[serde(default)]
     pub rules: Vec<AccessRule>,
+    /// IAM Identity Center's identity store (`d-…`), where the groups of Identity Center users
+    /// are read for rules that map groups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_store_id: Option<String>,
+    /// How long a container trusts the groups it read of a caller (seconds, at most 60).
+    #[serde(default = "default_groups_ttl")]
+    pub groups_ttl_seconds: u64,
+}
+
+/// The longest a container trusts the groups it read: a change in the directory counts within it.
+pub const MAX_GROUPS_TTL_SECONDS: u64 = 60;
+
+const fn default_groups_ttl() -> u64 {
+    MAX_GROUPS_TTL_SECONDS
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -82,6 +96,19 @@ pub struct AccessRule {
     /// matches only sessions of these roles.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub role_ids: Vec<String>,
+    /// The public key types this rule signs (a subset of the environment's `allowed_key_types`),
+    /// e.g. only FIDO keys (`sk-ssh-ed25519@openssh.com`, `sk-ecdsa-sha2-nistp256@openssh.com`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_types: Option<Vec<String>>,
+    /// `user`: extensions every certificate of this rule carries, their values filled in from the
+    /// identity (`{user}`, `{session}`), e.g. `{"login@github.com": "{user}"}`. The caller cannot
+    /// choose them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extension_values: BTreeMap<String, String>,
+    /// `user`: principals by directory group (`{"sre": ["root-oncall", "deploy"]}`): the
+    /// certificate also carries the principals of every group the directory says the caller is in.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub groups: BTreeMap<String, Vec<String>>,
 }
 
 impl AccessRule {
@@ -97,6 +124,9 @@ impl AccessRule {
             extensions: None,
             critical_options: BTreeMap::new(),
             role_ids: Vec::new(),
+            key_types: None,
+            extension_values: BTreeMap::new(),
+            groups: BTreeMap::new(),
         }
     }
 
@@ -117,6 +147,18 @@ fn is_aws_provider(provider: &str) -> bool {
     provider == AWS_PROVIDER
 }
 
+impl Default for Access {
+    fn default() -> Self {
+        Self {
+            audience: String::new(),
+            allow_unproven: false,
+            rules: Vec::new(),
+            identity_store_id: None,
+            groups_ttl_seconds: default_groups_ttl(),
+        }
+    }
+}
+
 impl Access {
     /// Checks the rules themselves, so that `sshca init` refuses a rule that cannot work.
     pub fn validate(&self, environment: &str, providers: &Providers) -> Result<(), IssueError> {
@@ -132,6 +174,12 @@ impl Access {
             return Err(IssueError::Configuration(format!(
                 "the audience {:?} of environment {environment:?} may hold only letters, digits and - . _ : @ / (it goes into users' ssh config)",
                 request::truncate_for_message(&self.audience)
+            )));
+        }
+        if self.groups_ttl_seconds > MAX_GROUPS_TTL_SECONDS {
+            return Err(IssueError::Configuration(format!(
+                "groups_ttl_seconds of environment {environment:?} is {}: a directory change must count within {MAX_GROUPS_TTL_SECONDS} s",
+                self.groups_ttl_seconds
             )));
         }
         let serves_non_admins = self.rules.iter().any(|rule| rule.grant != Grant::Admin);
@@ -156,8 +204,8 @@ impl Access {
                             .into(),
                     );
                 }
-                Grant::User if rule.principals.is_empty() => {
-                    return problem(index, "a user rule needs principals, e.g. [\"{user}\"]".into());
+                Grant::User if rule.principals.is_empty() && rule.groups.is_empty() => {
+                    return problem(index, "a user rule needs principals, e.g. [\"{user}\"], or groups that map to principals".into());
                 }
                 Grant::Host if rule.principals.is_empty() => {
                     return problem(
@@ -175,6 +223,27 @@ impl Access {
             }
             if rule.max_ttl == Some(0) {
                 return problem(index, "max_ttl must be above 0".into());
+            }
+            if rule.grant != Grant::User && !(rule.extension_values.is_empty() && rule.groups.is_empty()) {
+                return problem(index, "only a user rule takes extension_values or groups".into());
+            }
+            let mut templates = rule.extension_values.values().chain(rule.groups.values().flatten());
+            if let Some(template) = templates.find(|t| t.contains("{session}")).filter(|_| !rule.session_name_set_by_aws) {
+                return problem(
+                    index,
+                    format!("{template:?} uses {{session}}, which is the caller's choice unless AWS sets it (session_name_set_by_aws)"),
+                );
+            }
+            for (name, value) in &rule.extension_values {
+                request::check_option("extension", name, value)?;
+            }
+            for (group, principals) in &rule.groups {
+                if group.is_empty() || principals.is_empty() {
+                    return problem(index, format!("group {group:?} must be named and map to at least one principal"));
+                }
+            }
+            if rule.key_types.as_ref().is_some_and(Vec::is_empty) {
+                return problem(index, "key_types, when given, names at least one key type".into());
             }
             for (name, value) in &rule.critical_options {
                 request::check_option("critical option", name, value)?;

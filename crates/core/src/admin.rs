@@ -89,6 +89,8 @@ pub struct PolicyChange {
     pub allowed_principals: Option<Vec<String>>,
     pub allowed_host_principals: Option<Vec<String>>,
     pub allowed_critical_options: Option<Vec<String>>,
+    /// The public key types certified (`allowed_key_types`).
+    pub key_types: Option<Vec<String>>,
     pub default_ttl: Option<u64>,
     pub max_ttl: Option<u64>,
     pub host_max_ttl: Option<u64>,
@@ -98,6 +100,9 @@ pub struct PolicyChange {
     /// Admin rules added in front unless there already.
     pub admins: Vec<AccessRule>,
     pub audience: Option<String>,
+    /// IAM Identity Center's identity store, where rules that map groups read users' groups.
+    pub identity_store_id: Option<String>,
+    pub groups_ttl_seconds: Option<u64>,
     /// The audience of an environment that has none and is given none.
     pub default_audience: String,
     /// `Some(true)`: serve requests without a proof; `Some(false)`: refuse them.
@@ -127,6 +132,7 @@ impl PolicyChange {
         replace(&mut policy.allowed_principals, &self.allowed_principals);
         replace(&mut policy.allowed_host_principals, &self.allowed_host_principals);
         replace(&mut policy.allowed_critical_options, &self.allowed_critical_options);
+        replace(&mut policy.allowed_key_types, &self.key_types);
         policy.default_ttl = self.default_ttl.unwrap_or(policy.default_ttl);
         policy.max_ttl = self.max_ttl.unwrap_or(policy.max_ttl);
         policy.host_max_ttl = self.host_max_ttl.unwrap_or(policy.host_max_ttl);
@@ -170,6 +176,10 @@ impl PolicyChange {
         if let Some(allow) = self.allow_unproven {
             access.allow_unproven = allow;
         }
+        if let Some(store) = &self.identity_store_id {
+            access.identity_store_id = Some(store.clone());
+        }
+        access.groups_ttl_seconds = self.groups_ttl_seconds.unwrap_or(access.groups_ttl_seconds);
     }
 }
 

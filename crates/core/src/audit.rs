@@ -40,6 +40,9 @@ pub struct AuditEntry {
     /// STS's user id of the caller (`AIDA…`, `AROA…:session`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub caller_user_id: Option<String>,
+    /// The directory groups the caller was in, where its access rule maps groups to principals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups: Option<Vec<String>>,
     /// Whether the caller proved its identity.
     #[serde(default)]
     pub proven: bool,

@@ -11,8 +11,12 @@ use std::borrow::Cow;
 use crate::access::{AccessRule, Grant};
 use crate::error::IssueError;
 use crate::identity::Identity;
+use crate::pattern::matches_any;
 use crate::policy::{Plan, Policy};
 use crate::request::{self, CertKind, SignRequest};
+
+/// The extension that lets a FIDO key sign without a touch.
+const NO_TOUCH_REQUIRED: &str = "no-touch-required";
 
 /// Who asks, as far as the function knows.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,6 +24,32 @@ pub enum Requester {
     Proven(Identity),
     /// No proof, in an environment that allows it.
     Unproven,
+}
+
+impl Decision {
+    /// Refuses `key` where the environment does, or where the rule that decided names the key
+    /// types it signs and `key`'s is not among them.
+    pub fn check_public_key(&self, policy: &Policy, key: &ssh_key::PublicKey) -> Result<(), IssueError> {
+        policy.check_public_key(key)?;
+        let Some((index, types)) = self.rule.and_then(|index| Some((index, policy.access.rules.get(index)?.key_types.as_ref()?))) else {
+            return Ok(());
+        };
+        let name = key.algorithm().as_str().to_owned();
+        if types.contains(&name) {
+            return Ok(());
+        }
+        Err(IssueError::PolicyViolation(format!(
+            "access rule {} of environment {:?} signs only {} keys, and this is a {name} key: {}",
+            index + 1,
+            policy.environment,
+            types.join(", "),
+            if types.iter().any(|t| t.starts_with("sk-")) {
+                "make a security-key (FIDO) key with `ssh-keygen -t ed25519-sk` and ask with it"
+            } else {
+                "ask with a key of one of those types"
+            }
+        )))
+    }
 }
 
 impl Requester {
@@ -90,7 +120,7 @@ pub fn decide(policy: &Policy, requester: &Requester, request: &SignRequest, now
                 ));
             }
             request.username = name.clone();
-            let principals = expand(&rule.principals, &name, identity)?;
+            let principals = principals_of(policy, rule, &name, identity)?;
             limits.allowed_principals = principals.clone();
             request.principals.get_or_insert(principals);
             if let Some(max_ttl) = rule.max_ttl {
@@ -102,10 +132,26 @@ pub fn decide(policy: &Policy, requester: &Requester, request: &SignRequest, now
             if let Some(extensions) = &rule.extensions {
                 limits.allowed_extensions.retain(|name| extensions.contains(name));
             }
+            // A FIDO key's certificate lets its holder skip the touch only where the rule says so.
+            if !rule.extensions.as_ref().is_some_and(|extensions| extensions.iter().any(|name| name == NO_TOUCH_REQUIRED)) {
+                limits.allowed_extensions.retain(|name| name != NO_TOUCH_REQUIRED);
+            }
             let allowed = &limits.allowed_extensions;
-            request.extensions.get_or_insert_with(|| {
+            let extensions = request.extensions.get_or_insert_with(|| {
                 policy.default_extensions.iter().filter(|(n, _)| allowed.contains(n)).map(|(n, v)| (n.clone(), v.clone())).collect()
             });
+            for (extension, template) in &rule.extension_values {
+                let value = expand(std::slice::from_ref(template), &name, identity)?.remove(0);
+                if extensions.get(extension).is_some_and(|asked| *asked != value) {
+                    return Err(IssueError::PolicyViolation(format!(
+                        "the access rule of {} sets the extension {extension:?} from the identity: leave it out of the request",
+                        identity.name
+                    )));
+                }
+                extensions.insert(extension.clone(), value);
+                limits.allowed_extensions.push(extension.clone());
+                environment_limits.to_mut().allowed_extensions.push(extension.clone());
+            }
             if !rule.critical_options.is_empty() {
                 if request.critical_options.as_ref().is_some_and(|asked| asked != &rule.critical_options) {
                     return Err(IssueError::PolicyViolation(format!(
@@ -172,6 +218,36 @@ fn user_name(rule: &AccessRule, identity: &Identity) -> Result<String, IssueErro
     Ok(name.to_owned())
 }
 
+/// The principals a `user` rule gives `identity`: the rule's own, and those of each of the
+/// caller's directory groups the rule maps that the environment allows.
+fn principals_of(policy: &Policy, rule: &AccessRule, user: &str, identity: &Identity) -> Result<Vec<String>, IssueError> {
+    let mut principals = expand(&rule.principals, user, identity)?;
+    if rule.groups.is_empty() {
+        return Ok(principals);
+    }
+    let groups = identity
+        .groups
+        .as_deref()
+        .ok_or_else(|| IssueError::Unavailable(format!("the groups of {} were not read from the directory: ask again", identity.name)))?;
+    for (group, mapped) in rule.groups.iter().filter(|(group, _)| groups.contains(group)) {
+        for principal in expand(mapped, user, identity)? {
+            if matches_any(&policy.allowed_principals, &principal) && !principals.contains(&principal) {
+                principals.push(principal);
+            } else if !principals.contains(&principal) {
+                tracing::warn!(group, principal, "a group's principal is not allowed in the environment: left out");
+            }
+        }
+    }
+    if principals.is_empty() {
+        return Err(IssueError::AccessDenied(format!(
+            "{} is in none of the groups its access rule maps to principals ({}): ask an admin to add you to one",
+            identity.name,
+            rule.groups.keys().cloned().collect::<Vec<_>>().join(", ")
+        )));
+    }
+    Ok(principals)
+}
+
 fn expand(templates: &[String], user: &str, identity: &Identity) -> Result<Vec<String>, IssueError> {
     let session = identity.session.as_deref();
     templates
@@ -221,6 +297,9 @@ mod tests {
                     extensions: None,
                     critical_options: BTreeMap::new(),
                     role_ids: Vec::new(),
+                    key_types: None,
+                    extension_values: BTreeMap::new(),
+                    groups: BTreeMap::new(),
                 },
                 AccessRule {
                     provider: "aws".into(),
@@ -232,6 +311,9 @@ mod tests {
                     extensions: Some(vec!["permit-pty".into()]),
                     critical_options: [("source-address".to_owned(), "10.0.0.0/8".to_owned())].into(),
                     role_ids: Vec::new(),
+                    key_types: None,
+                    extension_values: BTreeMap::new(),
+                    groups: BTreeMap::new(),
                 },
                 AccessRule {
                     provider: "aws".into(),
@@ -243,6 +325,9 @@ mod tests {
                     extensions: None,
                     critical_options: BTreeMap::new(),
                     role_ids: vec!["AROAAWSReservedSSO_Eng".into()],
+                    key_types: None,
+                    extension_values: BTreeMap::new(),
+                    groups: BTreeMap::new(),
                 },
                 AccessRule {
                     provider: "aws".into(),
@@ -254,6 +339,9 @@ mod tests {
                     extensions: None,
                     critical_options: BTreeMap::new(),
                     role_ids: vec!["AROAeng".into()],
+                    key_types: None,
+                    extension_values: BTreeMap::new(),
+                    groups: BTreeMap::new(),
                 },
                 AccessRule {
                     provider: "aws".into(),
@@ -265,8 +353,12 @@ mod tests {
                     extensions: None,
                     critical_options: BTreeMap::new(),
                     role_ids: vec!["AROAweb-hosts".into()],
+                    key_types: None,
+                    extension_values: BTreeMap::new(),
+                    groups: BTreeMap::new(),
                 },
             ],
+            ..Access::default()
         };
         policy.validate(&testing::providers()).unwrap();
         policy
@@ -407,4 +499,97 @@ mod tests {
         policy.access.audience = "sshca:b:staging\"; touch /tmp/x".into();
         assert!(policy.validate(&testing::providers()).unwrap_err().to_string().contains("may hold only"));
     }
+
+    /// The policy's rule 2 (IAM users) mapping groups to principals, and an identity in `groups`.
+    fn with_groups(groups: &[&str]) -> (Policy, Requester) {
+        let mut policy = policy();
+        policy.allowed_principals.extend(["root-oncall".into(), "postgres".into()]);
+        let rule = &mut policy.access.rules[1];
+        rule.principals = vec![];
+        rule.critical_options.clear();
+        rule.groups = [
+            ("sre".to_owned(), vec!["root-oncall".into(), "deploy".into()]),
+            ("dba".to_owned(), vec!["postgres".into(), "nobody-allowed".into()]),
+        ]
+        .into();
+        let identity = Identity {
+            groups: Some(groups.iter().map(|g| (*g).to_owned()).collect()),
+            ..testing::aws_identity("arn:aws:iam::111111111111:user/alice")
+        };
+        (policy, Requester::Proven(identity))
+    }
+
+    #[test]
+    fn groups_give_the_union_of_their_principals_within_the_environment() {
+        let (policy, both) = with_groups(&["sre", "dba", "unmapped"]);
+        let decision = decide(&policy, &both, &request(), NOW).unwrap();
+        assert_eq!(
+            decision.plan.principals,
+            ["postgres", "root-oncall", "deploy"],
+            "not nobody-allowed: the environment does not allow it"
+        );
+        let (policy, none) = with_groups(&["unmapped"]);
+        let err = decide(&policy, &none, &request(), NOW).unwrap_err();
+        assert_eq!(err.error_type(), "AccessDenied");
+        assert!(err.to_string().contains("in none of the groups"), "{err}");
+        let (mut policy, none) = with_groups(&[]);
+        policy.access.rules[1].principals = vec!["{user}".into()];
+        assert_eq!(decide(&policy, &none, &request(), NOW).unwrap().plan.principals, ["alice"], "only the rule's own principals");
+        let (policy, _) = with_groups(&[]);
+        let unread = Requester::Proven(testing::aws_identity("arn:aws:iam::111111111111:user/alice"));
+        assert_eq!(
+            decide(&policy, &unread, &request(), NOW).unwrap_err().error_type(),
+            "Unavailable",
+            "groups never read are not no groups"
+        );
+        let (policy, sre) = with_groups(&["sre"]);
+        let more = SignRequest { principals: Some(vec!["postgres".into()]), ..request() };
+        assert!(decide(&policy, &sre, &more, NOW).unwrap_err().to_string().contains("\"postgres\" is not allowed"));
+    }
+
+    #[test]
+    fn extension_values_come_from_the_identity_and_cannot_be_overridden() {
+        let mut policy = policy();
+        policy.access.rules[1].extension_values = [("login@github.com".to_owned(), "{user}".to_owned())].into();
+        let alice = identity("arn:aws:iam::111111111111:user/alice");
+        let decision = decide(&policy, &alice, &request(), NOW).unwrap();
+        assert_eq!(decision.plan.extensions["login@github.com"], "alice");
+        assert!(decision.plan.extensions.contains_key("permit-pty"));
+        let forged = SignRequest { extensions: Some([("login@github.com".to_owned(), "bob".to_owned())].into()), ..request() };
+        let err = decide(&policy, &alice, &forged, NOW).unwrap_err();
+        assert!(err.to_string().contains("sets the extension \"login@github.com\""), "{err}");
+    }
+
+    #[test]
+    fn no_touch_required_is_granted_only_by_a_rule_that_names_it() {
+        let mut policy = policy();
+        policy.allowed_extensions.push("no-touch-required".into());
+        let asked = SignRequest { extensions: Some([("no-touch-required".to_owned(), String::new())].into()), ..request() };
+        let jane = identity("arn:aws:sts::111111111111:assumed-role/AWSReservedSSO_Eng_abc/jane");
+        assert!(decide(&policy, &jane, &asked, NOW).unwrap_err().to_string().contains("no-touch-required"));
+        policy.access.rules[2].extensions = Some(vec!["permit-pty".into(), "no-touch-required".into()]);
+        assert!(decide(&policy, &jane, &asked, NOW).unwrap().plan.extensions.contains_key("no-touch-required"));
+    }
+
+    #[test]
+    fn a_rule_may_require_security_keys() {
+        let mut policy = policy();
+        policy.allowed_key_types.push("sk-ssh-ed25519@openssh.com".into());
+        policy.access.rules[1].key_types = Some(vec!["sk-ssh-ed25519@openssh.com".into()]);
+        policy.validate(&testing::providers()).unwrap();
+        let decision = decide(&policy, &identity("arn:aws:iam::111111111111:user/alice"), &request(), NOW).unwrap();
+        let software = ssh_key::PublicKey::from_openssh(SOFTWARE_KEY).unwrap();
+        let err = decision.check_public_key(&policy, &software).unwrap_err();
+        assert!(err.to_string().contains("ssh-keygen -t ed25519-sk"), "{err}");
+        let fido = ssh_key::PublicKey::from_openssh(FIDO_KEY).unwrap();
+        decision.check_public_key(&policy, &fido).unwrap();
+        policy.allowed_key_types.retain(|name| !name.starts_with("sk-"));
+        assert!(policy.validate(&testing::providers()).unwrap_err().to_string().contains("--key-types"));
+        policy.allowed_key_types.push("ssh-dss".into());
+        assert!(policy.validate(&testing::providers()).unwrap_err().to_string().contains("not one sshca can sign"));
+    }
+
+    const SOFTWARE_KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHXbLchYs5u2+4eL2HFqCRvj8AIz1GDMq02YwPntR8kF";
+    const FIDO_KEY: &str =
+        "sk-ssh-ed25519@openssh.com AAAAGnNrLXNzaC1lZDI1NTE5QG9wZW5zc2guY29tAAAAIEDEnmgBrWBPbUTvmtxpS1Q1CEA/5K65+m4VPsnPHy4QAAAABHNzaDo=";
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::access::AccessRule;
+use crate::access::{Access, AccessRule};
 use crate::error::IssueError;
 use crate::request;
 
@@ -34,6 +34,8 @@ pub struct Identity {
     pub session: Option<String>,
     /// Further facts the provider vouches for (for AWS: `account`).
     pub attributes: BTreeMap<String, String>,
+    /// The directory groups it is in, once looked up (only for a rule that maps groups).
+    pub groups: Option<Vec<String>>,
 }
 
 /// What a proof must be bound to: this deployment, this very request, and a time.
@@ -60,6 +62,16 @@ pub trait IdentityProvider: Send + Sync {
 
     /// Refuses a rule on this provider's identities that could match more than its writer meant.
     fn check_rule(&self, rule: &AccessRule) -> Result<(), String>;
+
+    /// The groups the provider's directory says `identity` is in, read now (never from the
+    /// request). A directory that cannot be read is `Unavailable`: never fewer checks.
+    async fn groups(&self, identity: &Identity, access: &Access) -> Result<Vec<String>, IssueError> {
+        let _ = (identity, access);
+        Err(IssueError::Configuration(format!(
+            "the {} identity provider has no directory of groups: map no groups in its rules",
+            self.name()
+        )))
+    }
 }
 
 /// The identity providers an environment accepts proofs from.
@@ -83,6 +95,14 @@ impl Providers {
             .get(proof.provider())
             .ok_or_else(|| IssueError::AccessDenied(format!("this deployment accepts no {} proofs of identity", proof.provider())))?;
         provider.prove(proof, binding).await
+    }
+
+    /// The groups `identity`'s provider says it is in.
+    pub async fn groups(&self, identity: &Identity, access: &Access) -> Result<Vec<String>, IssueError> {
+        match self.get(&identity.provider) {
+            Some(provider) => provider.groups(identity, access).await,
+            None => Err(IssueError::Configuration(format!("no identity provider {:?} to ask for groups", identity.provider))),
+        }
     }
 
     /// The provider's check of `rule`; a rule of a provider not registered is refused.

@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 use tracing::{debug_span, error, info, warn, Instrument};
 use uuid::Uuid;
 
+use crate::access::MAX_GROUPS_TTL_SECONDS;
 use crate::audit::{self, AuditEntry, Event};
 use crate::ca::Signer;
 use crate::certificate::sign_certificate;
@@ -45,6 +46,8 @@ pub struct Issuer {
     /// The public keys this container last wrote to the key cache, so an unchanged key is not
     /// written again on every request.
     cached_keys: Recent<String>,
+    /// The directory groups of each caller (by provider and subject) this container last read.
+    groups: Recent<Arc<Vec<String>>>,
     /// Whether both stores were seen to honour conditional creates (checked once).
     conditions_honoured: tokio::sync::OnceCell<()>,
     /// Void records that could not be written when their serial was voided (the audit store was
@@ -59,6 +62,7 @@ impl Issuer {
             environment,
             serials: SerialLeases::new(1, Uuid::new_v4().to_string()),
             revoked_keys: Recent::new(CACHE_TTL),
+            groups: Recent::new(Duration::from_secs(MAX_GROUPS_TTL_SECONDS)),
             conditions_honoured: tokio::sync::OnceCell::new(),
             cached_keys: Recent::new(CACHE_TTL),
             pending_voids: Mutex::new(Vec::new()),
@@ -114,19 +118,18 @@ impl Issuer {
         }
         let now = unix_now();
         let requester = self.requester(&policy, request, now).instrument(debug_span!("issue.identity")).await?;
+        let requester = self.with_groups(&policy, requester).instrument(debug_span!("issue.groups")).await?;
         let decision = decide::decide(&policy, &requester, request, now)?;
         let (request, plan) = (&decision.request, &decision.plan);
         let public_key = match given_key {
             Some(key) => key,
             None => {
-                let cached = self
-                    .cached_public_key(&request.environment, request.cert_type, &request.username)
+                self.cached_public_key(&request.environment, request.cert_type, &request.username)
                     .instrument(debug_span!("issue.cached_key"))
-                    .await?;
-                policy.check_public_key(&cached)?;
-                cached
+                    .await?
             }
         };
+        decision.check_public_key(&policy, &public_key)?;
         self.refuse_revoked(&request.environment, &public_key).instrument(debug_span!("issue.revoked_keys")).await?;
         let ca = self
             .environment
@@ -159,6 +162,7 @@ impl Issuer {
             requested_by: request.requested_by.clone(),
             caller_identity: proven.map(|identity| identity.name.clone()),
             caller_user_id: proven.map(|identity| identity.subject.clone()),
+            groups: proven.and_then(|identity| identity.groups.clone()),
             proven: proven.is_some(),
             access: decision.access.to_owned(),
             reason: request.reason.clone(),
@@ -241,6 +245,30 @@ impl Issuer {
         let hash = request_hash(request);
         let binding = Binding { audience: &policy.access.audience, request_hash: &hash, now, clock_skew: policy.clock_skew_seconds };
         Ok(Requester::Proven(self.environment.providers().prove(proof, &binding).await?))
+    }
+
+    /// The requester, with its directory groups where the rule that matches it maps groups: read
+    /// from its provider's directory, or this container's copy of at most `groups_ttl_seconds`.
+    async fn with_groups(&self, policy: &Policy, requester: Requester) -> Result<Requester, IssueError> {
+        let Requester::Proven(mut identity) = requester else { return Ok(requester) };
+        if policy.access.rules.iter().find(|rule| rule.matches(&identity)).is_none_or(|rule| rule.groups.is_empty()) {
+            return Ok(Requester::Proven(identity));
+        }
+        let key = format!("{}\n{}\n{}", policy.environment, identity.provider, identity.subject);
+        let max_age = Duration::from_secs(policy.access.groups_ttl_seconds);
+        let groups = match self.groups.get_within(&key, max_age) {
+            Some(groups) => groups,
+            None => {
+                let mut groups = self.environment.providers().groups(&identity, &policy.access).await?;
+                groups.sort();
+                groups.dedup();
+                let groups = Arc::new(groups);
+                self.groups.insert(key, groups.clone());
+                groups
+            }
+        };
+        identity.groups = Some(groups.to_vec());
+        Ok(Requester::Proven(identity))
     }
 
     /// Refuses a key revoked with `sshca revoke --public-key`.
@@ -458,6 +486,9 @@ mod tests {
                 extensions: None,
                 critical_options: Default::default(),
                 role_ids: Vec::new(),
+                key_types: None,
+                extension_values: Default::default(),
+                groups: Default::default(),
             }];
         }
         store.put(&layout::policy("staging"), serde_json::to_vec(&policy).unwrap(), Condition::Always).await.unwrap();

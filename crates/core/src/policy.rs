@@ -40,6 +40,17 @@ fn default_key_types() -> Vec<String> {
     ["ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521", "ssh-rsa"].into_iter().map(str::to_owned).collect()
 }
 
+/// The public key types sshca signs: `allowed_key_types` and a rule's `key_types` name these.
+pub const KNOWN_KEY_TYPES: [&str; 7] = [
+    "ssh-ed25519",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+    "ssh-rsa",
+    "sk-ssh-ed25519@openssh.com",
+    "sk-ecdsa-sha2-nistp256@openssh.com",
+];
+
 const fn default_min_rsa_bits() -> u32 {
     ABSOLUTE_MIN_RSA_BITS
 }
@@ -218,6 +229,19 @@ impl Policy {
         for name in self.default_extensions.keys() {
             if !self.allowed_extensions.contains(name) {
                 return problem(format!("default extension {name:?} is not among the allowed extensions"));
+            }
+        }
+        if let Some(unknown) = self.allowed_key_types.iter().find(|name| !KNOWN_KEY_TYPES.contains(&name.as_str())) {
+            return problem(format!("key type {unknown:?} is not one sshca can sign (known: {})", KNOWN_KEY_TYPES.join(", ")));
+        }
+        for (index, rule) in self.access.rules.iter().enumerate() {
+            if let Some(other) = rule.key_types.iter().flatten().find(|name| !self.allowed_key_types.contains(name)) {
+                return problem(format!(
+                    "access rule {} signs {other} keys, which the environment does not (allowed: {}): add it with `sshca init {} --key-types`",
+                    index + 1,
+                    self.allowed_key_types.join(","),
+                    self.environment
+                ));
             }
         }
         self.access.validate(&self.environment, providers)

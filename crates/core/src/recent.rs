@@ -17,8 +17,13 @@ impl<V: Clone> Recent<V> {
     }
 
     pub(crate) fn get(&self, key: &str) -> Option<V> {
+        self.get_within(key, self.ttl)
+    }
+
+    /// The entry if it is younger than `max_age` (and than the cache's own time).
+    pub(crate) fn get_within(&self, key: &str, max_age: Duration) -> Option<V> {
         let entries = self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        entries.get(key).filter(|(at, _)| at.elapsed() < self.ttl).map(|(_, value)| value.clone())
+        entries.get(key).filter(|(at, _)| at.elapsed() < self.ttl.min(max_age)).map(|(_, value)| value.clone())
     }
 
     pub(crate) fn insert(&self, key: String, value: V) {

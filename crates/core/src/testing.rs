@@ -101,6 +101,7 @@ pub fn aws_identity(arn: &str) -> Identity {
         user,
         session,
         attributes: BTreeMap::from([("account".to_owned(), "111111111111".to_owned())]),
+        groups: None,
     }
 }
 

@@ -146,7 +146,7 @@ async fn bench_server(world: &World, budget: &Budget, lambda_binary: &Path, span
         Some(ratio(in_process.p50(), design.p50())),
         "≤ 1.25 × (Sign + 2 concurrent PUTs)",
     );
-    breakdown(&server, budget, spans, in_process.p50(), || issue(&issuer, &request, 0), table).await;
+    breakdown(&server, budget, spans, || issue(&issuer, &request, 0), table).await;
     let mut env = world.env();
     env.push(("RUST_LOG", "warn".into()));
     let emulator = LambdaEmulator::start_binary(lambda_binary, &env);
@@ -524,14 +524,14 @@ async fn local_signing(world: &World, budget: &Budget, table: &mut Table) {
 }
 
 /// Where the time of `operation` (a warm issuance) goes: each of the issuer's steps (the sum of its
-/// spans' wall time in one issuance) and what lies outside them, with its share of `whole`.
-async fn breakdown<F, Fut, T>(server: &str, budget: &Budget, spans: &SpanTimes, whole: Duration, mut operation: F, table: &mut Table)
+/// spans' wall time in one issuance) and what lies outside them, with its share of the whole.
+async fn breakdown<F, Fut, T>(server: &str, budget: &Budget, spans: &SpanTimes, mut operation: F, table: &mut Table)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = T>,
 {
     let mut steps: BTreeMap<&str, Vec<Duration>> = BTreeMap::new();
-    let mut outside = Vec::new();
+    let (mut outside, mut wholes) = (Vec::new(), Vec::new());
     spans.start();
     for _ in 0..budget.samples {
         let started = Instant::now();
@@ -539,11 +539,13 @@ where
         let elapsed = started.elapsed();
         let times = spans.take();
         outside.push(elapsed.saturating_sub(times.values().sum()));
+        wholes.push(elapsed);
         for (name, time) in times {
             steps.entry(name).or_default().push(time);
         }
     }
     spans.stop();
+    let whole = Samples::of(wholes).p50();
     let share = |part: Duration| format!("{:.0} %", 100.0 * part.as_secs_f64() / whole.as_secs_f64());
     for (name, times) in steps {
         let samples = Samples::of(times);

@@ -44,6 +44,16 @@ pub struct InitArgs {
     /// Critical options requests may set (e.g. force-command,source-address).
     #[arg(long, value_delimiter = ',')]
     allowed_critical_options: Option<Vec<String>>,
+    /// Public key types certified, e.g. 'sk-ssh-ed25519@openssh.com,sk-ecdsa-sha2-nistp256@openssh.com'
+    /// for security keys only (a rule's `key_types` narrows it further).
+    #[arg(long, value_delimiter = ',')]
+    key_types: Option<Vec<String>>,
+    /// IAM Identity Center's identity store (d-…), where rules that map groups read users' groups.
+    #[arg(long)]
+    identity_store_id: Option<String>,
+    /// How long the function trusts the groups it read of a caller (at most 60s).
+    #[arg(long, value_parser = parse_duration)]
+    groups_ttl: Option<u64>,
     /// Default lifetime of user certificates (e.g. 2h).
     #[arg(long, value_parser = parse_duration)]
     default_ttl: Option<u64>,
@@ -90,6 +100,7 @@ impl InitArgs {
             allowed_principals: self.allowed_principals.clone(),
             allowed_host_principals: self.allowed_host_principals.clone(),
             allowed_critical_options: self.allowed_critical_options.clone(),
+            key_types: self.key_types.clone(),
             default_ttl: self.default_ttl,
             max_ttl: self.max_ttl,
             host_max_ttl: self.host_max_ttl,
@@ -97,6 +108,8 @@ impl InitArgs {
             rules,
             admins,
             audience: self.audience.clone(),
+            identity_store_id: self.identity_store_id.clone(),
+            groups_ttl_seconds: self.groups_ttl,
             default_audience: format!("sshca:{bucket}:{}", self.environment),
             allow_unproven: match (self.allow_unproven, self.require_proof) {
                 (true, _) => Some(true),

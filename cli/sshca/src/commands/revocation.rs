@@ -247,6 +247,12 @@ fn event_line(event: &Value) -> String {
                 (Some(arn), Some(access)) if !access.is_empty() => format!("{} ({})", escaped(arn), escaped(access)),
                 (Some(arn), _) => escaped(arn),
                 (None, _) => "unproven".to_owned(),
+            } + &match event["groups"].as_array() {
+                Some(groups) => format!(
+                    " groups [{}]",
+                    groups.iter().map(|group| escaped(group.as_str().unwrap_or("?"))).collect::<Vec<_>>().join(", ")
+                ),
+                None => String::new(),
             },
             shown(&event["requested_by"]),
             shown(&event["reason"])

@@ -42,6 +42,13 @@ pub async fn show_policy(env: &Environment, args: ShowPolicyArgs) -> Result<()> 
         human_duration(policy.host_default_ttl),
         human_duration(policy.host_max_ttl)
     );
+    println!("  key types:         {}", policy.allowed_key_types.join(", "));
+    if let Some(store) = &access.identity_store_id {
+        println!(
+            "  groups:            IAM groups, and IAM Identity Center's identity store {store} (read again after {}s)",
+            access.groups_ttl_seconds
+        );
+    }
     println!("  access rules (the first that matches the caller's proven ARN applies):");
     if access.rules.is_empty() {
         println!("    none: nobody may sign; add rules with `sshca init {} --admin ARN` or --rules FILE", policy.environment);
@@ -67,6 +74,15 @@ pub async fn show_policy(env: &Environment, args: ShowPolicyArgs) -> Result<()> 
         }
         if !rule.critical_options.is_empty() {
             terms.push(format!("critical options {:?}", rule.critical_options));
+        }
+        for (group, principals) in &rule.groups {
+            terms.push(format!("group {group:?} → principals {principals:?}"));
+        }
+        if !rule.extension_values.is_empty() {
+            terms.push(format!("extensions set from the identity {:?}", rule.extension_values));
+        }
+        if let Some(key_types) = &rule.key_types {
+            terms.push(format!("only {} keys", key_types.join(", ")));
         }
         println!("    {}. {}  →  {}", index + 1, rule.arn, terms.join("; "));
     }
