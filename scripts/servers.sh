@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs and starts, on 127.0.0.1 and without Docker, the real servers sshca's demo and tests use:
-#   LocalStack (S3 + KMS + CloudFormation) on :4566, SeaweedFS (S3 with conditional writes) on :8333,
+#   LocalStack (S3 + KMS + IAM + STS + EC2 + CloudFormation) on :4566, SeaweedFS (S3 with conditional writes) on :8333,
 #   an old MinIO (S3 without conditional creates, which sshca must refuse) on :9100,
 #   Debian's openssh-server/openssh-client (the tests start their own sshd per test),
 #   cargo-lambda's Lambda emulator, and moto's server (an STS that checks SigV4 signatures, which
@@ -53,9 +53,17 @@ python313() {
   echo "$py"
 }
 
+# every service the tests use is up (an older start of this script may have started fewer)
+localstack_ready() {
+  local health
+  health=$(curl -sf -m 2 "http://127.0.0.1:$LS_PORT/_localstack/health" 2>/dev/null) || return 1
+  grep -q '"kms": "running"' <<<"$health" && grep -q '"ec2": "running"' <<<"$health"
+}
+
 start_localstack() {
-  if curl -sf -m 2 "http://127.0.0.1:$LS_PORT/_localstack/health" 2>/dev/null | grep -q '"kms": "running"'; then
-    log "localstack already running"; return
+  if localstack_ready; then log "localstack already running"; return; fi
+  if curl -sf -m 2 "http://127.0.0.1:$LS_PORT/_localstack/health" >/dev/null 2>&1; then
+    log "a LocalStack without EC2 runs on :$LS_PORT: stop it first (scripts/servers.sh stop)"; exit 1
   fi
   mkdir -p "$LS_HOME"
   if ! "$LS_HOME/venv/bin/python" -c 'import localstack.aws.components' >/dev/null 2>&1; then
@@ -70,12 +78,12 @@ start_localstack() {
   # S3_SKIP_SIGNATURE_VALIDATION=0: otherwise tampered and expired presigned URLs are served.
   env GATEWAY_LISTEN=127.0.0.1:$LS_PORT FILESYSTEM_ROOT="$LS_HOME/fs" DISABLE_EVENTS=1 \
       SKIP_SSL_CERT_DOWNLOAD=1 DNS_ADDRESS=0 S3_SKIP_SIGNATURE_VALIDATION=0 \
-      EAGER_SERVICE_LOADING=1 SERVICES=s3,kms,sts,iam,cloudformation \
+      EAGER_SERVICE_LOADING=1 SERVICES=s3,kms,sts,iam,cloudformation,ec2 \
     setsid "$LS_HOME/venv/bin/python" -m localstack.runtime.main \
       >"$LS_HOME/localstack.log" 2>&1 </dev/null &
   echo $! >"$LS_HOME/localstack.pid"
   for _ in $(seq 1 240); do
-    if curl -sf -m 2 "http://127.0.0.1:$LS_PORT/_localstack/health" 2>/dev/null | grep -q '"kms": "running"'; then
+    if localstack_ready; then
       log "localstack ready on 127.0.0.1:$LS_PORT"; return
     fi
     kill -0 "$(cat "$LS_HOME/localstack.pid")" 2>/dev/null || { log "localstack died:"; tail -40 "$LS_HOME/localstack.log" >&2; exit 1; }
@@ -219,6 +227,7 @@ export AWS_ENDPOINT_URL_KMS=http://127.0.0.1:$LS_PORT
 export AWS_ENDPOINT_URL_S3=http://127.0.0.1:$LS_PORT
 export AWS_ENDPOINT_URL_STS=http://127.0.0.1:$LS_PORT
 export AWS_ENDPOINT_URL_IAM=http://127.0.0.1:$LS_PORT
+export AWS_ENDPOINT_URL_EC2=http://127.0.0.1:$LS_PORT
 export AWS_ENDPOINT_URL_IDENTITYSTORE=http://127.0.0.1:$DIRECTORY_PORT
 export SSHCA_TEST_IDENTITYSTORE=http://127.0.0.1:$DIRECTORY_PORT
 export SSHCA_TEST_LOCALSTACK=http://127.0.0.1:$LS_PORT

@@ -108,6 +108,11 @@ impl Identity {
         }
     }
 
+    /// These credentials, for an SDK client or a proof made in this process.
+    pub fn sdk_credentials(&self) -> aws_sdk_sts::config::Credentials {
+        aws_sdk_sts::config::Credentials::new(&self.access_key, &self.secret_key, self.session_token.clone(), None, "sshca-tests")
+    }
+
     /// Makes `command` run as this identity.
     pub fn apply<'a>(&self, command: &'a mut Command) -> &'a mut Command {
         command.env("AWS_ACCESS_KEY_ID", &self.access_key).env("AWS_SECRET_ACCESS_KEY", &self.secret_key);
@@ -249,5 +254,53 @@ impl IdentityStore {
 impl Default for IdentityStore {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// An EC2 instance on LocalStack's EC2, running with an instance profile.
+pub struct Instance {
+    pub id: String,
+    pub private_ip: String,
+    pub private_dns: String,
+}
+
+impl Instance {
+    /// Runs an instance tagged `Name=name` (without an instance profile: LocalStack's EC2 cannot
+    /// attach one).
+    pub fn run(name: &str) -> Self {
+        let tags = format!("ResourceType=instance,Tags=[{{Key=Name,Value={name}}}]");
+        let image = aws(&["ec2", "describe-images"])["Images"][0]["ImageId"].as_str().expect("an image").to_owned();
+        let ran = aws(&[
+            "ec2",
+            "run-instances",
+            "--image-id",
+            &image,
+            "--instance-type",
+            "t3.micro",
+            "--count",
+            "1",
+            "--tag-specifications",
+            &tags,
+        ]);
+        let instance = &ran["Instances"][0];
+        Instance {
+            id: instance["InstanceId"].as_str().expect("an instance id").to_owned(),
+            private_ip: instance["PrivateIpAddress"].as_str().expect("a private IP").to_owned(),
+            private_dns: instance["PrivateDnsName"].as_str().expect("a private DNS name").to_owned(),
+        }
+    }
+
+    /// Stops the instance and waits until EC2 says it is stopped.
+    pub fn stop(&self) {
+        aws(&["ec2", "stop-instances", "--instance-ids", &self.id]);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let described = aws(&["ec2", "describe-instances", "--instance-ids", &self.id]);
+            if described["Reservations"][0]["Instances"][0]["State"]["Name"] == "stopped" {
+                return;
+            }
+            assert!(Instant::now() < deadline, "instance {} did not stop in 30 s", self.id);
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 }

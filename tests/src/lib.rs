@@ -118,6 +118,7 @@ impl World {
             ("AWS_ENDPOINT_URL_KMS", kms_endpoint()),
             ("AWS_ENDPOINT_URL_STS", kms_endpoint()),
             ("AWS_ENDPOINT_URL_IAM", kms_endpoint()),
+            ("AWS_ENDPOINT_URL_EC2", kms_endpoint()),
             ("AWS_ENDPOINT_URL_IDENTITYSTORE", identity_store_endpoint()),
             ("AWS_ENDPOINT_URL_S3", self.s3_endpoint.clone()),
             ("SSHCA_BUCKET", self.bucket.clone()),
@@ -200,6 +201,7 @@ impl World {
             sts: self.sts().await,
             iam: self.iam().await,
             identity_store: self.identity_store().await,
+            ec2: aws_sdk_ec2::Client::new(&sdk_config(Some(&kms_endpoint())).await),
         }
     }
 

@@ -451,6 +451,8 @@ fn function_needs_exactly_its_role(
                 .replace(&format!("arn:aws:s3:::{audit_bucket}"), "AuditBucket")
                 .replace(&log_group, "LogGroup")
                 .replace("arn:aws:iam::000000000000:user/*", "IamUsers")
+                .replace("arn:aws:iam::000000000000:instance-profile/*", "InstanceProfiles")
+                .replace("arn:aws:iam::000000000000:role/aws-reserved/sso.amazonaws.com/*", "IdentityCenterRoles")
         })
         .filter(|grant| !readme.contains(&format!("`{grant}`")))
         .collect();

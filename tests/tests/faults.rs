@@ -27,6 +27,7 @@ async fn aws_via(s3_endpoint: &str, kms_endpoint: &str) -> Aws {
         sts: aws_sdk_sts::Client::new(&config),
         iam: aws_sdk_iam::Client::new(&config),
         identity_store: aws_sdk_identitystore::Client::new(&config),
+        ec2: aws_sdk_ec2::Client::new(&config),
     }
 }
 

@@ -77,12 +77,23 @@ fn principals_come_from_iam_groups() {
     ]);
     let rules_file = world.path("rules.json");
     std::fs::write(&rules_file, rules.to_string()).unwrap();
-    world
-        .init(ENV, &["--allowed-principals", "deploy,root-oncall,postgres", "--groups-ttl", "1s", "--rules", rules_file.to_str().unwrap()]);
+    // the groups exist before the rule that maps them is written: init binds it to their ids
     let (alice_name, bob_name) = (format!("alice-{id}"), format!("bob-{id}"));
     let (alice, bob) = (Identity::iam_user(&alice_name), Identity::iam_user(&bob_name));
     add_to_iam_group(&alice_name, &sre);
     add_to_iam_group(&alice_name, &dba);
+    let unknown = json!([{"match": "arn:aws:iam::000000000000:user/*", "grant": "user", "groups": {format!("typo-{id}"): ["deploy"]}}]);
+    let unknown_file = world.path("unknown.json");
+    std::fs::write(&unknown_file, unknown.to_string()).unwrap();
+    let refused_init = world.sshca(&["init", ENV, "--create-bucket", "--create-keys", "--rules", unknown_file.to_str().unwrap()]);
+    assert!(!refused_init.status.success(), "a rule mapping a group that does not exist is written");
+    assert!(
+        String::from_utf8_lossy(&refused_init.stderr).contains("which IAM does not have"),
+        "{}",
+        String::from_utf8_lossy(&refused_init.stderr)
+    );
+    world
+        .init(ENV, &["--allowed-principals", "deploy,root-oncall,postgres", "--groups-ttl", "1s", "--rules", rules_file.to_str().unwrap()]);
     let key = keygen(world.dir.path(), "alice", "ed25519", None, "");
 
     let (response, listing) = certificate(&sign(&world, &alice, &key, &[]), &key);
@@ -137,14 +148,13 @@ fn principals_come_from_identity_center_groups() {
     ]);
     let rules_file = world.path("rules.json");
     std::fs::write(&rules_file, rules.to_string()).unwrap();
+    let jane_name = format!("jane-{id}");
+    let jane_id = store.user(&jane_name);
+    store.add(&jane_id, &store.group("sre"));
     world.init(
         ENV,
         &["--allowed-principals", "jane-*,root-oncall", "--identity-store-id", &store.id, "--rules", rules_file.to_str().unwrap()],
     );
-    let jane_name = format!("jane-{id}");
-    let jane_id = store.user(&jane_name);
-    store.add(&jane_id, &store.group("sre"));
-    store.group("dba");
     let key = keygen(world.dir.path(), "jane", "ed25519", None, "");
 
     let jane = Identity::session_of(&role_arn, &jane_name);

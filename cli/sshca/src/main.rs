@@ -103,7 +103,7 @@ async fn run(cli: Cli) -> Result<()> {
         Ok(Signer { target, config: config.clone(), audience })
     };
     match cli.command {
-        Command::Init(args) => init::init(&aws, &config, &bucket()?, cli.audit_bucket.as_deref(), args).await,
+        Command::Init(args) => init::init(&aws, &bucket()?, cli.audit_bucket.as_deref(), args).await,
         Command::Sign(args) if args.upload => sign::upload(&issuer()?, args).await,
         Command::Sign(args) => sign::sign(&signer(args.local, &args.function, args.audience.clone())?, args).await,
         Command::ShowPolicy(args) => show_policy::show_policy(&env()?, args).await,

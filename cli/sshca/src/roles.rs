@@ -1,4 +1,5 @@
-//! Binding access rules on assumed roles to the roles themselves. An assumed-role ARN
+//! Binding access rules to what they name: rules on assumed roles to the roles themselves, and the
+//! groups a rule maps to the groups themselves. An assumed-role ARN
 //! (`arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION`) shows neither the role's path nor which of
 //! several roles of one name (deleted and re-created) it is, so a rule that matched it by name
 //! would also be met by a role that anyone with `iam:CreateRole` names the same way. STS's user id
@@ -6,12 +7,11 @@
 //! meant when they were written, as Vault's AWS auth does (`resolve_aws_unique_ids`).
 
 use anyhow::{bail, Result};
+use sshca_aws::directory::{group_id, IDENTITY_CENTER_PATH, IDENTITY_CENTER_ROLE_PREFIX};
+use sshca_aws::sts::assumed_role;
+use sshca_aws::Aws;
 use sshca_core::access::AccessRule;
 use sshca_core::pattern::matches_any;
-
-/// Where IAM Identity Center keeps the roles of its permission sets: a role named
-/// `AWSReservedSSO_…` anywhere else is not one of them.
-const IDENTITY_CENTER_PATH: &str = "/aws-reserved/sso.amazonaws.com/";
 
 struct Role {
     name: String,
@@ -19,25 +19,29 @@ struct Role {
     id: String,
 }
 
-/// Fills in the `role_ids` of each rule on assumed roles that has none: the unique ids of this
-/// account's roles whose names match the rule's role pattern (for Identity Center names, only
-/// those under Identity Center's own path). A rule that names no existing role is refused.
-pub async fn bind<'a>(iam: &aws_sdk_iam::Client, account: &str, rules: impl IntoIterator<Item = &'a mut AccessRule>) -> Result<()> {
+/// Binds each rule on assumed roles anew (ids a rules file carries are not trusted: they could name
+/// any role): the unique ids of this account's roles whose names match the rule's role pattern
+/// (for Identity Center names, only those under Identity Center's own path). A rule that names no
+/// existing role is refused. Each group a rule maps is bound to the group's unique id too.
+pub async fn bind<'a>(aws: &Aws, store: Option<&str>, account: &str, rules: impl IntoIterator<Item = &'a mut AccessRule>) -> Result<()> {
     let mut roles: Option<Vec<Role>> = None;
     for rule in rules {
-        let Some((pattern, _)) = sshca_aws::sts::assumed_role(&rule.arn) else { continue };
-        if !rule.role_ids.is_empty() {
-            continue;
+        rule.group_ids.clear();
+        for group in rule.groups.keys() {
+            let id = group_id(&aws.iam, &aws.identity_store, store, &rule.arn, group).await?;
+            eprintln!("access: {} maps group {group:?}, bound to {id}", rule.arn);
+            rule.group_ids.insert(group.clone(), id);
         }
+        let Some((pattern, _)) = assumed_role(&rule.arn) else { continue };
         let pattern = pattern.to_owned();
         let rule_account = rule.arn.split(':').nth(4).unwrap_or_default();
         if rule_account != account {
             bail!("the access rule {:?} is about account {rule_account}, whose roles cannot be looked up from this one ({account}): write it with credentials of that account", rule.arn);
         }
         if roles.is_none() {
-            roles = Some(list_roles(iam).await?);
+            roles = Some(list_roles(&aws.iam).await?);
         }
-        let identity_center = pattern.starts_with("AWSReservedSSO_");
+        let identity_center = pattern.starts_with(IDENTITY_CENTER_ROLE_PREFIX);
         let ids: Vec<String> = roles
             .iter()
             .flatten()

@@ -1,7 +1,8 @@
 //! `sshca_aws`: sshca's environments on AWS. The [`Store`](sshca_core::Store) is S3 ([`s3`]), CA
 //! keys are KMS keys or KMS-sealed keys ([`kms`], made by [`create_key`], checked by
 //! [`key_ownership`]), callers prove who they are to STS ([`sts`], the `aws` identity provider,
-//! whose groups are the [`directory`]'s: IAM and IAM Identity Center),
+//! whose groups are the [`directory`]'s: IAM and IAM Identity Center; hosts are named after their
+//! EC2 [`instances`]),
 //! and CloudTrail's record of `kms:Sign` is held against the books ([`signings`]). [`Aws`] builds
 //! the clients once per process, from the standard configuration chain.
 
@@ -14,6 +15,7 @@ use sshca_core::{Environment, Issuer};
 
 pub mod create_key;
 pub mod directory;
+pub mod instances;
 pub mod key_ownership;
 pub mod kms;
 pub mod s3;
@@ -21,6 +23,7 @@ pub mod signings;
 pub mod sts;
 
 use directory::Directory;
+use instances::Instances;
 use kms::KmsCaKeys;
 use s3::S3Store;
 use sts::StsProvider;
@@ -40,6 +43,7 @@ pub struct Aws {
     pub sts: aws_sdk_sts::Client,
     pub iam: aws_sdk_iam::Client,
     pub identity_store: aws_sdk_identitystore::Client,
+    pub ec2: aws_sdk_ec2::Client,
 }
 
 impl Aws {
@@ -61,13 +65,15 @@ impl Aws {
             sts: aws_sdk_sts::Client::new(config),
             iam: aws_sdk_iam::Client::new(config),
             identity_store: aws_sdk_identitystore::Client::new(config),
+            ec2: aws_sdk_ec2::Client::new(config),
         }
     }
 
     /// The identity providers of an environment on AWS.
     pub fn providers(&self) -> Providers {
-        Providers::default()
-            .with(Arc::new(StsProvider::new(self.sts.clone(), Directory::new(self.iam.clone(), self.identity_store.clone()))))
+        let directory = Directory::new(self.iam.clone(), self.identity_store.clone());
+        let instances = Instances::new(self.ec2.clone(), self.iam.clone());
+        Providers::default().with(Arc::new(StsProvider::new(self.sts.clone(), directory, instances)))
     }
 
     /// The environment in this account's bucket(s) and KMS keys. Audit records go to

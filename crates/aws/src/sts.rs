@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use aws_sdk_sts::config::interceptors::BeforeTransmitInterceptorContextMut;
 use aws_sdk_sts::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
-use sshca_core::access::{Access, AccessRule};
+use sshca_core::access::{Access, AccessRule, FromInstance};
 use sshca_core::error::IssueError;
 use sshca_core::identity::{Binding, Identity, IdentityProvider, Proof};
 use sshca_core::request::truncate_for_message;
@@ -27,17 +27,20 @@ use sshca_proto::proof::{
 use time::macros::format_description;
 use time::PrimitiveDateTime;
 
-use crate::directory::Directory;
+use crate::directory::{Directory, IDENTITY_CENTER_ROLE_PREFIX};
+use crate::instances::Instances;
 
-/// Proves callers by their signed GetCallerIdentity; their groups are the [`Directory`]'s.
+/// Proves callers by their signed GetCallerIdentity; their groups are the [`Directory`]'s, the
+/// instances hosts run on [`Instances`]'.
 pub struct StsProvider {
     client: aws_sdk_sts::Client,
     directory: Directory,
+    instances: Instances,
 }
 
 impl StsProvider {
-    pub fn new(client: aws_sdk_sts::Client, directory: Directory) -> Self {
-        Self { client, directory }
+    pub fn new(client: aws_sdk_sts::Client, directory: Directory, instances: Instances) -> Self {
+        Self { client, directory, instances }
     }
 
     /// Sends a checked proof to STS: the caller's ARN, user id and account, as STS answers.
@@ -86,11 +89,25 @@ impl IdentityProvider for StsProvider {
     }
 
     fn check_rule(&self, rule: &AccessRule) -> Result<(), String> {
-        check_pattern(rule)
+        check_pattern(rule)?;
+        let on_users = rule.arn.splitn(6, ':').nth(5).is_some_and(|resource| resource.starts_with("user/"));
+        let on_identity_center =
+            assumed_role(&rule.arn).is_some_and(|(role, _)| role.starts_with(IDENTITY_CENTER_ROLE_PREFIX)) && rule.session_name_set_by_aws;
+        if !rule.groups.is_empty() && !on_users && !on_identity_center {
+            return Err(format!(
+                "{:?} maps groups, which are read only for IAM users and IAM Identity Center users (AWSReservedSSO_… roles, with \"session_name_set_by_aws\": true)",
+                rule.arn
+            ));
+        }
+        Ok(())
     }
 
     async fn groups(&self, identity: &Identity, access: &Access) -> Result<Vec<String>, IssueError> {
         self.directory.groups(identity, access).await
+    }
+
+    async fn instance_names(&self, identity: &Identity, from: &FromInstance) -> Result<Vec<String>, IssueError> {
+        self.instances.names(identity, from).await
     }
 }
 
@@ -112,6 +129,7 @@ fn identity(arn: String, user_id: String, account: String) -> Identity {
         session,
         attributes: BTreeMap::from([("account".to_owned(), account)]),
         groups: None,
+        instance_names: None,
     }
 }
 
@@ -293,6 +311,9 @@ pub fn check_binding(
         return Err(refused(format!("it must sign exactly {GET_CALLER_IDENTITY_BODY:?}")));
     }
     let mut headers = BTreeMap::new();
+    if let Some((name, _)) = proof.headers.iter().find(|(_, value)| value.chars().any(char::is_control)) {
+        return Err(refused(format!("header {:?} holds a control character", truncate_for_message(name))));
+    }
     for (name, value) in &proof.headers {
         if headers.insert(name.to_ascii_lowercase(), value.as_str()).is_some() {
             return Err(refused(format!("header {name:?} appears twice")));

@@ -33,6 +33,9 @@ pub struct Access {
     pub groups_ttl_seconds: u64,
 }
 
+/// The extension that lets a FIDO key sign without a touch: granted only by a rule that names it.
+pub const NO_TOUCH_REQUIRED: &str = "no-touch-required";
+
 /// The longest a container trusts the groups it read: a change in the directory counts within it.
 pub const MAX_GROUPS_TTL_SECONDS: u64 = 60;
 
@@ -109,6 +112,33 @@ pub struct AccessRule {
     /// certificate also carries the principals of every group the directory says the caller is in.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub groups: BTreeMap<String, Vec<String>>,
+    /// The unique id of each group `groups` names, by name, as the directory had it when the rule
+    /// was written (`sshca init` asks it): a group deleted, or never created, and then made by
+    /// someone else under that name is another group.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub group_ids: BTreeMap<String, String>,
+    /// `host`: the host's names come from its instance as its provider knows it (for AWS: the EC2
+    /// instance the session is named after), within the rule's patterns; the host asks for none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_instance: Option<FromInstance>,
+}
+
+/// Which instances a `host` rule certifies, and under which names besides their own.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FromInstance {
+    /// Also certify the instance's `Name` tag under this domain: `<name>.<suffix>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name_suffix: Option<String>,
+    /// Only instances in one of these VPCs (any when empty).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vpcs: Vec<String>,
+    /// Only instances in one of these subnets (any when empty).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subnets: Vec<String>,
+    /// Only instances with all of these tags.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
 }
 
 impl AccessRule {
@@ -127,15 +157,18 @@ impl AccessRule {
             key_types: None,
             extension_values: BTreeMap::new(),
             groups: BTreeMap::new(),
+            group_ids: BTreeMap::new(),
+            from_instance: None,
         }
     }
 
     /// Whether `identity` is one this rule is about: of the rule's provider, its name matching the
     /// pattern and, for a bound rule, of one of the rule's principals (by unique id).
     pub fn matches(&self, identity: &Identity) -> bool {
-        identity.provider == self.provider
-            && matches_any(std::slice::from_ref(&self.arn), &identity.name)
-            && (self.role_ids.is_empty() || self.role_ids.contains(&identity.principal_id))
+        // A session is of a principal whose name anyone may take again: only a bound rule is
+        // about it, whatever the provider's checks let through.
+        let bound = if self.role_ids.is_empty() { identity.session.is_none() } else { self.role_ids.contains(&identity.principal_id) };
+        identity.provider == self.provider && matches_any(std::slice::from_ref(&self.arn), &identity.name) && bound
     }
 }
 
@@ -241,6 +274,18 @@ impl Access {
                 if group.is_empty() || principals.is_empty() {
                     return problem(index, format!("group {group:?} must be named and map to at least one principal"));
                 }
+                if !rule.group_ids.contains_key(group) {
+                    return problem(index, format!("group {group:?} is not bound to its unique id (a group of that name made later would be another): write the rule with `sshca init {environment} --rules FILE`, which binds it"));
+                }
+            }
+            if rule.extension_values.contains_key(NO_TOUCH_REQUIRED) {
+                return problem(index, "no-touch-required is no value to set: name it in the rule's extensions".into());
+            }
+            if rule.from_instance.is_some() && (rule.grant != Grant::Host || !rule.session_name_set_by_aws) {
+                return problem(
+                    index,
+                    "from_instance is for host rules on instance roles, whose session AWS names after the instance: set \"grant\": \"host\" and \"session_name_set_by_aws\": true".into(),
+                );
             }
             if rule.key_types.as_ref().is_some_and(Vec::is_empty) {
                 return problem(index, "key_types, when given, names at least one key type".into());

@@ -8,18 +8,17 @@
 
 use std::borrow::Cow;
 
-use crate::access::{AccessRule, Grant};
+use crate::access::{AccessRule, Grant, NO_TOUCH_REQUIRED};
 use crate::error::IssueError;
 use crate::identity::Identity;
 use crate::pattern::matches_any;
 use crate::policy::{Plan, Policy};
 use crate::request::{self, CertKind, SignRequest};
 
-/// The extension that lets a FIDO key sign without a touch.
-const NO_TOUCH_REQUIRED: &str = "no-touch-required";
-
 /// Who asks, as far as the function knows.
 #[derive(Debug, Clone, PartialEq, Eq)]
+// One per request, moved a few times: boxing the identity would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Requester {
     Proven(Identity),
     /// No proof, in an environment that allows it.
@@ -72,6 +71,8 @@ pub struct Decision {
     pub access: &'static str,
     /// The index of the rule that matched.
     pub rule: Option<usize>,
+    /// The rule's mapped groups the caller is in, by name.
+    pub groups: Option<Vec<String>>,
 }
 
 fn denied(environment: &str, name: &str, why: &str) -> IssueError {
@@ -85,8 +86,10 @@ pub fn decide(policy: &Policy, requester: &Requester, request: &SignRequest, now
         Requester::Unproven => {
             // Served as an admin would be, and recorded as unproven.
             request::check_username(&request.username)?;
-            let plan = policy.plan(request, now)?;
-            return Ok(Decision { request: request.clone(), plan, access: "unproven", rule: None });
+            let mut request = request.clone();
+            without_no_touch(&mut request, None);
+            let plan = policy.plan(&request, now)?;
+            return Ok(Decision { request, plan, access: "unproven", rule: None, groups: None });
         }
         Requester::Proven(identity) => identity,
     };
@@ -101,11 +104,13 @@ pub fn decide(policy: &Policy, requester: &Requester, request: &SignRequest, now
     // Critical options a rule imposes only narrow where a certificate works: the environment
     // accepts them even where it lets no request ask for them.
     let mut environment_limits = Cow::Borrowed(policy);
+    let mut in_groups = None;
     match rule.grant {
         Grant::Admin => {
             if request.username.is_empty() {
                 return Err(IssueError::InvalidRequest("whose certificate? name the user (-u USER) or the host".into()));
             }
+            without_no_touch(&mut request, Some(rule));
         }
         Grant::User => {
             if request.cert_type == CertKind::Host {
@@ -120,7 +125,8 @@ pub fn decide(policy: &Policy, requester: &Requester, request: &SignRequest, now
                 ));
             }
             request.username = name.clone();
-            let principals = principals_of(policy, rule, &name, identity)?;
+            let (principals, groups) = principals_of(policy, rule, &name, identity)?;
+            in_groups = groups;
             limits.allowed_principals = principals.clone();
             request.principals.get_or_insert(principals);
             if let Some(max_ttl) = rule.max_ttl {
@@ -169,6 +175,25 @@ pub fn decide(policy: &Policy, requester: &Requester, request: &SignRequest, now
                 return Err(denied(environment, &identity.name, "is a host and may get only host certificates"));
             }
             limits.allowed_host_principals = expand(&rule.principals, "", identity)?;
+            if rule.from_instance.is_some() {
+                let names = instance_names(&limits.allowed_host_principals, identity)?;
+                if let Some(beyond) = request.principals.iter().flatten().find(|asked| !names.contains(asked)) {
+                    return Err(denied(
+                        environment,
+                        &identity.name,
+                        &format!(
+                            "may name only its instance's names ({}), not {:?}",
+                            names.join(", "),
+                            request::truncate_for_message(beyond)
+                        ),
+                    ));
+                }
+                if !request.username.is_empty() && !names.contains(&request.username) {
+                    return Err(denied(environment, &identity.name, "may name a host certificate only after one of its instance's names"));
+                }
+                request.username = names[0].clone();
+                request.principals = Some(names);
+            }
             if let Some(max_ttl) = rule.max_ttl {
                 limits.host_max_ttl = limits.host_max_ttl.min(max_ttl);
                 if request.ttl.is_none() && request.valid_before.is_none() {
@@ -193,7 +218,7 @@ pub fn decide(policy: &Policy, requester: &Requester, request: &SignRequest, now
         other => other,
     })?;
     debug_assert_eq!(plan, narrowed, "both policies judge the same filled-in request");
-    Ok(Decision { request, plan, access: rule.grant.as_str(), rule: Some(index) })
+    Ok(Decision { request, plan, access: rule.grant.as_str(), rule: Some(index), groups: in_groups })
 }
 
 /// The user name a `user` rule gives `identity`: its session's name where the rule trusts session
@@ -218,18 +243,56 @@ fn user_name(rule: &AccessRule, identity: &Identity) -> Result<String, IssueErro
     Ok(name.to_owned())
 }
 
+/// The names of `identity`'s instance that the rule's patterns allow; none is refused.
+fn instance_names(patterns: &[String], identity: &Identity) -> Result<Vec<String>, IssueError> {
+    let names = identity
+        .instance_names
+        .as_deref()
+        .ok_or_else(|| IssueError::Unavailable(format!("the instance of {} was not looked up: ask again", identity.name)))?;
+    let allowed: Vec<String> = names.iter().filter(|name| matches_any(patterns, name)).cloned().collect();
+    if allowed.is_empty() {
+        return Err(IssueError::AccessDenied(format!(
+            "none of the names of the instance of {} ({}) is among its access rule's host names ({}): fix the rule's principals",
+            identity.name,
+            names.join(", "),
+            patterns.join(", ")
+        )));
+    }
+    Ok(allowed)
+}
+
+/// A request without `no-touch-required` unless `rule` names it in its extensions: admins and
+/// unproven requests sign within the environment, and still never waive a security key's touch
+/// unless a rule says so.
+fn without_no_touch(request: &mut SignRequest, rule: Option<&AccessRule>) {
+    if rule.and_then(|rule| rule.extensions.as_ref()).is_some_and(|names| names.iter().any(|name| name == NO_TOUCH_REQUIRED)) {
+        return;
+    }
+    if let Some(extensions) = &mut request.extensions {
+        extensions.remove(NO_TOUCH_REQUIRED);
+    }
+}
+
 /// The principals a `user` rule gives `identity`: the rule's own, and those of each of the
-/// caller's directory groups the rule maps that the environment allows.
-fn principals_of(policy: &Policy, rule: &AccessRule, user: &str, identity: &Identity) -> Result<Vec<String>, IssueError> {
+/// caller's directory groups (by the groups' bound ids) the rule maps that the environment
+/// allows; and the names of those groups.
+fn principals_of(
+    policy: &Policy,
+    rule: &AccessRule,
+    user: &str,
+    identity: &Identity,
+) -> Result<(Vec<String>, Option<Vec<String>>), IssueError> {
     let mut principals = expand(&rule.principals, user, identity)?;
     if rule.groups.is_empty() {
-        return Ok(principals);
+        return Ok((principals, None));
     }
     let groups = identity
         .groups
         .as_deref()
         .ok_or_else(|| IssueError::Unavailable(format!("the groups of {} were not read from the directory: ask again", identity.name)))?;
-    for (group, mapped) in rule.groups.iter().filter(|(group, _)| groups.contains(group)) {
+    let member = |group: &String| rule.group_ids.get(group).is_some_and(|id| groups.contains(id));
+    let names: Vec<String> = rule.groups.keys().filter(|group| member(group)).cloned().collect();
+    for (group, mapped) in rule.groups.iter().filter(|(group, _)| member(group)) {
         for principal in expand(mapped, user, identity)? {
             if matches_any(&policy.allowed_principals, &principal) && !principals.contains(&principal) {
                 principals.push(principal);
@@ -245,7 +308,7 @@ fn principals_of(policy: &Policy, rule: &AccessRule, user: &str, identity: &Iden
             rule.groups.keys().cloned().collect::<Vec<_>>().join(", ")
         )));
     }
-    Ok(principals)
+    Ok((principals, Some(names)))
 }
 
 fn expand(templates: &[String], user: &str, identity: &Identity) -> Result<Vec<String>, IssueError> {
@@ -269,7 +332,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::access::Access;
+    use crate::access::{Access, FromInstance};
     use crate::testing;
 
     const NOW: u64 = 1_800_000_000;
@@ -300,6 +363,8 @@ mod tests {
                     key_types: None,
                     extension_values: BTreeMap::new(),
                     groups: BTreeMap::new(),
+                    group_ids: BTreeMap::new(),
+                    from_instance: None,
                 },
                 AccessRule {
                     provider: "aws".into(),
@@ -314,6 +379,8 @@ mod tests {
                     key_types: None,
                     extension_values: BTreeMap::new(),
                     groups: BTreeMap::new(),
+                    group_ids: BTreeMap::new(),
+                    from_instance: None,
                 },
                 AccessRule {
                     provider: "aws".into(),
@@ -328,6 +395,8 @@ mod tests {
                     key_types: None,
                     extension_values: BTreeMap::new(),
                     groups: BTreeMap::new(),
+                    group_ids: BTreeMap::new(),
+                    from_instance: None,
                 },
                 AccessRule {
                     provider: "aws".into(),
@@ -342,6 +411,8 @@ mod tests {
                     key_types: None,
                     extension_values: BTreeMap::new(),
                     groups: BTreeMap::new(),
+                    group_ids: BTreeMap::new(),
+                    from_instance: None,
                 },
                 AccessRule {
                     provider: "aws".into(),
@@ -356,6 +427,8 @@ mod tests {
                     key_types: None,
                     extension_values: BTreeMap::new(),
                     groups: BTreeMap::new(),
+                    group_ids: BTreeMap::new(),
+                    from_instance: None,
                 },
             ],
             ..Access::default()
@@ -369,10 +442,7 @@ mod tests {
         let mut unbound = policy();
         unbound.access.rules[3].role_ids.clear();
         let anyone = Identity { principal_id: "AROAOTHER".into(), ..testing::aws_identity("arn:aws:sts::111111111111:assumed-role/eng/x") };
-        assert!(
-            unbound.access.rules[3].matches(&anyone),
-            "an unbound rule goes by the name (its provider refuses it where that is unsafe)"
-        );
+        assert!(!unbound.access.rules[3].matches(&anyone), "an unbound rule is about no session, whatever the provider let through");
         assert!(!policy().access.rules[3].matches(&anyone));
         let elsewhere = Identity { provider: "oidc".into(), ..testing::aws_identity("arn:aws:iam::111111111111:user/admin") };
         assert!(!policy().access.rules[0].matches(&elsewhere), "a rule is about its own provider's identities only");
@@ -507,15 +577,15 @@ mod tests {
         let rule = &mut policy.access.rules[1];
         rule.principals = vec![];
         rule.critical_options.clear();
+        rule.group_ids = [("sre".to_owned(), "AGPASRE".to_owned()), ("dba".to_owned(), "AGPADBA".to_owned())].into();
         rule.groups = [
             ("sre".to_owned(), vec!["root-oncall".into(), "deploy".into()]),
             ("dba".to_owned(), vec!["postgres".into(), "nobody-allowed".into()]),
         ]
         .into();
-        let identity = Identity {
-            groups: Some(groups.iter().map(|g| (*g).to_owned()).collect()),
-            ..testing::aws_identity("arn:aws:iam::111111111111:user/alice")
-        };
+        // the directory answers with the groups' unique ids: a group named "sre" made elsewhere is not AGPASRE
+        let ids = groups.iter().map(|group| format!("AGPA{}", group.to_uppercase())).collect();
+        let identity = Identity { groups: Some(ids), ..testing::aws_identity("arn:aws:iam::111111111111:user/alice") };
         (policy, Requester::Proven(identity))
     }
 
@@ -528,6 +598,11 @@ mod tests {
             ["postgres", "root-oncall", "deploy"],
             "not nobody-allowed: the environment does not allow it"
         );
+        assert_eq!(decision.groups, Some(vec!["dba".to_owned(), "sre".to_owned()]));
+        let (policy, impostor) = with_groups(&[]);
+        let Requester::Proven(mut impostor) = impostor else { unreachable!() };
+        impostor.groups = Some(vec!["sre".into()]);
+        assert!(decide(&policy, &Requester::Proven(impostor), &request(), NOW).is_err(), "a group named sre is not the bound one");
         let (policy, none) = with_groups(&["unmapped"]);
         let err = decide(&policy, &none, &request(), NOW).unwrap_err();
         assert_eq!(err.error_type(), "AccessDenied");
@@ -569,6 +644,9 @@ mod tests {
         assert!(decide(&policy, &jane, &asked, NOW).unwrap_err().to_string().contains("no-touch-required"));
         policy.access.rules[2].extensions = Some(vec!["permit-pty".into(), "no-touch-required".into()]);
         assert!(decide(&policy, &jane, &asked, NOW).unwrap().plan.extensions.contains_key("no-touch-required"));
+        let as_admin = SignRequest { username: "deploy".into(), ..asked.clone() };
+        let admin = decide(&policy, &identity("arn:aws:iam::111111111111:user/admin"), &as_admin, NOW).unwrap();
+        assert!(!admin.plan.extensions.contains_key("no-touch-required"), "an admin rule that does not name it does not waive the touch");
     }
 
     #[test]
@@ -592,4 +670,32 @@ mod tests {
     const SOFTWARE_KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHXbLchYs5u2+4eL2HFqCRvj8AIz1GDMq02YwPntR8kF";
     const FIDO_KEY: &str =
         "sk-ssh-ed25519@openssh.com AAAAGnNrLXNzaC1lZDI1NTE5QG9wZW5zc2guY29tAAAAIEDEnmgBrWBPbUTvmtxpS1Q1CEA/5K65+m4VPsnPHy4QAAAABHNzaDo=";
+
+    #[test]
+    fn an_instance_host_gets_exactly_its_instance_names_within_the_rule() {
+        let mut policy = policy();
+        policy.allowed_host_principals.extend(["ip-10-0-0-5.ec2.internal".into(), "10.0.0.5".into()]);
+        policy.access.rules[4].principals = vec!["*.ec2.internal".into(), "10.0.*".into(), "*.example.com".into()];
+        policy.access.rules[4].from_instance = Some(FromInstance::default());
+        policy.validate(&testing::providers()).unwrap();
+        let names = ["ip-10-0-0-5.ec2.internal", "10.0.0.5", "192.168.1.1", "web.example.com"].map(str::to_owned).to_vec();
+        let host = Requester::Proven(Identity {
+            instance_names: Some(names),
+            ..testing::aws_identity("arn:aws:sts::111111111111:assumed-role/web-hosts/i-0abc")
+        });
+        let ask = SignRequest { cert_type: CertKind::Host, ..request() };
+        let decision = decide(&policy, &host, &ask, NOW).unwrap();
+        assert_eq!(
+            decision.plan.principals,
+            ["ip-10-0-0-5.ec2.internal", "10.0.0.5", "web.example.com"],
+            "not 192.168.1.1: no pattern allows it"
+        );
+        assert_eq!(decision.request.username, "ip-10-0-0-5.ec2.internal");
+        let beyond = SignRequest { principals: Some(vec!["10.0.0.5".into(), "db.example.com".into()]), ..ask.clone() };
+        assert!(decide(&policy, &host, &beyond, NOW).unwrap_err().to_string().contains("may name only its instance's names"));
+        let unlooked = Requester::Proven(testing::aws_identity("arn:aws:sts::111111111111:assumed-role/web-hosts/i-0abc"));
+        assert_eq!(decide(&policy, &unlooked, &ask, NOW).unwrap_err().error_type(), "Unavailable");
+        policy.access.rules[4].grant = Grant::User;
+        assert!(policy.validate(&testing::providers()).unwrap_err().to_string().contains("from_instance is for host rules"));
+    }
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::access::{Access, AccessRule};
+use crate::access::{Access, AccessRule, FromInstance};
 use crate::error::IssueError;
 use crate::request;
 
@@ -36,6 +36,8 @@ pub struct Identity {
     pub attributes: BTreeMap<String, String>,
     /// The directory groups it is in, once looked up (only for a rule that maps groups).
     pub groups: Option<Vec<String>>,
+    /// The names of the instance it runs on, once looked up (only for a host rule `from_instance`).
+    pub instance_names: Option<Vec<String>>,
 }
 
 /// What a proof must be bound to: this deployment, this very request, and a time.
@@ -72,6 +74,16 @@ pub trait IdentityProvider: Send + Sync {
             self.name()
         )))
     }
+
+    /// The names of the instance `identity` runs on, as `from` selects it: refused when the
+    /// instance is not running, not selected, or not the identity's own.
+    async fn instance_names(&self, identity: &Identity, from: &FromInstance) -> Result<Vec<String>, IssueError> {
+        let _ = (identity, from);
+        Err(IssueError::Configuration(format!(
+            "the {} identity provider knows no instances: drop from_instance from its rules",
+            self.name()
+        )))
+    }
 }
 
 /// The identity providers an environment accepts proofs from.
@@ -102,6 +114,14 @@ impl Providers {
         match self.get(&identity.provider) {
             Some(provider) => provider.groups(identity, access).await,
             None => Err(IssueError::Configuration(format!("no identity provider {:?} to ask for groups", identity.provider))),
+        }
+    }
+
+    /// The names of the instance `identity` runs on.
+    pub async fn instance_names(&self, identity: &Identity, from: &FromInstance) -> Result<Vec<String>, IssueError> {
+        match self.get(&identity.provider) {
+            Some(provider) => provider.instance_names(identity, from).await,
+            None => Err(IssueError::Configuration(format!("no identity provider {:?} to ask for instances", identity.provider))),
         }
     }
 

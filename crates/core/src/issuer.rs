@@ -119,6 +119,7 @@ impl Issuer {
         let now = unix_now();
         let requester = self.requester(&policy, request, now).instrument(debug_span!("issue.identity")).await?;
         let requester = self.with_groups(&policy, requester).instrument(debug_span!("issue.groups")).await?;
+        let requester = self.with_instance(&policy, requester).instrument(debug_span!("issue.instance")).await?;
         let decision = decide::decide(&policy, &requester, request, now)?;
         let (request, plan) = (&decision.request, &decision.plan);
         let public_key = match given_key {
@@ -162,7 +163,7 @@ impl Issuer {
             requested_by: request.requested_by.clone(),
             caller_identity: proven.map(|identity| identity.name.clone()),
             caller_user_id: proven.map(|identity| identity.subject.clone()),
-            groups: proven.and_then(|identity| identity.groups.clone()),
+            groups: decision.groups.clone(),
             proven: proven.is_some(),
             access: decision.access.to_owned(),
             reason: request.reason.clone(),
@@ -268,6 +269,18 @@ impl Issuer {
             }
         };
         identity.groups = Some(groups.to_vec());
+        Ok(Requester::Proven(identity))
+    }
+
+    /// The requester, with the names of its instance where the rule that matches it is a host
+    /// rule whose names come from the instance (read now: hosts renew seldom).
+    async fn with_instance(&self, policy: &Policy, requester: Requester) -> Result<Requester, IssueError> {
+        let Requester::Proven(mut identity) = requester else { return Ok(requester) };
+        let Some(from) = policy.access.rules.iter().find(|rule| rule.matches(&identity)).and_then(|rule| rule.from_instance.as_ref())
+        else {
+            return Ok(Requester::Proven(identity));
+        };
+        identity.instance_names = Some(self.environment.providers().instance_names(&identity, from).await?);
         Ok(Requester::Proven(identity))
     }
 
@@ -489,6 +502,8 @@ mod tests {
                 key_types: None,
                 extension_values: Default::default(),
                 groups: Default::default(),
+                group_ids: Default::default(),
+                from_instance: None,
             }];
         }
         store.put(&layout::policy("staging"), serde_json::to_vec(&policy).unwrap(), Condition::Always).await.unwrap();

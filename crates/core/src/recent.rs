@@ -28,6 +28,9 @@ impl<V: Clone> Recent<V> {
 
     pub(crate) fn insert(&self, key: String, value: V) {
         let mut entries = self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        // keys may be callers' session names: what has expired goes, so the map stays as small as a ttl's traffic
+        let ttl = self.ttl;
+        entries.retain(|_, (at, _)| at.elapsed() < ttl);
         entries.insert(key, (Instant::now(), value));
     }
 }

@@ -102,6 +102,7 @@ pub fn aws_identity(arn: &str) -> Identity {
         session,
         attributes: BTreeMap::from([("account".to_owned(), "111111111111".to_owned())]),
         groups: None,
+        instance_names: None,
     }
 }
 

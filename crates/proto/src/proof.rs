@@ -20,10 +20,19 @@ pub const MAX_PROOF_AGE_SECONDS: u64 = 300;
 /// A proof of identity, in the request's `identity` field. Each variant's JSON has its own fields,
 /// so the variant is told by its shape (an AWS proof is `{"headers", "body"}`, as before there was
 /// more than one provider).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum Proof {
     Aws(IdentityProof),
+}
+
+/// Read as the one proof there is, so that a malformed proof is told what is wrong with it
+/// ("unknown field", "missing field") rather than that it fits no variant. A second provider's
+/// proof is told apart here, by a field only it has.
+impl<'de> Deserialize<'de> for Proof {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        IdentityProof::deserialize(deserializer).map(Proof::Aws)
+    }
 }
 
 impl Proof {

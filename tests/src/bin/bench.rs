@@ -32,7 +32,7 @@ use sshca_aws::kms::KmsSigner;
 use sshca_aws::s3::S3Store;
 use sshca_core::store::Condition;
 use sshca_core::{CaKeyRef, CertKind, Issuer, SignRequest, Signer, Store};
-use sshca_tests::identities::Identity;
+use sshca_tests::identities::{add_to_iam_group, Identity};
 use sshca_tests::spans::SpanTimes;
 use sshca_tests::{bin, default_audience, keygen, pub_path, LambdaEmulator, S3Server, World};
 
@@ -221,29 +221,40 @@ async fn bench_server(world: &World, budget: &Budget, lambda_binary: &Path, span
     .await;
     table.row(&server, "get_key end to end (process)", &get_key, Some(ratio(get_key.p50(), get.p50())), "≤ 3 × one GET");
 
-    self_service(world, budget, lambda_binary, floor, table).await;
+    self_service(world, budget, lambda_binary, (floor, design.p50()), table).await;
 }
 
 /// Item 7, the self-service path: `get_key request` (a process: proof + invoke + install) through
 /// the Lambda binary, against STS GetCallerIdentity + KMS Sign + S3 PUT; and `get_key ensure` with
 /// a good certificate against a process that does nothing.
-async fn self_service(world: &World, budget: &Budget, lambda_binary: &Path, floor: Duration, table: &mut Table) {
+async fn self_service(
+    world: &World,
+    budget: &Budget,
+    lambda_binary: &Path,
+    (floor, issuance_floor): (Duration, Duration),
+    table: &mut Table,
+) {
     let server = format!("{:?}", world.server);
     let sts = world.sts().await;
     let caller_identity =
         latencies(budget.samples, || async { sts.get_caller_identity().send().await.expect("STS GetCallerIdentity") }).await;
     table.row(&server, "STS GetCallerIdentity round trip", &caller_identity, None, "");
-    let user = Identity::iam_user(&format!("bench-{}", &uuid::Uuid::new_v4().simple().to_string()[..10]));
+    let id = uuid::Uuid::new_v4().simple().to_string()[..10].to_owned();
+    let (user_name, group) = (format!("bench-{id}"), format!("bench-sre-{id}"));
+    let user = Identity::iam_user(&user_name);
+    add_to_iam_group(&user_name, &group);
     let rules = world.path("rules.json");
-    std::fs::write(&rules, json!([{"match": user.arn, "grant": "user", "principals": ["{user}"]}]).to_string()).expect("rules");
+    let rule = json!({"match": user.arn, "grant": "user", "principals": ["{user}"], "groups": {group: ["deploy"]}});
+    std::fs::write(&rules, json!([rule]).to_string()).expect("rules");
     world.init(
         SELF_SERVICE_ENVIRONMENT,
         &["--principals", "deploy", "--allowed-principals", "deploy,bench-*", "--rules", rules.to_str().expect("a path")],
     );
+    let audience = default_audience(world, SELF_SERVICE_ENVIRONMENT);
+    proven_with_groups(world, budget, &user, &audience, (caller_identity.p50(), issuance_floor), table).await;
     let mut env = world.env();
     env.push(("RUST_LOG", "warn".into()));
     let emulator = LambdaEmulator::start_binary(lambda_binary, &env);
-    let audience = default_audience(world, SELF_SERVICE_ENVIRONMENT);
     let ssh_dir = world.path("self-service");
     std::fs::create_dir_all(&ssh_dir).expect("ssh dir");
     let key = keygen(&ssh_dir, "id_ed25519_bench", "ed25519", None, "");
@@ -521,6 +532,40 @@ async fn local_signing(world: &World, budget: &Budget, table: &mut Table) {
     .await;
     table.row("—", "sign locally (ssh-key, Ed25519 CA)", &ours, Some(ratio(ours.p50(), theirs.p50())), "vs ssh-keygen -s");
     table.row("—", "ssh-keygen -s (same certificate)", &theirs, None, "");
+}
+
+/// A warm in-process issuance for a proven IAM user whose rule maps groups (read once, then from
+/// the container's copy): against STS GetCallerIdentity + the issuance's floor.
+async fn proven_with_groups(
+    world: &World,
+    budget: &Budget,
+    user: &Identity,
+    audience: &str,
+    (sts, issuance_floor): (Duration, Duration),
+    table: &mut Table,
+) {
+    let server = format!("{:?}", world.server);
+    let aws = world.aws().await;
+    let issuer = aws.issuer(&world.bucket, None).with_serial_block(sign_key::lambda::SERIAL_BLOCK, "bench-groups");
+    let key = keygen(world.dir.path(), "id_ed25519_groups", "ed25519", None, "");
+    let mut request = SignRequest {
+        environment: SELF_SERVICE_ENVIRONMENT.into(),
+        public_key: Some(std::fs::read_to_string(pub_path(&key)).expect("the key").trim().to_owned()),
+        reason: "benchmark".into(),
+        ..Default::default()
+    };
+    // one proof for every sample: it is valid for 5 minutes, and each issuance still asks STS
+    let config = sshca_tests::sdk_config(Some(&sshca_tests::kms_endpoint())).await;
+    sshca_client::proof::prove_with(&config, user.sdk_credentials(), audience, &mut request).expect("a proof");
+    issue(&issuer, &request, 0).await;
+    let proven = latencies(budget.samples, || issue(&issuer, &request, 0)).await;
+    table.row(
+        &server,
+        "issue, in-process, proven IAM user with cached groups, vs STS + the issuance's floor",
+        &proven,
+        Some(ratio(proven.p50(), sts + issuance_floor)),
+        "≤ 1.25 × (STS + Sign + 2 concurrent PUTs)",
+    );
 }
 
 /// Where the time of `operation` (a warm issuance) goes: each of the issuer's steps (the sum of its

@@ -162,8 +162,9 @@ fn host_names(environment: &str, allowed_host_principals: &[String]) -> Result<S
 pub struct RenewHostArgs {
     #[arg(short, long)]
     environment: String,
-    /// The host's names (the certificate's principals), e.g. web1.example.com,10.0.0.5.
-    #[arg(short = 'n', long = "principal", value_delimiter = ',', required = true)]
+    /// The host's names (the certificate's principals), e.g. web1.example.com,10.0.0.5. Leave
+    /// them out where the environment's host rule names hosts after their EC2 instance.
+    #[arg(short = 'n', long = "principal", value_delimiter = ',')]
     names: Vec<String>,
     /// The host's private key; its certificate is `<key>-cert.pub` next to it.
     #[arg(short, long, default_value = "/etc/ssh/ssh_host_ed25519_key")]
@@ -211,7 +212,7 @@ fn renewal_due(certificate: &Path, names: &[String], within: u64, now: u64) -> O
     let Ok(current) = ssh_key::Certificate::from_openssh(text.trim()) else {
         return Some("the current certificate cannot be read".into());
     };
-    if current.valid_principals() != names {
+    if !names.is_empty() && current.valid_principals() != names {
         return Some(format!("its names {:?} differ from {names:?}", current.valid_principals()));
     }
     let left = current.valid_before().saturating_sub(now);
@@ -234,13 +235,13 @@ pub async fn renew_host(signer: &Signer, args: RenewHostArgs) -> Result<()> {
         .with_context(|| format!("reading the host's public key {}", public_key_path.display()))?;
     let request = SignRequest {
         environment: args.environment.clone(),
-        username: args.names[0].clone(),
+        username: args.names.first().cloned().unwrap_or_default(),
         public_key: Some(public_key),
-        principals: Some(args.names.clone()),
+        principals: (!args.names.is_empty()).then(|| args.names.clone()),
         reason: args.reason.clone(),
         ttl: args.ttl,
         cert_type: CertKind::Host,
-        requested_by: Some(format!("renew-host on {}", args.names[0])),
+        requested_by: Some(format!("renew-host on {}", args.names.first().map_or("its instance", String::as_str))),
         ..Default::default()
     };
     let response = signer.sign(request).await?;

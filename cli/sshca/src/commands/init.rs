@@ -122,7 +122,7 @@ impl InitArgs {
     }
 }
 
-pub async fn init(aws: &Aws, config: &aws_config::SdkConfig, bucket: &str, audit_bucket: Option<&str>, args: InitArgs) -> Result<()> {
+pub async fn init(aws: &Aws, bucket: &str, audit_bucket: Option<&str>, args: InitArgs) -> Result<()> {
     if args.create_bucket {
         sshca_aws::s3::create_bucket(&aws.s3, bucket).await.map_err(anyhow::Error::msg)?;
     }
@@ -138,10 +138,11 @@ pub async fn init(aws: &Aws, config: &aws_config::SdkConfig, bucket: &str, audit
     // Read once: the change may be applied again (stdin cannot be read twice). Rules on roles are
     // bound to the roles' unique ids as they are written.
     let (caller_arn, caller_user_id, account) = caller(aws).await?;
-    let iam = aws_sdk_iam::Client::new(config);
     let mut rules = args.rules.as_deref().map(read_rules).transpose()?;
     let mut admins: Vec<AccessRule> = args.admins.iter().map(|pattern| AccessRule::admin(pattern)).collect();
-    crate::roles::bind(&iam, &account, rules.iter_mut().flatten().chain(admins.iter_mut())).await?;
+    let identity_store =
+        args.identity_store_id.clone().or_else(|| existing.as_ref().and_then(|policy| policy.access.identity_store_id.clone()));
+    crate::roles::bind(aws, identity_store.as_deref(), &account, rules.iter_mut().flatten().chain(admins.iter_mut())).await?;
     let mut change = args.change(bucket, rules, admins);
     // Checked before any key is created, so a bad flag leaves nothing behind.
     let preview = change.apply(existing);
