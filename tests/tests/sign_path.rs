@@ -50,10 +50,11 @@ fn end_to_end_login(server: S3Server) {
     sign_and_install(&world, "other", &foreign, &[]);
     assert!(!sshd.login_with(&foreign), "another CA's certificate let in");
 
-    // an expired certificate: valid for 2 s, used after 3 s
+    // an expired certificate: valid for 6 s (its link, no longer: a busy machine needs a few to
+    // fetch it), used after 7 s
     let expiring = keygen(world.dir.path(), "id_expiring", "ed25519", None, "");
-    sign_and_install(&world, "staging", &expiring, &["-t", "+2s"]);
-    std::thread::sleep(std::time::Duration::from_secs(3));
+    sign_and_install(&world, "staging", &expiring, &["-t", "+6s"]);
+    std::thread::sleep(std::time::Duration::from_secs(7));
     assert!(!sshd.login_with(&expiring), "expired certificate let in");
     assert!(sshd.login_with(&key), "the valid certificate stops working");
     assert!(sshd.log().contains("expired") || sshd.log().contains("Certificate invalid"), "{}", sshd.log());

@@ -9,7 +9,7 @@ use tokio::sync::OnceCell;
 
 use sshca_core::error::CaError;
 
-use crate::kms::kms_error;
+use crate::error::kms_error;
 
 pub struct KeyOwnership {
     kms: aws_sdk_kms::Client,

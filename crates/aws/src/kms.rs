@@ -17,6 +17,7 @@ use sshca_core::request::CertKind;
 use sshca_core::store::Store;
 use tokio::sync::Mutex;
 
+use crate::error::kms_error;
 use crate::key_ownership::KeyOwnership;
 
 /// Encryption context binding a sealed CA key to its environment: KMS refuses to decrypt it
@@ -192,21 +193,6 @@ impl CaKeys for KmsCaKeys {
         };
         self.loaded.lock().await.insert(cache_key, signer.clone());
         Ok(signer)
-    }
-}
-
-/// A KMS failure on `key_id`, named as what the caller can do about it.
-pub(crate) fn kms_error<E, R>(key_id: &str, err: aws_sdk_kms::error::SdkError<E, R>) -> CaError
-where
-    E: aws_sdk_kms::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug,
-{
-    use aws_sdk_kms::error::ProvideErrorMetadata;
-    match err.code() {
-        Some("NotFoundException") => CaError::KeyNotFound { key_id: key_id.to_owned() },
-        Some("DisabledException") | Some("KMSInvalidStateException") => CaError::Disabled { key_id: key_id.to_owned() },
-        Some("InvalidKeyUsageException") => CaError::NotSignVerify { key_id: key_id.to_owned(), usage: "ENCRYPT_DECRYPT".into() },
-        _ => CaError::Kms(aws_sdk_kms::error::DisplayErrorContext(&err).to_string()),
     }
 }
 

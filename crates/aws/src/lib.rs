@@ -15,6 +15,7 @@ use sshca_core::{Environment, Issuer};
 
 pub mod create_key;
 pub mod directory;
+mod error;
 pub mod instances;
 pub mod key_ownership;
 pub mod kms;

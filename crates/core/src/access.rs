@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::caller::Identity;
 use crate::error::IssueError;
-use crate::identity::{Identity, Providers};
 use crate::pattern::matches_any;
 use crate::request;
 use sshca_proto::proof::AWS_PROVIDER;
@@ -194,7 +194,8 @@ impl Default for Access {
 
 impl Access {
     /// Checks the rules themselves, so that `sshca init` refuses a rule that cannot work.
-    pub fn validate(&self, environment: &str, providers: &Providers) -> Result<(), IssueError> {
+    /// `check_rule` is the rule's identity provider's own check (`Providers::check_rule`).
+    pub fn validate(&self, environment: &str, check_rule: impl Fn(&AccessRule) -> Result<(), String>) -> Result<(), IssueError> {
         let problem = |index: usize, message: String| {
             Err(IssueError::Configuration(format!("access rule {} of environment {environment:?}: {message}", index + 1)))
         };
@@ -222,7 +223,7 @@ impl Access {
             )));
         }
         for (index, rule) in self.rules.iter().enumerate() {
-            if let Err(why) = providers.check_rule(rule) {
+            if let Err(why) = check_rule(rule) {
                 return problem(index, why);
             }
             let uses_session = rule.principals.iter().any(|p| p.contains("{session}"));

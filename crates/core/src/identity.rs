@@ -5,7 +5,6 @@
 //! implementing [`IdentityProvider`], a variant of [`Proof`] for what its callers send, and one
 //! [`Providers::with`] where the environment is built.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -14,31 +13,8 @@ use crate::access::{Access, AccessRule, FromInstance};
 use crate::error::IssueError;
 use crate::request;
 
+pub use crate::caller::Identity;
 pub use sshca_proto::proof::Proof;
-
-/// A caller as its provider proved it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Identity {
-    /// The provider that proved it (its [`IdentityProvider::name`]).
-    pub provider: String,
-    /// Its full name, which access rules match (for AWS: the caller's ARN).
-    pub name: String,
-    /// The provider's stable id of this caller (for AWS: STS's user id, `AROA…:session`).
-    pub subject: String,
-    /// The stable id of the principal behind it, which an access rule may be bound to (for AWS:
-    /// the role's or user's unique id, `AROA…`, `AIDA…`): a name can be taken again, an id not.
-    pub principal_id: String,
-    /// The user it names (for AWS: an IAM user's name, or an assumed role's name).
-    pub user: Option<String>,
-    /// Its session's name, where it is a session (for AWS: an assumed role's session name).
-    pub session: Option<String>,
-    /// Further facts the provider vouches for (for AWS: `account`).
-    pub attributes: BTreeMap<String, String>,
-    /// The directory groups it is in, once looked up (only for a rule that maps groups).
-    pub groups: Option<Vec<String>>,
-    /// The names of the instance it runs on, once looked up (only for a host rule `from_instance`).
-    pub instance_names: Option<Vec<String>>,
-}
 
 /// What a proof must be bound to: this deployment, this very request, and a time.
 #[derive(Debug, Clone, Copy)]

@@ -14,6 +14,7 @@ pub mod admin;
 pub mod audit;
 pub mod books;
 pub mod ca;
+pub mod caller;
 mod certificate;
 pub mod decide;
 pub mod environment;

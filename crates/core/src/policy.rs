@@ -244,7 +244,7 @@ impl Policy {
                 ));
             }
         }
-        self.access.validate(&self.environment, providers)
+        self.access.validate(&self.environment, |rule| providers.check_rule(rule))
     }
 
     pub fn ca(&self, kind: CertKind) -> Result<&CaKeyRef, IssueError> {
