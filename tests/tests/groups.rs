@@ -1,7 +1,8 @@
 //! Access that fits an organisation: principals from the caller's directory groups (IAM groups on
 //! LocalStack, IAM Identity Center's identity store on moto), extensions whose values come from the
 //! identity, and rules that sign only security keys (FIDO keys through OpenSSH's sk-dummy provider,
-//! logging in to a real sshd).
+//! made by hand and by `get_key request --create-key --key-type ed25519-sk`, logging in to a real
+//! sshd).
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -210,6 +211,21 @@ fn a_rule_can_require_security_keys() {
     assert!(!listing.contains("no-touch-required"), "the rule does not waive the touch: {listing}");
     let certified = ssh_key::Certificate::from_openssh(std::fs::read_to_string(cert_path(&fido)).unwrap().trim()).unwrap();
     assert!(matches!(certified.public_key(), ssh_key::public::KeyData::SkEd25519(key) if key.application() == "ssh:sshca-test"));
+
+    // get_key makes such a key itself and gets it certified through the function
+    let lambda = LambdaEmulator::start(&world.env());
+    let ssh_dir = world.path("carol-ssh");
+    std::fs::create_dir(&ssh_dir).unwrap();
+    let made_key = ssh_dir.join("id_sk");
+    let audience = default_audience(&world, ENV);
+    let mut command = world.command("get_key");
+    carol.apply(&mut command).env("AWS_ENDPOINT_URL_LAMBDA", lambda.endpoint()).env("AWS_EC2_METADATA_DISABLED", "true");
+    command.env("SSH_SK_PROVIDER", &sk_dummy);
+    command.args(["request", "-e", ENV, "--create-key", "--key-type", "ed25519-sk", "--no-agent", "--audience", &audience, "--key"]);
+    let requested = command.arg(&made_key).output().unwrap();
+    assert!(requested.status.success(), "get_key request --key-type ed25519-sk: {}", String::from_utf8_lossy(&requested.stderr));
+    assert!(std::fs::read_to_string(pub_path(&made_key)).unwrap().starts_with("sk-ssh-ed25519@openssh.com "));
+    assert!(ssh_keygen_list(&cert_path(&made_key)).contains("sk-ssh-ed25519-cert-v01@openssh.com"));
 
     let sshd = Sshd::start(&user_ca, &[&carol_name], "");
     let login = sshd

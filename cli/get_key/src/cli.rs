@@ -70,9 +70,13 @@ pub struct RequestArgs {
     /// The environment (staging, production…).
     #[arg(short, long)]
     pub environment: String,
-    /// Make an Ed25519 key at --key (default ~/.ssh/id_ed25519_<env>) when there is none.
+    /// Make a key at --key (default ~/.ssh/id_ed25519_<env>) when there is none.
     #[arg(long)]
     pub create_key: bool,
+    /// The kind of key --create-key makes: ed25519, or a security key (FIDO: ed25519-sk,
+    /// ecdsa-sk; made by ssh-keygen, which asks for a touch and honours SSH_SK_PROVIDER).
+    #[arg(long, value_enum, default_value = "ed25519")]
+    pub key_type: KeyType,
     /// A principal to ask for (repeatable); default: what your access rule gives you.
     #[arg(short = 'n', long = "principal", value_delimiter = ',')]
     pub principals: Vec<String>,
@@ -127,6 +131,7 @@ impl Cli {
             environment: args.environment.clone(),
             key: self.install.key.clone().unwrap_or_else(|| default_key(&self.ssh_dir(), &args.environment)),
             create_key: args.create_key,
+            key_type: args.key_type,
             principals: args.principals.clone(),
             ttl: args.ttl,
             reason: args.reason.clone(),
@@ -159,14 +164,37 @@ impl Cli {
     }
 }
 
+/// The kinds of key `--create-key` makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum KeyType {
+    Ed25519,
+    #[value(name = "ed25519-sk")]
+    Ed25519Sk,
+    #[value(name = "ecdsa-sk")]
+    EcdsaSk,
+}
+
+impl KeyType {
+    /// Its name for `ssh-keygen -t`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyType::Ed25519 => "ed25519",
+            KeyType::Ed25519Sk => "ed25519-sk",
+            KeyType::EcdsaSk => "ecdsa-sk",
+        }
+    }
+}
+
 /// What to ask for.
 #[derive(Debug, Clone)]
 pub struct Ask {
     pub environment: String,
     /// The private key to certify; its public key is `<key>.pub`.
     pub key: PathBuf,
-    /// Make an Ed25519 key at `key` when there is none.
+    /// Make a key at `key` when there is none.
     pub create_key: bool,
+    /// Of this kind.
+    pub key_type: KeyType,
     /// The principals to ask for; the access rule's when empty.
     pub principals: Vec<String>,
     /// Seconds; the environment's default when `None`.

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use ssh_key::{Algorithm, LineEnding, PrivateKey};
 
-use get_key::cli::Ask;
+use get_key::cli::{Ask, KeyType};
 use get_key::{host_krl, install_certificate, verify, GetKeyError, Options, Report};
 
 /// Asks `sign_key` for a certificate of `ask.key` and installs it as `options` says.
@@ -71,11 +71,14 @@ fn public_key_of(ask: &Ask) -> Result<String, GetKeyError> {
     if !ask.key.exists() {
         if !ask.create_key {
             return Err(GetKeyError::Request(format!(
-                "there is no key {}: add --create-key to make an Ed25519 key there, or name yours with --key PATH",
+                "there is no key {}: add --create-key to make one there (--key-type ed25519-sk for a security key), or name yours with --key PATH",
                 ask.key.display()
             )));
         }
-        create_key(&ask.key, &ask.environment)?;
+        match ask.key_type {
+            KeyType::Ed25519 => create_key(&ask.key, &ask.environment)?,
+            security_key => create_security_key(&ask.key, &ask.environment, security_key)?,
+        }
     }
     let unreadable = |message: String| GetKeyError::UnreadableKey { path: ask.key.display().to_string(), message };
     let key = get_key::keys::public_key_of(&ask.key).map_err(unreadable)?;
@@ -109,5 +112,38 @@ fn create_key(private: &Path, environment: &str) -> Result<(), GetKeyError> {
     let mut public = tempfile::Builder::new().prefix(".get_key-").tempfile_in(dir).map_err(|err| failed(&err))?;
     public.write_all(format!("{public_line}\n").as_bytes()).map_err(|err| failed(&err))?;
     public.persist(PathBuf::from(format!("{}.pub", private.display()))).map_err(|err| failed(&err.error))?;
+    Ok(())
+}
+
+/// Makes a security-key (FIDO) key pair with `ssh-keygen`, which talks to the key (a touch; its
+/// provider from `SSH_SK_PROVIDER`): ssh-key cannot. It is made in a directory of its own next to
+/// `private` and linked into place, never over an existing key.
+fn create_security_key(private: &Path, environment: &str, kind: KeyType) -> Result<(), GetKeyError> {
+    let failed = |err: &dyn std::fmt::Display| GetKeyError::Request(format!("cannot create the key {}: {err}", private.display()));
+    let dir = private.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|err| failed(&err))?;
+    let scratch = tempfile::Builder::new().prefix(".get_key-").tempdir_in(dir).map_err(|err| failed(&err))?;
+    let made = scratch.path().join("key");
+    let output = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", kind.as_str(), "-N", "", "-C", &format!("sshca {environment}"), "-f"])
+        .arg(&made)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|err| failed(&format!("ssh-keygen could not run ({err}): install openssh-client")))?;
+    if !output.status.success() {
+        let said = String::from_utf8_lossy(&output.stderr);
+        return Err(failed(&format!(
+            "ssh-keygen -t {} failed: {}; plug in the security key (or set SSH_SK_PROVIDER) and touch it when it blinks",
+            kind.as_str(),
+            said.trim()
+        )));
+    }
+    match std::fs::hard_link(&made, private) {
+        Ok(()) => {}
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
+        Err(err) => return Err(failed(&err)),
+    }
+    let public = PathBuf::from(format!("{}.pub", private.display()));
+    std::fs::rename(scratch.path().join("key.pub"), &public).map_err(|err| failed(&err))?;
     Ok(())
 }
