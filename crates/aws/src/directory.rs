@@ -11,6 +11,8 @@ use sshca_core::access::Access;
 use sshca_core::error::IssueError;
 use sshca_core::identity::Identity;
 
+use crate::error::lookup_failed;
+
 /// The prefix of the roles IAM Identity Center makes for its permission sets.
 pub const IDENTITY_CENTER_ROLE_PREFIX: &str = "AWSReservedSSO_";
 /// Where IAM Identity Center keeps them: a role of that name anywhere else is not one of them.
@@ -19,13 +21,6 @@ pub const IDENTITY_CENTER_PATH: &str = "/aws-reserved/sso.amazonaws.com/";
 pub struct Directory {
     iam: aws_sdk_iam::Client,
     identity_store: aws_sdk_identitystore::Client,
-}
-
-fn unreadable(what: &str, err: impl std::error::Error + Send + Sync + 'static) -> IssueError {
-    IssueError::Unavailable(format!(
-        "the caller's groups could not be read ({what}: {}): nothing is signed without them; try again, or check the function's {what} permission",
-        aws_sdk_iam::error::DisplayErrorContext(err)
-    ))
 }
 
 impl Directory {
@@ -58,7 +53,7 @@ impl Directory {
             Some(missing) if missing.is_no_such_entity_exception() => IssueError::AccessDenied(format!(
                 "there is no IAM user {user:?} in this account: a user of another account has no groups here"
             )),
-            _ => unreadable("iam:GetUser", err),
+            _ => lookup_failed("the caller\'s groups", "iam:GetUser", err),
         })?;
         if found.user().map(|user| user.user_id()) != Some(principal_id) {
             return Err(IssueError::AccessDenied(format!(
@@ -68,7 +63,7 @@ impl Directory {
         let mut groups = Vec::new();
         let mut pages = self.iam.list_groups_for_user().user_name(user).into_paginator().send();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|err| unreadable("iam:ListGroupsForUser", err))?;
+            let page = page.map_err(|err| lookup_failed("the caller\'s groups", "iam:ListGroupsForUser", err))?;
             groups.extend(page.groups().iter().map(|group| group.group_id().to_owned()));
         }
         Ok(groups)
@@ -78,7 +73,8 @@ impl Directory {
     /// under Identity Center's own path. Only then does AWS set its session name to the user's
     /// user name; a role of that name made by anyone else would let its users choose it.
     async fn check_identity_center_role(&self, role: &str, principal_id: &str) -> Result<(), IssueError> {
-        let found = self.iam.get_role().role_name(role).send().await.map_err(|err| unreadable("iam:GetRole", err))?;
+        let found =
+            self.iam.get_role().role_name(role).send().await.map_err(|err| lookup_failed("the caller\'s groups", "iam:GetRole", err))?;
         match found.role() {
             Some(genuine) if genuine.role_id() == principal_id && genuine.path().starts_with(IDENTITY_CENTER_PATH) => Ok(()),
             _ => Err(IssueError::AccessDenied(format!(
@@ -106,7 +102,7 @@ impl Directory {
                 Some(missing) if missing.is_resource_not_found_exception() => IssueError::AccessDenied(format!(
                     "{user_name:?} is not a user of identity store {store}: only its users get their groups' principals"
                 )),
-                _ => unreadable("identitystore:GetUserId", err),
+                _ => lookup_failed("the caller\'s groups", "identitystore:GetUserId", err),
             })?;
         let mut groups = Vec::new();
         let mut pages = self
@@ -117,7 +113,7 @@ impl Directory {
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|err| unreadable("identitystore:ListGroupMembershipsForMember", err))?;
+            let page = page.map_err(|err| lookup_failed("the caller\'s groups", "identitystore:ListGroupMembershipsForMember", err))?;
             groups.extend(page.group_memberships().iter().filter_map(|membership| membership.group_id()).map(str::to_owned));
         }
         Ok(groups)
@@ -143,7 +139,7 @@ pub async fn group_id(
     if resource.starts_with("user/") {
         let found = iam.get_group().group_name(name).send().await.map_err(|err| match err.as_service_error() {
             Some(absent) if absent.is_no_such_entity_exception() => missing("IAM".into()),
-            _ => unreadable("iam:GetGroup", err),
+            _ => lookup_failed("the caller\'s groups", "iam:GetGroup", err),
         })?;
         return found.group().map(|group| group.group_id().to_owned()).ok_or_else(|| missing("IAM".into()));
     }
@@ -165,7 +161,7 @@ pub async fn group_id(
         .await
         .map_err(|err| match err.as_service_error() {
             Some(absent) if absent.is_resource_not_found_exception() => missing(format!("identity store {store}")),
-            _ => unreadable("identitystore:GetGroupId", err),
+            _ => lookup_failed("the caller\'s groups", "identitystore:GetGroupId", err),
         })?;
     Ok(found.group_id().to_owned())
 }

@@ -10,16 +10,11 @@ use sshca_core::error::IssueError;
 use sshca_core::identity::Identity;
 use sshca_core::request::truncate_for_message;
 
+use crate::error::lookup_failed;
+
 pub struct Instances {
     ec2: aws_sdk_ec2::Client,
     iam: aws_sdk_iam::Client,
-}
-
-fn unreadable(what: &str, err: impl std::error::Error + Send + Sync + 'static) -> IssueError {
-    IssueError::Unavailable(format!(
-        "the host's instance could not be looked up ({what}: {}): nothing is signed without it; try again, or check the function's {what} permission",
-        aws_sdk_ec2::error::DisplayErrorContext(err)
-    ))
 }
 
 fn refused(identity: &Identity, why: String) -> IssueError {
@@ -44,7 +39,7 @@ impl Instances {
             if aws_sdk_ec2::error::ProvideErrorMetadata::code(&err) == Some("InvalidInstanceID.NotFound") {
                 refused(identity, format!("there is no instance {instance_id} in this account and region"))
             } else {
-                unreadable("ec2:DescribeInstances", err)
+                lookup_failed("the host\'s instance", "ec2:DescribeInstances", err)
             }
         })?;
         let instance = answer
@@ -108,12 +103,13 @@ impl Instances {
         let Some(profile) = profile.filter(|name| !name.is_empty()) else {
             return Err(refused(identity, format!("instance {id} has no instance profile")));
         };
-        let found = self.iam.get_instance_profile().instance_profile_name(profile).send().await.map_err(|err| {
-            IssueError::Unavailable(format!(
-                "the instance profile {profile} could not be read (iam:GetInstanceProfile: {})",
-                aws_sdk_iam::error::DisplayErrorContext(err)
-            ))
-        })?;
+        let found = self
+            .iam
+            .get_instance_profile()
+            .instance_profile_name(profile)
+            .send()
+            .await
+            .map_err(|err| lookup_failed(&format!("the instance profile {profile}"), "iam:GetInstanceProfile", err))?;
         let roles = found.instance_profile().map(|profile| profile.roles()).unwrap_or_default();
         if !roles.iter().any(|role| role.role_id() == identity.principal_id) {
             return Err(refused(identity, format!("instance {id} runs with another role (its profile {profile}), not the proven one")));

@@ -144,10 +144,16 @@ pub struct FromInstance {
 impl AccessRule {
     /// A rule that makes the identities matching `pattern` admins.
     pub fn admin(pattern: &str) -> Self {
+        Self::new(pattern, Grant::Admin)
+    }
+
+    /// A rule that gives the identities matching `pattern` `grant`, and nothing more: no
+    /// principals, limits, bindings or options.
+    pub fn new(pattern: &str, grant: Grant) -> Self {
         Self {
             provider: aws_provider(),
             arn: pattern.to_owned(),
-            grant: Grant::Admin,
+            grant,
             session_name_set_by_aws: false,
             principals: Vec::new(),
             max_ttl: None,
@@ -193,6 +199,11 @@ impl Default for Access {
 }
 
 impl Access {
+    /// The rule that decides for `identity` (the first that matches), with its index.
+    pub fn rule_for(&self, identity: &Identity) -> Option<(usize, &AccessRule)> {
+        self.rules.iter().enumerate().find(|(_, rule)| rule.matches(identity))
+    }
+
     /// Checks the rules themselves, so that `sshca init` refuses a rule that cannot work.
     /// `check_rule` is the rule's identity provider's own check (`Providers::check_rule`).
     pub fn validate(&self, environment: &str, check_rule: impl Fn(&AccessRule) -> Result<(), String>) -> Result<(), IssueError> {

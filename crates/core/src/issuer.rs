@@ -17,7 +17,7 @@ use crate::certificate::sign_certificate;
 use crate::decide::{self, Requester};
 use crate::environment::Environment;
 use crate::error::IssueError;
-use crate::identity::Binding;
+use crate::identity::{Binding, Identity};
 use crate::layout;
 use crate::policy::{Plan, Policy};
 use crate::recent::Recent;
@@ -118,8 +118,7 @@ impl Issuer {
         }
         let now = unix_now();
         let requester = self.requester(&policy, request, now).instrument(debug_span!("issue.identity")).await?;
-        let requester = self.with_groups(&policy, requester).instrument(debug_span!("issue.groups")).await?;
-        let requester = self.with_instance(&policy, requester).instrument(debug_span!("issue.instance")).await?;
+        let requester = self.with_facts(&policy, requester).await?;
         let decision = decide::decide(&policy, &requester, request, now)?;
         let (request, plan) = (&decision.request, &decision.plan);
         let public_key = match given_key {
@@ -248,40 +247,34 @@ impl Issuer {
         Ok(Requester::Proven(self.environment.providers().prove(proof, &binding).await?))
     }
 
-    /// The requester, with its directory groups where the rule that matches it maps groups: read
-    /// from its provider's directory, or this container's copy of at most `groups_ttl_seconds`.
-    async fn with_groups(&self, policy: &Policy, requester: Requester) -> Result<Requester, IssueError> {
+    /// The requester with what its rule needs to know beyond the proof: its directory groups where
+    /// the rule maps groups (this container's copy of at most `groups_ttl_seconds`, else read from
+    /// its provider's directory), and its instance's names where a host rule takes them from the
+    /// instance (read now: hosts renew seldom).
+    async fn with_facts(&self, policy: &Policy, requester: Requester) -> Result<Requester, IssueError> {
         let Requester::Proven(mut identity) = requester else { return Ok(requester) };
-        if policy.access.rules.iter().find(|rule| rule.matches(&identity)).is_none_or(|rule| rule.groups.is_empty()) {
-            return Ok(Requester::Proven(identity));
+        let Some((_, rule)) = policy.access.rule_for(&identity) else { return Ok(Requester::Proven(identity)) };
+        if !rule.groups.is_empty() {
+            identity.groups = Some(self.groups_of(policy, &identity).instrument(debug_span!("issue.groups")).await?.to_vec());
         }
-        let key = format!("{}\n{}\n{}", policy.environment, identity.provider, identity.subject);
-        let max_age = Duration::from_secs(policy.access.groups_ttl_seconds);
-        let groups = match self.groups.get_within(&key, max_age) {
-            Some(groups) => groups,
-            None => {
-                let mut groups = self.environment.providers().groups(&identity, &policy.access).await?;
-                groups.sort();
-                groups.dedup();
-                let groups = Arc::new(groups);
-                self.groups.insert(key, groups.clone());
-                groups
-            }
-        };
-        identity.groups = Some(groups.to_vec());
+        if let Some(from) = &rule.from_instance {
+            let names = self.environment.providers().instance_names(&identity, from).instrument(debug_span!("issue.instance")).await?;
+            identity.instance_names = Some(names);
+        }
         Ok(Requester::Proven(identity))
     }
 
-    /// The requester, with the names of its instance where the rule that matches it is a host
-    /// rule whose names come from the instance (read now: hosts renew seldom).
-    async fn with_instance(&self, policy: &Policy, requester: Requester) -> Result<Requester, IssueError> {
-        let Requester::Proven(mut identity) = requester else { return Ok(requester) };
-        let Some(from) = policy.access.rules.iter().find(|rule| rule.matches(&identity)).and_then(|rule| rule.from_instance.as_ref())
-        else {
-            return Ok(Requester::Proven(identity));
-        };
-        identity.instance_names = Some(self.environment.providers().instance_names(&identity, from).await?);
-        Ok(Requester::Proven(identity))
+    async fn groups_of(&self, policy: &Policy, identity: &Identity) -> Result<Arc<Vec<String>>, IssueError> {
+        let key = format!("{}\n{}\n{}", policy.environment, identity.provider, identity.subject);
+        if let Some(groups) = self.groups.get_within(&key, Duration::from_secs(policy.access.groups_ttl_seconds)) {
+            return Ok(groups);
+        }
+        let mut groups = self.environment.providers().groups(identity, &policy.access).await?;
+        groups.sort();
+        groups.dedup();
+        let groups = Arc::new(groups);
+        self.groups.insert(key, groups.clone());
+        Ok(groups)
     }
 
     /// Refuses a key revoked with `sshca revoke --public-key`.
@@ -489,22 +482,8 @@ mod tests {
         policy.access.audience = "sshca:test:staging".into();
         policy.access.allow_unproven = allow_unproven;
         if !allow_unproven {
-            policy.access.rules = vec![AccessRule {
-                provider: "aws".into(),
-                arn: "arn:aws:iam::111111111111:user/*".into(),
-                grant: Grant::User,
-                session_name_set_by_aws: false,
-                principals: vec!["{user}".into()],
-                max_ttl: None,
-                extensions: None,
-                critical_options: Default::default(),
-                role_ids: Vec::new(),
-                key_types: None,
-                extension_values: Default::default(),
-                groups: Default::default(),
-                group_ids: Default::default(),
-                from_instance: None,
-            }];
+            policy.access.rules =
+                vec![AccessRule { principals: vec!["{user}".into()], ..AccessRule::new("arn:aws:iam::111111111111:user/*", Grant::User) }];
         }
         store.put(&layout::policy("staging"), serde_json::to_vec(&policy).unwrap(), Condition::Always).await.unwrap();
         let key = PrivateKey::random(&mut OsRng, Algorithm::Ed25519).unwrap();
