@@ -12,7 +12,7 @@ use std::net::TcpStream;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::{free_port, kms_endpoint, tool};
+use crate::{free_port, identity_store_endpoint, kms_endpoint, tool};
 
 /// AWS credentials of one identity.
 #[derive(Debug, Clone)]
@@ -24,7 +24,65 @@ pub struct Identity {
 }
 
 fn aws(args: &[&str]) -> Value {
-    aws_at(&kms_endpoint(), ("test", "test"), args)
+    Account::CA.aws(args)
+}
+
+/// An account of LocalStack's: its access key id is the account's id (LocalStack's scheme for
+/// many accounts), but for the CA's own account `000000000000`, whose key is `test`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Account(pub &'static str);
+
+impl Account {
+    /// The account the CA (its bucket, KMS keys and function) is in.
+    pub const CA: Account = Account("000000000000");
+
+    fn access_key(self) -> &'static str {
+        if self == Self::CA {
+            "test"
+        } else {
+            self.0
+        }
+    }
+
+    /// The AWS CLI against LocalStack, as this account's root.
+    pub fn aws(self, args: &[&str]) -> Value {
+        aws_at(&kms_endpoint(), (self.access_key(), "test"), args)
+    }
+
+    /// This account's root, as the credentials of a process.
+    pub fn root(self) -> Identity {
+        Identity {
+            arn: format!("arn:aws:iam::{}:root", self.0),
+            access_key: self.access_key().into(),
+            secret_key: "test".into(),
+            session_token: None,
+        }
+    }
+
+    /// A new IAM user `name` of this account with an access key.
+    pub fn iam_user(self, name: &str) -> Identity {
+        create_user(&kms_endpoint(), (self.access_key(), "test"), name)
+    }
+
+    /// Creates role `role` at `path` (e.g. IAM Identity Center's `/aws-reserved/sso.amazonaws.com/`)
+    /// in this account; returns its ARN.
+    pub fn create_role(self, role: &str, path: &str) -> String {
+        let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+        let created = self.aws(&["iam", "create-role", "--role-name", role, "--path", path, "--assume-role-policy-document", trust]);
+        created["Role"]["Arn"].as_str().expect("a role ARN").to_owned()
+    }
+
+    /// A session named `session` of the role `role_arn`, assumed by this account's root.
+    pub fn session_of(self, role_arn: &str, session: &str) -> Identity {
+        let assumed = self.aws(&["sts", "assume-role", "--role-arn", role_arn, "--role-session-name", session]);
+        let credentials = &assumed["Credentials"];
+        Identity {
+            arn: assumed["AssumedRoleUser"]["Arn"].as_str().expect("an assumed-role ARN").to_owned(),
+            access_key: credentials["AccessKeyId"].as_str().expect("an access key").to_owned(),
+            secret_key: credentials["SecretAccessKey"].as_str().expect("a secret key").to_owned(),
+            session_token: credentials["SessionToken"].as_str().map(str::to_owned),
+        }
+    }
 }
 
 /// The AWS CLI against `endpoint` with the given access key and secret.
@@ -57,12 +115,12 @@ fn create_user(endpoint: &str, credentials: (&str, &str), name: &str) -> Identit
 impl Identity {
     /// LocalStack's account root: the test servers' own credentials.
     pub fn test_root() -> Self {
-        Identity { arn: "arn:aws:iam::000000000000:root".into(), access_key: "test".into(), secret_key: "test".into(), session_token: None }
+        Account::CA.root()
     }
 
     /// A new IAM user `name` with an access key.
     pub fn iam_user(name: &str) -> Self {
-        create_user(&kms_endpoint(), ("test", "test"), name)
+        Account::CA.iam_user(name)
     }
 
     /// The same access key with another secret: what a forger who knows only the key id holds.
@@ -86,9 +144,7 @@ impl Identity {
     /// Creates role `role` at `path` (e.g. IAM Identity Center's `/aws-reserved/sso.amazonaws.com/`);
     /// returns its ARN.
     pub fn create_role(role: &str, path: &str) -> String {
-        let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
-        let created = aws(&["iam", "create-role", "--role-name", role, "--path", path, "--assume-role-policy-document", trust]);
-        created["Role"]["Arn"].as_str().expect("a role ARN").to_owned()
+        Account::CA.create_role(role, path)
     }
 
     /// Deletes role `role`, as an admin cleaning up would (a role of the same name may follow).
@@ -98,14 +154,7 @@ impl Identity {
 
     /// A session named `session` of the role `role_arn`.
     pub fn session_of(role_arn: &str, session: &str) -> Self {
-        let assumed = aws(&["sts", "assume-role", "--role-arn", role_arn, "--role-session-name", session]);
-        let credentials = &assumed["Credentials"];
-        Identity {
-            arn: assumed["AssumedRoleUser"]["Arn"].as_str().expect("an assumed-role ARN").to_owned(),
-            access_key: credentials["AccessKeyId"].as_str().expect("an access key").to_owned(),
-            secret_key: credentials["SecretAccessKey"].as_str().expect("a secret key").to_owned(),
-            session_token: credentials["SessionToken"].as_str().map(str::to_owned),
-        }
+        Account::CA.session_of(role_arn, session)
     }
 
     /// These credentials, for an SDK client or a proof made in this process.
@@ -257,20 +306,68 @@ impl Default for IdentityStore {
     }
 }
 
-/// An EC2 instance on LocalStack's EC2, running with an instance profile.
+/// An EC2 to run instances in: LocalStack's, in one of its accounts, or moto's (the identity
+/// store's server), whose EC2, unlike LocalStack's, attaches instance profiles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ec2 {
+    LocalStack(Account),
+    Moto,
+}
+
+impl Ec2 {
+    /// The endpoint a process's `AWS_ENDPOINT_URL_EC2` names for this EC2.
+    pub fn endpoint(self) -> String {
+        match self {
+            Ec2::LocalStack(_) => kms_endpoint(),
+            Ec2::Moto => identity_store_endpoint(),
+        }
+    }
+
+    fn aws(self, args: &[&str]) -> Value {
+        match self {
+            Ec2::LocalStack(account) => account.aws(args),
+            Ec2::Moto => aws_at(&self.endpoint(), ("test", "test"), args),
+        }
+    }
+
+    /// Creates, in this EC2's own IAM, role `role` (trusted by EC2) in an instance profile of the
+    /// same name; returns the role's ARN. For moto, whose IAM is not LocalStack's, the function's
+    /// `iam:GetInstanceProfile` asks LocalStack's: create the profile there too ([`Ec2::LocalStack`]).
+    pub fn create_instance_profile(self, role: &str) -> String {
+        let account = match self {
+            Ec2::LocalStack(account) => account,
+            Ec2::Moto => Account::CA,
+        };
+        let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+        let created = self.aws(&["iam", "create-role", "--role-name", role, "--assume-role-policy-document", trust]);
+        self.aws(&["iam", "create-instance-profile", "--instance-profile-name", role]);
+        self.aws(&["iam", "add-role-to-instance-profile", "--instance-profile-name", role, "--role-name", role]);
+        let arn = created["Role"]["Arn"].as_str().expect("a role ARN").to_owned();
+        assert!(arn.contains(account.0), "{arn} is a role of account {}", account.0);
+        arn
+    }
+}
+
+/// An EC2 instance, running.
 pub struct Instance {
     pub id: String,
     pub private_ip: String,
     pub private_dns: String,
+    ec2: Ec2,
 }
 
 impl Instance {
-    /// Runs an instance tagged `Name=name` (without an instance profile: LocalStack's EC2 cannot
-    /// attach one).
+    /// Runs an instance tagged `Name=name` on LocalStack's EC2 of the CA's account, without an
+    /// instance profile.
     pub fn run(name: &str) -> Self {
+        Self::run_in(Ec2::LocalStack(Account::CA), name, None)
+    }
+
+    /// Runs an instance tagged `Name=name` in `ec2`, with the instance profile `profile`.
+    pub fn run_in(ec2: Ec2, name: &str, profile: Option<&str>) -> Self {
         let tags = format!("ResourceType=instance,Tags=[{{Key=Name,Value={name}}}]");
-        let image = aws(&["ec2", "describe-images"])["Images"][0]["ImageId"].as_str().expect("an image").to_owned();
-        let ran = aws(&[
+        let image = ec2.aws(&["ec2", "describe-images"])["Images"][0]["ImageId"].as_str().expect("an image").to_owned();
+        let mut args = vec![
             "ec2",
             "run-instances",
             "--image-id",
@@ -281,21 +378,27 @@ impl Instance {
             "1",
             "--tag-specifications",
             &tags,
-        ]);
+        ];
+        let profile = profile.map(|name| format!("Name={name}"));
+        if let Some(profile) = &profile {
+            args.extend(["--iam-instance-profile", profile]);
+        }
+        let ran = ec2.aws(&args);
         let instance = &ran["Instances"][0];
         Instance {
             id: instance["InstanceId"].as_str().expect("an instance id").to_owned(),
             private_ip: instance["PrivateIpAddress"].as_str().expect("a private IP").to_owned(),
             private_dns: instance["PrivateDnsName"].as_str().expect("a private DNS name").to_owned(),
+            ec2,
         }
     }
 
     /// Stops the instance and waits until EC2 says it is stopped.
     pub fn stop(&self) {
-        aws(&["ec2", "stop-instances", "--instance-ids", &self.id]);
+        self.ec2.aws(&["ec2", "stop-instances", "--instance-ids", &self.id]);
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let described = aws(&["ec2", "describe-instances", "--instance-ids", &self.id]);
+            let described = self.ec2.aws(&["ec2", "describe-instances", "--instance-ids", &self.id]);
             if described["Reservations"][0]["Instances"][0]["State"]["Name"] == "stopped" {
                 return;
             }

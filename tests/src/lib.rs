@@ -195,13 +195,15 @@ impl World {
 
     /// sshca's clients for this world, as a process here would build them.
     pub async fn aws(&self) -> sshca_aws::Aws {
+        let config = sdk_config(Some(&kms_endpoint())).await;
         sshca_aws::Aws {
+            ec2: sshca_aws::ec2::Ec2::new(config.clone()),
+            config,
             s3: self.s3().await,
             kms: self.kms().await,
             sts: self.sts().await,
             iam: self.iam().await,
             identity_store: self.identity_store().await,
-            ec2: aws_sdk_ec2::Client::new(&sdk_config(Some(&kms_endpoint())).await),
         }
     }
 

@@ -27,7 +27,8 @@ async fn aws_via(s3_endpoint: &str, kms_endpoint: &str) -> Aws {
         sts: aws_sdk_sts::Client::new(&config),
         iam: aws_sdk_iam::Client::new(&config),
         identity_store: aws_sdk_identitystore::Client::new(&config),
-        ec2: aws_sdk_ec2::Client::new(&config),
+        ec2: sshca_aws::ec2::Ec2::new(config.clone()),
+        config,
     }
 }
 

@@ -6,6 +6,8 @@
 //! of a session (`AROA…:SESSION`) does name the role: rules keep the unique ids of the roles they
 //! meant when they were written, as Vault's AWS auth does (`resolve_aws_unique_ids`).
 
+use std::collections::HashMap;
+
 use anyhow::{bail, Result};
 use sshca_aws::directory::{group_id, IDENTITY_CENTER_PATH, IDENTITY_CENTER_ROLE_PREFIX};
 use sshca_aws::sts::assumed_role;
@@ -22,9 +24,10 @@ struct Role {
 /// Binds each rule on assumed roles anew (ids a rules file carries are not trusted: they could name
 /// any role): the unique ids of this account's roles whose names match the rule's role pattern
 /// (for Identity Center names, only those under Identity Center's own path). A rule that names no
-/// existing role is refused. Each group a rule maps is bound to the group's unique id too.
+/// existing role is refused. Each group a rule maps is bound to the group's unique id too. A rule
+/// about a member account is bound with that account's roles, read as its `lookup_role`.
 pub async fn bind<'a>(aws: &Aws, store: Option<&str>, account: &str, rules: impl IntoIterator<Item = &'a mut AccessRule>) -> Result<()> {
-    let mut roles: Option<Vec<Role>> = None;
+    let mut roles_by_account: HashMap<String, Vec<Role>> = HashMap::new();
     for rule in rules {
         rule.group_ids.clear();
         for group in rule.groups.keys() {
@@ -34,17 +37,22 @@ pub async fn bind<'a>(aws: &Aws, store: Option<&str>, account: &str, rules: impl
         }
         let Some((pattern, _)) = assumed_role(&rule.arn) else { continue };
         let pattern = pattern.to_owned();
-        let rule_account = rule.arn.split(':').nth(4).unwrap_or_default();
-        if rule_account != account {
-            bail!("the access rule {:?} is about account {rule_account}, whose roles cannot be looked up from this one ({account}): write it with credentials of that account", rule.arn);
-        }
-        if roles.is_none() {
-            roles = Some(list_roles(&aws.iam).await?);
+        let rule_account = rule.arn.split(':').nth(4).unwrap_or_default().to_owned();
+        let iam = match &rule.lookup_role {
+            _ if rule_account == account => aws.iam.clone(),
+            Some(lookup_role) => aws_sdk_iam::Client::new(&sshca_aws::as_role(&aws.config, lookup_role).await),
+            None => bail!(
+                "the access rule {:?} is about account {rule_account}, whose roles cannot be looked up from this one ({account}): deploy infra/member-account.yaml there and name its LookupRoleArn in the rule's \"lookup_role\"",
+                rule.arn
+            ),
+        };
+        if !roles_by_account.contains_key(&rule_account) {
+            let roles = list_roles(&iam).await?;
+            roles_by_account.insert(rule_account.clone(), roles);
         }
         let identity_center = pattern.starts_with(IDENTITY_CENTER_ROLE_PREFIX);
-        let ids: Vec<String> = roles
+        let ids: Vec<String> = roles_by_account[&rule_account]
             .iter()
-            .flatten()
             .filter(|role| {
                 matches_any(std::slice::from_ref(&pattern), &role.name) && (!identity_center || role.path.starts_with(IDENTITY_CENTER_PATH))
             })
@@ -56,7 +64,7 @@ pub async fn bind<'a>(aws: &Aws, store: Option<&str>, account: &str, rules: impl
             } else {
                 String::new()
             };
-            bail!("the access rule {:?} names no role of this account{place}: create the role (or assign the permission set) first, then write the rule", rule.arn);
+            bail!("the access rule {:?} names no role of its account{place}: create the role (or assign the permission set) first, then write the rule", rule.arn);
         }
         eprintln!("access: {} is bound to role(s) {}", rule.arn, ids.join(", "));
         rule.role_ids = ids;

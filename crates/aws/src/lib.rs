@@ -9,12 +9,14 @@
 use std::sync::Arc;
 
 use aws_config::{BehaviorVersion, ConfigLoader, SdkConfig};
+use aws_sdk_sts::config::SharedCredentialsProvider;
 use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
 use sshca_core::identity::Providers;
 use sshca_core::{Environment, Issuer};
 
 pub mod create_key;
 pub mod directory;
+pub mod ec2;
 mod error;
 pub mod instances;
 pub mod key_ownership;
@@ -36,15 +38,23 @@ pub fn config_loader() -> ConfigLoader {
     aws_config::defaults(BehaviorVersion::latest()).http_client(https)
 }
 
+/// `config` acting as `role_arn` (a member account's read-only lookup role): its credentials come
+/// from STS's AssumeRole, made with `config`'s own, and are refreshed before they expire.
+pub async fn as_role(config: &SdkConfig, role_arn: &str) -> SdkConfig {
+    let provider = aws_config::sts::AssumeRoleProvider::builder(role_arn).session_name("sshca-lookup").configure(config).build().await;
+    config.to_builder().credentials_provider(SharedCredentialsProvider::new(provider)).build()
+}
+
 /// The AWS clients of one process.
 #[derive(Clone)]
 pub struct Aws {
+    pub config: SdkConfig,
     pub s3: aws_sdk_s3::Client,
     pub kms: aws_sdk_kms::Client,
     pub sts: aws_sdk_sts::Client,
     pub iam: aws_sdk_iam::Client,
     pub identity_store: aws_sdk_identitystore::Client,
-    pub ec2: aws_sdk_ec2::Client,
+    pub ec2: ec2::Ec2,
 }
 
 impl Aws {
@@ -61,19 +71,20 @@ impl Aws {
         let custom_s3_endpoint = config.endpoint_url().is_some() || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some_and(|v| !v.is_empty());
         let s3_config = aws_sdk_s3::config::Builder::from(config).force_path_style(custom_s3_endpoint).build();
         Self {
+            config: config.clone(),
             s3: aws_sdk_s3::Client::from_conf(s3_config),
             kms: aws_sdk_kms::Client::new(config),
             sts: aws_sdk_sts::Client::new(config),
             iam: aws_sdk_iam::Client::new(config),
             identity_store: aws_sdk_identitystore::Client::new(config),
-            ec2: aws_sdk_ec2::Client::new(config),
+            ec2: ec2::Ec2::new(config.clone()),
         }
     }
 
     /// The identity providers of an environment on AWS.
     pub fn providers(&self) -> Providers {
         let directory = Directory::new(self.iam.clone(), self.identity_store.clone());
-        let instances = Instances::new(self.ec2.clone(), self.iam.clone());
+        let instances = Instances::new(self.config.clone(), self.ec2.clone(), self.iam.clone());
         Providers::default().with(Arc::new(StsProvider::new(self.sts.clone(), directory, instances)))
     }
 

@@ -90,9 +90,13 @@ impl IdentityProvider for StsProvider {
 
     fn check_rule(&self, rule: &AccessRule) -> Result<(), String> {
         check_pattern(rule)?;
+        check_lookup_role(rule)?;
         let on_users = rule.arn.splitn(6, ':').nth(5).is_some_and(|resource| resource.starts_with("user/"));
         let on_identity_center =
             assumed_role(&rule.arn).is_some_and(|(role, _)| role.starts_with(IDENTITY_CENTER_ROLE_PREFIX)) && rule.session_name_set_by_aws;
+        if !rule.groups.is_empty() && rule.lookup_role.is_some() {
+            return Err(format!("{:?} maps groups and has a lookup_role: groups are read in the CA's own account only", rule.arn));
+        }
         if !rule.groups.is_empty() && !on_users && !on_identity_center {
             return Err(format!(
                 "{:?} maps groups, which are read only for IAM users and IAM Identity Center users (AWSReservedSSO_… roles, with \"session_name_set_by_aws\": true)",
@@ -106,8 +110,8 @@ impl IdentityProvider for StsProvider {
         self.directory.groups(identity, access).await
     }
 
-    async fn instance_names(&self, identity: &Identity, from: &FromInstance) -> Result<Vec<String>, IssueError> {
-        self.instances.names(identity, from).await
+    async fn instance_names(&self, identity: &Identity, rule: &AccessRule, from: &FromInstance) -> Result<Vec<String>, IssueError> {
+        self.instances.names(identity, rule.lookup_role.as_deref(), from).await
     }
 }
 
@@ -178,6 +182,27 @@ pub fn assumed_role(pattern: &str) -> Option<(&str, &str)> {
 /// exactly (`?` may stand for the fixed-length suffix of IAM Identity Center roles): anyone who can
 /// create a role whose name matches a looser pattern could otherwise assume it with any session
 /// name, such as another user's or another host's.
+/// A rule's lookup role is a role of the account the rule is about (which `check_pattern` makes
+/// literal): lookups through it see that account's instances and roles, nobody else's.
+fn check_lookup_role(rule: &AccessRule) -> Result<(), String> {
+    let Some(role) = &rule.lookup_role else { return Ok(()) };
+    let account = rule.arn.split(':').nth(4).unwrap_or_default();
+    let fields: Vec<&str> = role.splitn(6, ':').collect();
+    let shaped = fields.len() == 6
+        && fields[..4] == ["arn", rule.arn.split(':').nth(1).unwrap_or_default(), "iam", ""]
+        && fields[4] == account
+        && fields[5].strip_prefix("role/").is_some_and(|name| !name.is_empty() && !name.contains(['*', '?']));
+    if shaped {
+        Ok(())
+    } else {
+        Err(format!(
+            "{:?}: its lookup_role {:?} must be a role of the same account, named exactly, e.g. arn:aws:iam::{account}:role/sshca-lookup-ENV (the member-account template's output)",
+            rule.arn,
+            truncate_for_message(role)
+        ))
+    }
+}
+
 fn check_pattern(rule: &AccessRule) -> Result<(), String> {
     let fields: Vec<&str> = rule.arn.splitn(6, ':').collect();
     let literal = |text: &str| !text.is_empty() && !text.contains(['*', '?']);
@@ -483,6 +508,25 @@ mod tests {
             role_ids: role_ids.iter().map(|id| (*id).to_owned()).collect(),
             ..AccessRule::admin("")
         }
+    }
+
+    #[test]
+    fn a_lookup_role_is_a_role_of_the_rules_own_account() {
+        let with = |lookup_role: &str| AccessRule {
+            lookup_role: Some(lookup_role.into()),
+            ..rule("arn:aws:sts::111111111111:assumed-role/web/*", true, &["AROAWEB"])
+        };
+        assert!(check_lookup_role(&with("arn:aws:iam::111111111111:role/sshca-lookup-prod")).is_ok());
+        for other in [
+            "arn:aws:iam::222222222222:role/sshca-lookup-prod",
+            "arn:aws:iam::111111111111:role/sshca-lookup-*",
+            "arn:aws:iam::111111111111:user/lookup",
+            "arn:aws-cn:iam::111111111111:role/sshca-lookup-prod",
+            "arn:aws:iam::111111111111:role/",
+        ] {
+            assert!(check_lookup_role(&with(other)).unwrap_err().contains("must be a role of the same account"), "{other}");
+        }
+        assert!(check_lookup_role(&rule("arn:aws:sts::111111111111:assumed-role/web/*", true, &["AROAWEB"])).is_ok());
     }
 
     #[test]

@@ -121,6 +121,11 @@ pub struct AccessRule {
     /// instance the session is named after), within the rule's patterns; the host asks for none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from_instance: Option<FromInstance>,
+    /// For a rule about identities of another account than the CA's: the read-only role in that
+    /// account (for AWS, the member-account template's `sshca-lookup-<env>`) that the rule's
+    /// provider acts as to bind the rule and to look its instances up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lookup_role: Option<String>,
 }
 
 /// Which instances a `host` rule certifies, and under which names besides their own.
@@ -165,6 +170,7 @@ impl AccessRule {
             groups: BTreeMap::new(),
             group_ids: BTreeMap::new(),
             from_instance: None,
+            lookup_role: None,
         }
     }
 

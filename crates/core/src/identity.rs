@@ -51,10 +51,10 @@ pub trait IdentityProvider: Send + Sync {
         )))
     }
 
-    /// The names of the instance `identity` runs on, as `from` selects it: refused when the
-    /// instance is not running, not selected, or not the identity's own.
-    async fn instance_names(&self, identity: &Identity, from: &FromInstance) -> Result<Vec<String>, IssueError> {
-        let _ = (identity, from);
+    /// The names of the instance `identity` runs on, as `from` (of `rule`) selects it: refused
+    /// when the instance is not running, not selected, or not the identity's own.
+    async fn instance_names(&self, identity: &Identity, rule: &AccessRule, from: &FromInstance) -> Result<Vec<String>, IssueError> {
+        let _ = (identity, rule, from);
         Err(IssueError::Configuration(format!(
             "the {} identity provider knows no instances: drop from_instance from its rules",
             self.name()
@@ -94,9 +94,9 @@ impl Providers {
     }
 
     /// The names of the instance `identity` runs on.
-    pub async fn instance_names(&self, identity: &Identity, from: &FromInstance) -> Result<Vec<String>, IssueError> {
+    pub async fn instance_names(&self, identity: &Identity, rule: &AccessRule, from: &FromInstance) -> Result<Vec<String>, IssueError> {
         match self.get(&identity.provider) {
-            Some(provider) => provider.instance_names(identity, from).await,
+            Some(provider) => provider.instance_names(identity, rule, from).await,
             None => Err(IssueError::Configuration(format!("no identity provider {:?} to ask for instances", identity.provider))),
         }
     }

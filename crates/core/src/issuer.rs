@@ -258,7 +258,8 @@ impl Issuer {
             identity.groups = Some(self.groups_of(policy, &identity).instrument(debug_span!("issue.groups")).await?.to_vec());
         }
         if let Some(from) = &rule.from_instance {
-            let names = self.environment.providers().instance_names(&identity, from).instrument(debug_span!("issue.instance")).await?;
+            let names =
+                self.environment.providers().instance_names(&identity, rule, from).instrument(debug_span!("issue.instance")).await?;
             identity.instance_names = Some(names);
         }
         Ok(Requester::Proven(identity))

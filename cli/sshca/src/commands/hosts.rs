@@ -41,6 +41,13 @@ pub struct ConfigArgs {
     /// For --client: the sign_key function users invoke.
     #[arg(long, env = "SSHCA_FUNCTION", default_value = "sign_key")]
     function: String,
+    /// Print, for each login user, the /etc/ssh/auth_principals/<user> file the access rules imply.
+    #[arg(long, conflicts_with_all = ["client", "only"])]
+    principals_files: bool,
+    /// For --principals-files: PRINCIPAL=USER, a principal that logs in as another user than the
+    /// one of its own name (repeatable), e.g. root-oncall=root.
+    #[arg(long, requires = "principals_files")]
+    login_for: Vec<String>,
 }
 
 impl ConfigArgs {
@@ -55,6 +62,10 @@ pub const USER_CA_FILE: &str = "/etc/ssh/sshca_user_ca.pub";
 pub async fn config(env: &Environment, args: ConfigArgs) -> Result<()> {
     if args.client {
         return client_config(env, &args).await;
+    }
+    if args.principals_files {
+        print!("{}", super::principals::principals_files(&*env.policy(&args.environment).await?, &args.login_for)?);
+        return Ok(());
     }
     let environment = &args.environment;
     let user_keys = env.trusted_ca_keys(environment, CertKind::User).await?;
@@ -281,6 +292,8 @@ mod tests {
             client: false,
             key: None,
             function: "sign_key".into(),
+            principals_files: false,
+            login_for: Vec::new(),
         };
         assert!(args("*", None).trusts_every_host() && args("*", Some(Part::KnownHosts)).trusts_every_host());
         assert!(!args("*.example.com", None).trusts_every_host() && !args("*", Some(Part::SshdConfig)).trusts_every_host());

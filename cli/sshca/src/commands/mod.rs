@@ -4,6 +4,7 @@ pub mod doctor;
 pub mod hosts;
 pub mod init;
 pub mod metrics;
+pub mod principals;
 pub mod revocation;
 pub mod rotate;
 pub mod show_policy;
