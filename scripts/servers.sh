@@ -57,7 +57,8 @@ python313() {
 localstack_ready() {
   local health
   health=$(curl -sf -m 2 "http://127.0.0.1:$LS_PORT/_localstack/health" 2>/dev/null) || return 1
-  grep -q '"kms": "running"' <<<"$health" && grep -q '"ec2": "running"' <<<"$health"
+  grep -q '"kms": "running"' <<<"$health" && grep -q '"ec2": "running"' <<<"$health" \
+    && grep -q '"sns": "running"' <<<"$health" && grep -q '"sqs": "running"' <<<"$health"
 }
 
 start_localstack() {
@@ -78,7 +79,7 @@ start_localstack() {
   # S3_SKIP_SIGNATURE_VALIDATION=0: otherwise tampered and expired presigned URLs are served.
   env GATEWAY_LISTEN=127.0.0.1:$LS_PORT FILESYSTEM_ROOT="$LS_HOME/fs" DISABLE_EVENTS=1 \
       SKIP_SSL_CERT_DOWNLOAD=1 DNS_ADDRESS=0 S3_SKIP_SIGNATURE_VALIDATION=0 \
-      EAGER_SERVICE_LOADING=1 SERVICES=s3,kms,sts,iam,cloudformation,ec2 \
+      EAGER_SERVICE_LOADING=1 SERVICES=s3,kms,sts,iam,cloudformation,ec2,sns,sqs \
     setsid "$LS_HOME/venv/bin/python" -m localstack.runtime.main \
       >"$LS_HOME/localstack.log" 2>&1 </dev/null &
   echo $! >"$LS_HOME/localstack.pid"
@@ -228,6 +229,8 @@ export AWS_ENDPOINT_URL_S3=http://127.0.0.1:$LS_PORT
 export AWS_ENDPOINT_URL_STS=http://127.0.0.1:$LS_PORT
 export AWS_ENDPOINT_URL_IAM=http://127.0.0.1:$LS_PORT
 export AWS_ENDPOINT_URL_EC2=http://127.0.0.1:$LS_PORT
+export AWS_ENDPOINT_URL_SNS=http://127.0.0.1:$LS_PORT
+export AWS_ENDPOINT_URL_SQS=http://127.0.0.1:$LS_PORT
 export AWS_ENDPOINT_URL_IDENTITYSTORE=http://127.0.0.1:$DIRECTORY_PORT
 export SSHCA_TEST_IDENTITYSTORE=http://127.0.0.1:$DIRECTORY_PORT
 export SSHCA_TEST_LOCALSTACK=http://127.0.0.1:$LS_PORT

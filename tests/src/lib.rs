@@ -119,6 +119,7 @@ impl World {
             ("AWS_ENDPOINT_URL_STS", kms_endpoint()),
             ("AWS_ENDPOINT_URL_IAM", kms_endpoint()),
             ("AWS_ENDPOINT_URL_EC2", kms_endpoint()),
+            ("AWS_ENDPOINT_URL_SNS", kms_endpoint()),
             ("AWS_ENDPOINT_URL_IDENTITYSTORE", identity_store_endpoint()),
             ("AWS_ENDPOINT_URL_S3", self.s3_endpoint.clone()),
             ("SSHCA_BUCKET", self.bucket.clone()),

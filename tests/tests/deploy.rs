@@ -454,6 +454,7 @@ fn function_needs_exactly_its_role(
                 .replace("arn:aws:iam::000000000000:instance-profile/*", "InstanceProfiles")
                 .replace("arn:aws:iam::000000000000:role/aws-reserved/sso.amazonaws.com/*", "IdentityCenterRoles")
                 .replace(&format!("arn:aws:iam::*:role/sshca-lookup-{environment}"), "MemberLookupRoles")
+                .replace(&outputs["AccessTopicArn"], "AccessTopic")
         })
         .filter(|grant| !readme.contains(&format!("`{grant}`")))
         .collect();

@@ -91,6 +91,18 @@ pub struct RequestArgs {
     /// The deployment's audience for proofs of identity (in the block of `sshca config ENV --client`).
     #[arg(long, env = "SSHCA_AUDIENCE")]
     pub audience: String,
+    /// Claim the certificate of this approved access request (under a rule that requires
+    /// approval, the first ask records one and prints its id).
+    #[arg(long, value_name = "ID")]
+    pub request_id: Option<String>,
+    /// Under a rule that requires approval: wait this long (e.g. 30m) for the approvals, then
+    /// install the certificate; a progress line shows where the request stands.
+    #[arg(long, value_parser = crate::when::duration, value_name = "DURATION")]
+    pub wait: Option<u64>,
+    /// Break glass: approve your own request, for an incident (only where your rule allows it;
+    /// the reason is required, the certificate short, and everyone is notified).
+    #[arg(long)]
+    pub break_glass: bool,
 }
 
 #[derive(Args)]
@@ -137,6 +149,9 @@ impl Cli {
             reason: args.reason.clone(),
             function: args.function.clone(),
             audience: args.audience.clone(),
+            request_id: args.request_id.clone(),
+            wait: args.wait,
+            break_glass: args.break_glass,
         }
     }
 
@@ -203,6 +218,11 @@ pub struct Ask {
     pub function: String,
     /// The deployment's audience for proofs (`sshca config ENV --client` prints it).
     pub audience: String,
+    /// The approved access request to claim.
+    pub request_id: Option<String>,
+    /// Seconds to wait for approval.
+    pub wait: Option<u64>,
+    pub break_glass: bool,
 }
 
 /// The default key of an environment: `~/.ssh/id_ed25519_<env>`.

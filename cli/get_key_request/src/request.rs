@@ -11,6 +11,7 @@ use ssh_key::{Algorithm, LineEnding, PrivateKey};
 
 use get_key::cli::{Ask, KeyType};
 use get_key::{host_krl, install_certificate, verify, GetKeyError, Options, Report};
+use sshca_proto::approval::{Answer, PendingAnswer};
 
 /// Asks `sign_key` for a certificate of `ask.key` and installs it as `options` says.
 pub fn request(ask: &Ask, options: &Options) -> Result<Report, GetKeyError> {
@@ -52,17 +53,66 @@ async fn ask_function(ask: &Ask, public_key: String) -> anyhow::Result<sshca_pro
         std::env::var("USER").unwrap_or_else(|_| "?".into()),
         std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_owned()).unwrap_or_else(|_| "?".into())
     );
-    let mut request = sshca_proto::request::SignRequest {
+    let request = sshca_proto::request::SignRequest {
         environment: ask.environment.clone(),
         public_key: Some(public_key),
         principals: (!ask.principals.is_empty()).then(|| ask.principals.clone()),
         reason: ask.reason.clone(),
         ttl: ask.ttl,
         requested_by: Some(requested_by),
+        access_request: ask.request_id.clone(),
+        break_glass: ask.break_glass,
         ..Default::default()
     };
-    sshca_client::prove(&config, &ask.audience, &mut request).await?;
-    sshca_client::Lambda::new(&config, &ask.function).sign(&request).await
+    let lambda = sshca_client::Lambda::new(&config, &ask.function);
+    let send = |access_request: Option<String>| {
+        let mut request = sshca_proto::request::SignRequest { access_request, ..request.clone() };
+        let (config, lambda) = (&config, &lambda);
+        async move {
+            sshca_client::prove(config, &ask.audience, &mut request).await?;
+            lambda.ask(&request).await
+        }
+    };
+    let pending = match send(ask.request_id.clone()).await? {
+        Answer::Pending(PendingAnswer { pending }) => pending,
+        answer => return sshca_client::invoke::expect_certificate(answer),
+    };
+    let id = &pending.request_id;
+    eprintln!(
+        "access request {id} is recorded: it needs {} approval(s) by {} within {}.\n  an approver runs: {}",
+        pending.count,
+        pending.approvers.join(", "),
+        sshca_proto::time::human_duration(pending.expires_at.saturating_sub(sshca_proto::time::unix_now())),
+        pending.approve_command
+    );
+    let Some(wait) = ask.wait else {
+        anyhow::bail!(
+            "no certificate yet: once it is approved, get it with `get_key request -e {} --request-id {id}` (or ask with --wait 30m)",
+            ask.environment
+        );
+    };
+    // Claims are refused until the approvals are in; each refusal says how many there are.
+    let started = std::time::Instant::now();
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        match send(Some(id.clone())).await {
+            Ok(answer) => {
+                eprintln!();
+                return sshca_client::invoke::expect_certificate(answer);
+            }
+            Err(err) if err.to_string().contains("approvals it needs") && started.elapsed().as_secs() < wait => {
+                eprint!(
+                    "\rwaiting for approval of {id}: {} of {} so far",
+                    sshca_proto::time::human_duration(started.elapsed().as_secs()),
+                    sshca_proto::time::human_duration(wait)
+                );
+            }
+            Err(err) => {
+                eprintln!();
+                return Err(err);
+            }
+        }
+    }
 }
 
 /// The public key line of `ask.key` (from `<key>.pub`, else from the private key), making the key

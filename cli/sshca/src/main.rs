@@ -15,7 +15,7 @@ use sshca_aws::Aws;
 use sshca_client::Lambda;
 use sshca_core::{CertKind, IssueError};
 
-use crate::commands::{doctor, hosts, init, metrics, revocation, rotate, show_policy, sign, verify};
+use crate::commands::{doctor, hosts, init, metrics, requests, revocation, rotate, show_policy, sign, verify};
 use crate::signer::{Signer, Target};
 
 #[derive(Parser)]
@@ -61,6 +61,12 @@ enum Command {
     Verify(verify::VerifyArgs),
     /// Print a certificate and its audit records.
     Show(revocation::ShowArgs),
+    /// List the access requests waiting for approval (just-in-time access).
+    Requests(requests::RequestsArgs),
+    /// Approve an access request, with your own proof of identity.
+    Approve(requests::VerdictArgs),
+    /// Deny an access request (-r says why).
+    Deny(requests::VerdictArgs),
 }
 
 #[derive(Args)]
@@ -118,6 +124,13 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Audit(args) => revocation::audit(&env()?, args).await,
         Command::Show(args) => revocation::show(&env()?, args).await,
         Command::Verify(args) => verify::verify(&env()?, args).await,
+        Command::Requests(args) => requests::requests(&env()?, args).await,
+        Command::Approve(args) => {
+            requests::verdict(&signer(args.local, &args.function, args.audience.clone())?, env().ok().as_ref(), args, true).await
+        }
+        Command::Deny(args) => {
+            requests::verdict(&signer(args.local, &args.function, args.audience.clone())?, env().ok().as_ref(), args, false).await
+        }
         Command::CaKey(args) => {
             let kind = if args.host { CertKind::Host } else { CertKind::User };
             let key = env()?.ca_public_key(&args.environment, kind).await?;

@@ -12,7 +12,7 @@ use anyhow::{bail, Result};
 use sshca_aws::directory::{group_id, IDENTITY_CENTER_PATH, IDENTITY_CENTER_ROLE_PREFIX};
 use sshca_aws::sts::assumed_role;
 use sshca_aws::Aws;
-use sshca_core::access::AccessRule;
+use sshca_core::access::{AccessRule, Approval};
 use sshca_core::pattern::matches_any;
 
 struct Role {
@@ -35,6 +35,9 @@ pub async fn bind<'a>(aws: &Aws, store: Option<&str>, account: &str, rules: impl
             eprintln!("access: {} maps group {group:?}, bound to {id}", rule.arn);
             rule.group_ids.insert(group.clone(), id);
         }
+        if let Some(approval) = rule.approval.as_mut() {
+            bind_approvers(aws, account, approval, &mut roles_by_account).await?;
+        }
         let Some((pattern, _)) = assumed_role(&rule.arn) else { continue };
         let pattern = pattern.to_owned();
         let rule_account = rule.arn.split(':').nth(4).unwrap_or_default().to_owned();
@@ -51,13 +54,7 @@ pub async fn bind<'a>(aws: &Aws, store: Option<&str>, account: &str, rules: impl
             roles_by_account.insert(rule_account.clone(), roles);
         }
         let identity_center = pattern.starts_with(IDENTITY_CENTER_ROLE_PREFIX);
-        let ids: Vec<String> = roles_by_account[&rule_account]
-            .iter()
-            .filter(|role| {
-                matches_any(std::slice::from_ref(&pattern), &role.name) && (!identity_center || role.path.starts_with(IDENTITY_CENTER_PATH))
-            })
-            .map(|role| role.id.clone())
-            .collect();
+        let ids = ids_of(&roles_by_account[&rule_account], &pattern);
         if ids.is_empty() {
             let place = if identity_center {
                 format!(" under {IDENTITY_CENTER_PATH} (where IAM Identity Center keeps its roles)")
@@ -70,6 +67,44 @@ pub async fn bind<'a>(aws: &Aws, store: Option<&str>, account: &str, rules: impl
         rule.role_ids = ids;
     }
     Ok(())
+}
+
+/// Binds an approval's patterns on assumed roles to the roles of this account they name, as a
+/// rule's own pattern is bound: a session approves only as one of them.
+async fn bind_approvers(
+    aws: &Aws,
+    account: &str,
+    approval: &mut Approval,
+    roles_by_account: &mut HashMap<String, Vec<Role>>,
+) -> Result<()> {
+    approval.by_role_ids.clear();
+    for pattern in &approval.by {
+        let Some((role_pattern, _)) = assumed_role(pattern) else { continue };
+        if pattern.split(':').nth(4) != Some(account) {
+            bail!("the approvers {pattern:?} are roles of another account than this one ({account}), which cannot be bound: name approvers of this account");
+        }
+        if !roles_by_account.contains_key(account) {
+            roles_by_account.insert(account.to_owned(), list_roles(&aws.iam).await?);
+        }
+        let ids = ids_of(&roles_by_account[account], role_pattern);
+        if ids.is_empty() {
+            bail!("the approvers {pattern:?} name no role of this account: create the role (or assign the permission set) first");
+        }
+        eprintln!("access: approvers {pattern} are bound to role(s) {}", ids.join(", "));
+        approval.by_role_ids.extend(ids);
+    }
+    Ok(())
+}
+
+/// The unique ids of the roles whose names match `pattern` (for Identity Center names, only those
+/// under Identity Center's own path).
+fn ids_of(roles: &[Role], pattern: &str) -> Vec<String> {
+    let identity_center = pattern.starts_with(IDENTITY_CENTER_ROLE_PREFIX);
+    roles
+        .iter()
+        .filter(|role| matches_any(&[pattern.to_owned()], &role.name) && (!identity_center || role.path.starts_with(IDENTITY_CENTER_PATH)))
+        .map(|role| role.id.clone())
+        .collect()
 }
 
 async fn list_roles(iam: &aws_sdk_iam::Client) -> Result<Vec<Role>> {

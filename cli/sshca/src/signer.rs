@@ -9,6 +9,7 @@ use sshca_aws::s3::S3Store;
 use sshca_client::Lambda;
 use sshca_core::environment::read_policy;
 use sshca_core::{request, Caller, IssueError, Issuer, SignRequest, SignResponse};
+use sshca_proto::approval::Answer;
 
 pub(crate) enum Target {
     Local(Box<Issuer>),
@@ -25,7 +26,12 @@ pub(crate) struct Signer {
 
 impl Signer {
     /// Proves the caller's identity for `request` (unless it carries a proof already) and signs it.
-    pub(crate) async fn sign(&self, mut request: SignRequest) -> Result<SignResponse> {
+    pub(crate) async fn sign(&self, request: SignRequest) -> Result<SignResponse> {
+        sshca_client::invoke::expect_certificate(self.ask(request).await?)
+    }
+
+    /// [`Signer::sign`], answered with whatever the issuer answers (a pending request, a verdict recorded).
+    pub(crate) async fn ask(&self, mut request: SignRequest) -> Result<Answer> {
         // Missing or expired credentials are named before anything else is tried with them.
         let credentials = sshca_client::proof::credentials(&self.config).await?;
         if request.identity.is_none() {
@@ -36,9 +42,9 @@ impl Signer {
         match &self.target {
             Target::Local(issuer) => {
                 let caller = Caller { request_id: uuid::Uuid::new_v4().to_string() };
-                Ok(issuer.issue(&request, &caller).await?)
+                Ok(issuer.answer(&request, &caller).await?)
             }
-            Target::Lambda(lambda, _) => lambda.sign(&request).await,
+            Target::Lambda(lambda, _) => lambda.ask(&request).await,
         }
     }
 

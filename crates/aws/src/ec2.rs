@@ -1,18 +1,10 @@
-//! The one EC2 call sshca makes, `DescribeInstances` of one instance, written by hand: the EC2
-//! Query API request signed with `aws-sigv4`, sent with `ureq`, its XML answer read with
-//! `aws-smithy-xml` (the SDK's own decoder). Why not `aws-sdk-ec2`: for this one read-only call it
-//! cost over 13 CPU-minutes of every cold debug build on a 2-core machine (measured with
-//! `cargo build --timings`: it alone doubled CI, past its time budget) and megabytes of the
-//! function's binary, which every cold start loads.
-
-use std::time::{Duration, SystemTime};
+//! The one EC2 call sshca makes, `DescribeInstances` of one instance, as a hand-made Query API
+//! call ([`crate::query`]), its XML answer read with `aws-smithy-xml` (the SDK's own decoder).
 
 use aws_config::SdkConfig;
-use aws_credential_types::provider::ProvideCredentials;
-use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
-use aws_sigv4::sign::v4;
-use aws_smithy_runtime_api::client::identity::Identity as SigningIdentity;
 use aws_smithy_xml::decode::{try_data, Document, ScopedDecoder};
+
+use crate::query::{Query, QueryError};
 
 /// What sshca reads of an instance.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -47,83 +39,28 @@ pub enum Ec2Error {
 /// EC2 of one account and region, as `config`'s credentials.
 #[derive(Clone)]
 pub struct Ec2 {
-    config: SdkConfig,
+    query: Query,
 }
-
-const API_VERSION: &str = "2016-11-15";
 
 impl Ec2 {
     pub fn new(config: SdkConfig) -> Self {
-        Self { config }
-    }
-
-    /// `AWS_ENDPOINT_URL_EC2` / `AWS_ENDPOINT_URL` (as the SDKs read them), else the region's.
-    fn endpoint(&self, region: &str) -> String {
-        let configured =
-            std::env::var("AWS_ENDPOINT_URL_EC2").ok().filter(|v| !v.is_empty()).or_else(|| self.config.endpoint_url().map(str::to_owned));
-        let endpoint = configured.unwrap_or_else(|| format!("https://ec2.{region}.amazonaws.com"));
-        format!("{}/", endpoint.trim_end_matches('/'))
+        Self { query: Query::new(config, "ec2", "AWS_ENDPOINT_URL_EC2", "2016-11-15") }
     }
 
     /// The instance `instance_id`, or [`Ec2Error::NotFound`].
     pub async fn describe_instance(&self, instance_id: &str) -> Result<Instance, Ec2Error> {
-        let failed = |what: &str, err: &dyn std::fmt::Display| Ec2Error::Failed(format!("{what}: {err}"));
-        let region = self.config.region().ok_or_else(|| Ec2Error::Failed("no AWS region is configured".into()))?.to_string();
-        let provider = self.config.credentials_provider().ok_or_else(|| Ec2Error::Failed("no AWS credentials are configured".into()))?;
-        let credentials = provider.provide_credentials().await.map_err(|err| failed("no credentials for EC2", &err))?;
-        let endpoint = self.endpoint(&region);
-        let body = format!("Action=DescribeInstances&Version={API_VERSION}&InstanceId.1={instance_id}");
-        let content_type = "application/x-www-form-urlencoded; charset=utf-8";
-        let identity: SigningIdentity = credentials.into();
-        let params = v4::SigningParams::builder()
-            .identity(&identity)
-            .region(&region)
-            .name("ec2")
-            .time(SystemTime::now())
-            .settings(SigningSettings::default())
-            .build()
-            .map_err(|err| failed("signing the EC2 request", &err))?
-            .into();
-        let headers = [("content-type", content_type)];
-        let signable = SignableRequest::new("POST", endpoint.as_str(), headers.iter().copied(), SignableBody::Bytes(body.as_bytes()))
-            .map_err(|err| failed(&format!("the EC2 endpoint {endpoint:?} (AWS_ENDPOINT_URL_EC2)"), &err))?;
-        let (instructions, _) = sign(signable, &params).map_err(|err| failed("signing the EC2 request", &err))?.into_parts();
-        let signed: Vec<(String, String)> = instructions.headers().map(|(name, value)| (name.to_owned(), value.to_owned())).collect();
-        // ureq blocks: off the async workers (a host renews seldom, so one thread per call is cheap)
-        let (status, text) = tokio::task::spawn_blocking(move || {
-            let agent: ureq::Agent =
-                ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(10))).http_status_as_error(false).build().into();
-            let mut request = agent.post(&endpoint).header("content-type", content_type);
-            for (name, value) in &signed {
-                request = request.header(name, value);
+        let xml = self.query.call("DescribeInstances", &[("InstanceId.1", instance_id)]).await.map_err(|err| match err {
+            QueryError::Service { code, .. } if code == "InvalidInstanceID.NotFound" || code == "InvalidInstanceID.Malformed" => {
+                Ec2Error::NotFound
             }
-            let mut response = request.send(body.as_bytes()).map_err(|err| format!("EC2 at {endpoint} could not be reached: {err}"))?;
-            let status = response.status().as_u16();
-            let text = response.body_mut().read_to_string().map_err(|err| format!("EC2's answer could not be read: {err}"))?;
-            Ok::<_, String>((status, text))
-        })
-        .await
-        .map_err(|err| failed("the EC2 request", &err))?
-        .map_err(Ec2Error::Failed)?;
-        if status != 200 {
-            let code = between(&text, "<Code>", "</Code>").unwrap_or_default();
-            if code == "InvalidInstanceID.NotFound" || code == "InvalidInstanceID.Malformed" {
-                return Err(Ec2Error::NotFound);
-            }
-            let message = between(&text, "<Message>", "</Message>").unwrap_or_default();
-            return Err(Ec2Error::Failed(format!("EC2 answered HTTP {status} {code}: {message}")));
-        }
-        parse_instances(&text)
-            .map_err(|err| failed("EC2's answer is not a DescribeInstances response", &err))?
+            other => Ec2Error::Failed(other.to_string()),
+        })?;
+        parse_instances(&xml)
+            .map_err(|err| Ec2Error::Failed(format!("EC2's answer is not a DescribeInstances response: {err}")))?
             .into_iter()
             .find(|instance| instance.id == instance_id)
             .ok_or(Ec2Error::NotFound)
     }
-}
-
-fn between<'a>(text: &'a str, start: &str, end: &str) -> Option<&'a str> {
-    let (_, rest) = text.split_once(start)?;
-    Some(rest.split_once(end)?.0)
 }
 
 type XmlResult<T> = Result<T, aws_smithy_xml::decode::XmlDecodeError>;

@@ -21,8 +21,10 @@ mod error;
 pub mod instances;
 pub mod key_ownership;
 pub mod kms;
+pub mod query;
 pub mod s3;
 pub mod signings;
+pub mod sns;
 pub mod sts;
 
 use directory::Directory;
@@ -94,7 +96,12 @@ impl Aws {
         let store = Arc::new(S3Store::new(self.s3.clone(), bucket));
         let audit = Arc::new(S3Store::new(self.s3.clone(), audit_bucket.unwrap_or(bucket)));
         let ca_keys = Arc::new(KmsCaKeys::new(self.kms.clone(), self.sts.clone(), store.clone()));
-        Environment::new(store, audit, ca_keys, self.providers())
+        let environment = Environment::new(store, audit, ca_keys, self.providers());
+        // just-in-time access is announced on the topic the deployment names
+        match std::env::var("SSHCA_TOPIC_ARN").ok().filter(|arn| !arn.is_empty()) {
+            Some(topic) => environment.with_notifier(Arc::new(sns::SnsNotifier::new(self.config.clone(), topic))),
+            None => environment,
+        }
     }
 
     /// The issuer of that environment.

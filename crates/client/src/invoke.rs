@@ -3,6 +3,7 @@
 use anyhow::{anyhow, Context, Result};
 use aws_sdk_lambda::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_lambda::primitives::Blob;
+use sshca_proto::approval::{Answer, PendingAnswer};
 use sshca_proto::request::{SignRequest, SignResponse};
 
 /// A function error as Lambda reports it (and as cargo-lambda's emulator does, with HTTP 500).
@@ -20,7 +21,14 @@ impl Lambda {
         Self { client: aws_sdk_lambda::Client::from_conf(lambda_config), function: function.to_owned() }
     }
 
+    /// Asks for a certificate; a request that waits for approval is an error naming the command
+    /// that approves it.
     pub async fn sign(&self, request: &SignRequest) -> Result<SignResponse> {
+        expect_certificate(self.ask(request).await?)
+    }
+
+    /// Whatever the function answers: a certificate, a request waiting for approval, or a recorded verdict.
+    pub async fn ask(&self, request: &SignRequest) -> Result<Answer> {
         let payload = serde_json::to_vec(request)?;
         let result = self.client.invoke().function_name(&self.function).payload(Blob::new(payload)).send().await;
         let output = match result {
@@ -41,6 +49,22 @@ impl Lambda {
             return Err(function_error(error));
         }
         serde_json::from_slice(payload).with_context(|| format!("{:?} answered something that is not a signing response", self.function))
+    }
+}
+
+/// The certificate of `answer`, or what stands in its way.
+pub fn expect_certificate(answer: Answer) -> Result<SignResponse> {
+    match answer {
+        Answer::Issued(response) => Ok(response),
+        Answer::Pending(PendingAnswer { pending }) => Err(anyhow!(
+            "this access needs approval: access request {} waits for {} approval(s) by {} until {}; an approver runs `{}`",
+            pending.request_id,
+            pending.count,
+            pending.approvers.join(", "),
+            pending.expires_at,
+            pending.approve_command
+        )),
+        Answer::Recorded(_) => Err(anyhow!("the function recorded a verdict instead of signing: the request carried one")),
     }
 }
 

@@ -126,6 +126,64 @@ pub struct AccessRule {
     /// provider acts as to bind the rule and to look its instances up.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lookup_role: Option<String>,
+    /// `user`: a certificate only once others approved it ([`crate::approval`]): a request under
+    /// this rule is recorded as pending until then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<Approval>,
+    /// With `approval`: the requester may approve for themselves, with a reason, for an incident
+    /// (a short certificate, at once, recorded as break glass and always notified).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub break_glass: bool,
+}
+
+/// Who must approve a rule's requests, how many of them, and for how long.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Approval {
+    /// Patterns on the names of the identities that may approve (as a rule's `match`).
+    pub by: Vec<String>,
+    /// The unique ids of the roles the patterns on assumed roles named when the rule was written
+    /// (`sshca init` binds them, as a rule's `role_ids`): a session approves only as one of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub by_role_ids: Vec<String>,
+    /// Distinct approvers a request needs.
+    #[serde(default = "one")]
+    pub count: u32,
+    /// The longest certificate an approval yields (seconds).
+    #[serde(default = "four_hours")]
+    pub max_ttl: u64,
+    /// How long a request may wait for approvals and its claim (seconds).
+    #[serde(default = "one_hour")]
+    pub expires_in: u64,
+}
+
+const fn one() -> u32 {
+    1
+}
+
+const fn four_hours() -> u64 {
+    4 * 3600
+}
+
+const fn one_hour() -> u64 {
+    3600
+}
+
+/// The longest a request may wait.
+pub const MAX_APPROVAL_WAIT_SECONDS: u64 = 7 * 24 * 3600;
+
+impl Approval {
+    /// Whether `identity` is one of the approvers: its name matches a pattern and, for a session,
+    /// it is of one of the bound roles.
+    pub fn admits(&self, identity: &Identity) -> bool {
+        self.admits_named(&identity.name, &identity.principal_id, identity.session.is_some())
+    }
+
+    /// [`Approval::admits`] for an approver known by its name, unique principal id and whether it
+    /// is a session (as a verdict record keeps them).
+    pub fn admits_named(&self, name: &str, principal_id: &str, session: bool) -> bool {
+        matches_any(&self.by, name) && (!session || self.by_role_ids.iter().any(|id| id == principal_id))
+    }
 }
 
 /// Which instances a `host` rule certifies, and under which names besides their own.
@@ -171,6 +229,8 @@ impl AccessRule {
             group_ids: BTreeMap::new(),
             from_instance: None,
             lookup_role: None,
+            approval: None,
+            break_glass: false,
         }
     }
 
@@ -304,6 +364,23 @@ impl Access {
                     index,
                     "from_instance is for host rules on instance roles, whose session AWS names after the instance: set \"grant\": \"host\" and \"session_name_set_by_aws\": true".into(),
                 );
+            }
+            if let Some(approval) = &rule.approval {
+                if rule.grant != Grant::User {
+                    return problem(index, "only a user rule takes an approval".into());
+                }
+                if approval.by.is_empty() || approval.count == 0 || approval.max_ttl == 0 {
+                    return problem(
+                        index,
+                        "an approval names who approves (by), at least one approver (count) and a max_ttl above 0".into(),
+                    );
+                }
+                if approval.expires_in == 0 || approval.expires_in > MAX_APPROVAL_WAIT_SECONDS {
+                    return problem(index, format!("an approval's expires_in is 1 to {MAX_APPROVAL_WAIT_SECONDS} seconds"));
+                }
+            }
+            if rule.break_glass && rule.approval.is_none() {
+                return problem(index, "break_glass is self-approval: it goes with an approval".into());
             }
             if rule.key_types.as_ref().is_some_and(Vec::is_empty) {
                 return problem(index, "key_types, when given, names at least one key type".into());

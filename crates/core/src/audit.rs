@@ -65,6 +65,14 @@ pub struct AuditEntry {
     /// Why the serial is void.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The approved access request this certificate was claimed for, and its approvers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_request: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvers: Vec<String>,
+    /// Issued under a break-glass rule on the requester's own say-so.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub break_glass: bool,
 }
 
 /// Writes the record once: a record already there counts as written only when it is this very

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::approval;
 use crate::audit::{AuditEntry, Event};
 use crate::environment::Environment;
 use crate::krl;
@@ -51,6 +52,7 @@ pub async fn verify(env: &Environment, environment: &str) -> Result<(Summary, Ve
     books.krl_matches_the_log().await?;
     books.ca_keys_are_ours().await?;
     books.records_written_once().await?;
+    books.approved_issuances_hold(&records).await?;
     Ok((books.summary, books.findings))
 }
 
@@ -92,6 +94,51 @@ impl Books<'_> {
             }
         }
         Ok(records)
+    }
+
+    /// Every certificate issued for an access request has the request, enough distinct approvers
+    /// among its verdicts and the one claim; each request yields at most one certificate.
+    async fn approved_issuances_hold(&mut self, records: &[(String, AuditEntry)]) -> Result<(), IssueError> {
+        let audit = self.env.audit_store().as_ref();
+        let mut claimed: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
+        for (key, entry) in records.iter().filter(|(_, entry)| entry.event == Event::Issued) {
+            let Some(id) = entry.access_request.as_deref() else { continue };
+            claimed.entry(id).or_default().push(entry.serial);
+            if request::check_request_id(id).is_err() {
+                self.found("approval-missing", format!("{key} names no access request sshca could have made ({id:?})"));
+                continue;
+            }
+            let access_request = match approval::request::load(audit, self.environment, id).await {
+                Ok(access_request) => access_request,
+                Err(err) => {
+                    self.found(
+                        "approval-missing",
+                        format!("serial {} was issued for access request {id}, whose record is wanting: {err}", entry.serial),
+                    );
+                    continue;
+                }
+            };
+            let tally = approval::verdict::tally(audit, &access_request, &access_request.approval).await?;
+            if !tally.approved(&access_request.approval) {
+                self.found(
+                    "approval-missing",
+                    format!(
+                        "serial {} was issued for access request {id}, which has {} of {} approvals and {} denials",
+                        entry.serial,
+                        tally.approvers.len(),
+                        access_request.approval.count,
+                        tally.deniers.len()
+                    ),
+                );
+            }
+            if audit.get(&approval::claim_record(self.environment, id)).await?.is_none() {
+                self.found("approval-missing", format!("serial {} was issued for access request {id}, which has no claim", entry.serial));
+            }
+        }
+        for (id, serials) in claimed.into_iter().filter(|(_, serials)| serials.len() > 1) {
+            self.found("approval-twice", format!("access request {id} yielded {} certificates: serials {serials:?}", serials.len()));
+        }
+        Ok(())
     }
 
     /// No serial is named by two records; returns which records name each serial.

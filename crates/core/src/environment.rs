@@ -11,6 +11,7 @@ use crate::ca::CaKeys;
 use crate::error::IssueError;
 use crate::identity::Providers;
 use crate::layout;
+use crate::notify::{Notice, Notifier};
 use crate::policy::Policy;
 use crate::recent::Recent;
 use crate::request::{self, CertKind};
@@ -27,11 +28,27 @@ pub struct Environment {
     ca_keys: Arc<dyn CaKeys>,
     providers: Providers,
     policies: Recent<Arc<Policy>>,
+    /// Where just-in-time access is announced; none: nowhere.
+    notifier: Option<Arc<dyn Notifier>>,
 }
 
 impl Environment {
     pub fn new(store: Arc<dyn Store>, audit: Arc<dyn Store>, ca_keys: Arc<dyn CaKeys>, providers: Providers) -> Self {
-        Self { store, audit, ca_keys, providers, policies: Recent::new(POLICY_TTL) }
+        Self { store, audit, ca_keys, providers, policies: Recent::new(POLICY_TTL), notifier: None }
+    }
+
+    /// This environment, announcing just-in-time access through `notifier`.
+    pub fn with_notifier(mut self, notifier: Arc<dyn Notifier>) -> Self {
+        self.notifier = Some(notifier);
+        self
+    }
+
+    /// Publishes `notice` where the environment announces access (nowhere without a notifier).
+    pub async fn notify(&self, notice: &Notice) {
+        match &self.notifier {
+            Some(notifier) => notifier.notify(notice).await,
+            None => tracing::info!(event = notice.event, request = ?notice.request_id, "no notifier: the notice goes to the log only"),
+        }
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {

@@ -11,6 +11,7 @@ use tracing::{debug_span, error, info, warn, Instrument};
 use uuid::Uuid;
 
 use crate::access::MAX_GROUPS_TTL_SECONDS;
+use crate::approval::{self, Gate};
 use crate::audit::{self, AuditEntry, Event};
 use crate::ca::Signer;
 use crate::certificate::sign_certificate;
@@ -26,6 +27,7 @@ use crate::revocation_log;
 use crate::serial::SerialLeases;
 use crate::store::{put_once, refuse_ignored_conditions, Condition};
 use crate::time::unix_now;
+use sshca_proto::approval::{Answer, Pending, PendingAnswer, RecordedAnswer};
 
 /// How long this container trusts what it read of the revoked keys and wrote to the key cache.
 const CACHE_TTL: Duration = Duration::from_secs(60);
@@ -108,6 +110,36 @@ impl Issuer {
     /// that is taken but not handed out is recorded as void. Each step that waits on a store, a
     /// key or a provider runs in a `debug` span named `issue.<step>` (the benchmark's breakdown).
     pub async fn issue(&self, request: &SignRequest, caller: &Caller) -> Result<SignResponse, IssueError> {
+        match self.issue_or_wait(request, caller).await? {
+            Answer::Issued(response) => Ok(response),
+            Answer::Pending(PendingAnswer { pending }) => Err(IssueError::AccessDenied(format!(
+                "a certificate under this access rule needs approval: access request {} is recorded, and an approver runs `{}`",
+                pending.request_id, pending.approve_command
+            ))),
+            Answer::Recorded(_) => Err(IssueError::InvalidRequest("a verdict certifies no key".into())),
+        }
+    }
+
+    /// What `sign_key` answers: a verdict on an access request is recorded (by a proven approver),
+    /// anything else is [`Issuer::issue`]d or, under a rule that requires approval, recorded as a
+    /// request waiting for it.
+    pub async fn answer(&self, request: &SignRequest, caller: &Caller) -> Result<Answer, IssueError> {
+        if request.verdict.is_none() {
+            return self.issue_or_wait(request, caller).await;
+        }
+        check_syntax(request)?;
+        let policy = self.environment.policy(&request.environment).await?;
+        let now = unix_now();
+        let Requester::Proven(approver) = self.requester(&policy, request, now).await? else {
+            return Err(IssueError::AccessDenied("a verdict needs its approver's proof of identity".into()));
+        };
+        let (recorded, notice) = approval::give_verdict(self.environment.audit_store().as_ref(), &approver, request, now).await?;
+        info!(request = %recorded.request_id, approve = recorded.approve, approver = %approver.name, "verdict recorded");
+        self.environment.notify(&notice).await;
+        Ok(Answer::Recorded(RecordedAnswer { recorded }))
+    }
+
+    async fn issue_or_wait(&self, request: &SignRequest, caller: &Caller) -> Result<Answer, IssueError> {
         check_syntax(request)?;
         self.record_pending_voids().await;
         let policy = self.environment.policy(&request.environment).instrument(debug_span!("issue.policy")).await?;
@@ -120,7 +152,8 @@ impl Issuer {
         let requester = self.requester(&policy, request, now).instrument(debug_span!("issue.identity")).await?;
         let requester = self.with_facts(&policy, requester).await?;
         let decision = decide::decide(&policy, &requester, request, now)?;
-        let (request, plan) = (&decision.request, &decision.plan);
+        let request = &decision.request;
+        let mut plan = decision.plan.clone();
         let public_key = match given_key {
             Some(key) => key,
             None => {
@@ -131,6 +164,30 @@ impl Issuer {
         };
         decision.check_public_key(&policy, &public_key)?;
         self.refuse_revoked(&request.environment, &public_key).instrument(debug_span!("issue.revoked_keys")).await?;
+        let proven = match &requester {
+            Requester::Proven(identity) => Some(identity),
+            Requester::Unproven => None,
+        };
+        let rule = decision.rule.and_then(|index| policy.access.rules.get(index));
+        let audit_store = self.environment.audit_store().as_ref();
+        let gate = approval::gate(audit_store, rule, proven, request, &mut plan, &public_key, &caller.request_id, now)
+            .instrument(debug_span!("issue.approval"))
+            .await?;
+        if let Gate::Wait(access_request) = &gate {
+            info!(request = %access_request.id, requester = %access_request.requester, "access request recorded");
+            self.environment.notify(&approval::requested(access_request)).await;
+            let pending = Pending {
+                request_id: access_request.id.clone(),
+                digest: access_request.digest(),
+                requester: access_request.requester.clone(),
+                approvers: access_request.approval.by.clone(),
+                count: access_request.approval.count,
+                expires_at: access_request.expires_at,
+                approve_command: access_request.approve_command(),
+            };
+            return Ok(Answer::Pending(PendingAnswer { pending }));
+        }
+        let plan = &plan;
         let ca = self
             .environment
             .ca_keys()
@@ -149,10 +206,6 @@ impl Issuer {
             .instrument(debug_span!("issue.serial"))
             .await?;
         let key_id = format!("{}#{serial}", request.username);
-        let proven = match &requester {
-            Requester::Proven(identity) => Some(identity),
-            Requester::Unproven => None,
-        };
         let mut entry = AuditEntry {
             event: Event::Issued,
             environment: request.environment.clone(),
@@ -176,6 +229,15 @@ impl Issuer {
             timestamp: String::new(),
             certificate: None,
             error: None,
+            access_request: match &gate {
+                Gate::Claimed { request, .. } => Some(request.id.clone()),
+                _ => None,
+            },
+            approvers: match &gate {
+                Gate::Claimed { approvers, .. } => approvers.clone(),
+                _ => Vec::new(),
+            },
+            break_glass: matches!(gate, Gate::BreakGlass),
         };
         let issued = self.sign_and_record(ca, &public_key, request.cert_type, plan, &mut entry);
         let cache_key = async {
@@ -209,7 +271,10 @@ impl Issuer {
                     outcome = "issued",
                     "certificate issued"
                 );
-                Ok(SignResponse {
+                if let Some(notice) = approval::issued(&gate, &entry) {
+                    self.environment.notify(&notice).await;
+                }
+                Ok(Answer::Issued(SignResponse {
                     serial,
                     key_id,
                     certificate,
@@ -221,7 +286,7 @@ impl Issuer {
                     public_key_fingerprint: entry.public_key_fingerprint,
                     caller: entry.caller_identity,
                     krl_url,
-                })
+                }))
             }
             Err(err) => {
                 self.void(entry, &err).await;

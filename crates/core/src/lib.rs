@@ -11,6 +11,7 @@
 
 pub mod access;
 pub mod admin;
+pub mod approval;
 pub mod audit;
 pub mod books;
 pub mod ca;
@@ -22,6 +23,7 @@ pub mod error;
 pub mod identity;
 pub mod issuer;
 pub mod layout;
+pub mod notify;
 pub mod pattern;
 pub mod policy;
 mod recent;

@@ -9,6 +9,7 @@ use ssh_key::PublicKey;
 use crate::error::IssueError;
 use sha2::{Digest, Sha256};
 
+use crate::approval::Verdict;
 use crate::proof::{hex, Proof};
 
 pub const MAX_REASON_CHARS: usize = 256;
@@ -70,6 +71,15 @@ pub struct SignRequest {
     /// Makes every request unique, so that its proof of identity binds it and nothing else.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nonce: Option<String>,
+    /// Claims the certificate of this approved request (its id), under a rule that requires approval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_request: Option<String>,
+    /// Self-approval under a break-glass rule: issued at once, short, recorded and notified.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub break_glass: bool,
+    /// An approver's verdict on a pending request, in place of a key to certify (`reason` is its note).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<Verdict>,
     /// The caller's proof of identity (see [`crate::proof`]); bound to every other field.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity: Option<Proof>,
@@ -192,6 +202,17 @@ pub fn check_option(kind: &str, name: &str, value: &str) -> Result<(), IssueErro
     Ok(())
 }
 
+/// Access request ids become S3 keys: what the function makes them (a UUID), nothing else.
+pub fn check_request_id(id: &str) -> Result<(), IssueError> {
+    if id.len() != 36 || !id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b) || b == b'-') {
+        return Err(IssueError::InvalidRequest(format!(
+            "{:?} is no access request id: use the id the pending request was given (a UUID, as `sshca requests` lists it)",
+            truncate_for_message(id)
+        )));
+    }
+    Ok(())
+}
+
 /// A nonce is up to 64 printable ASCII characters.
 pub fn check_nonce(nonce: &str) -> Result<(), IssueError> {
     if nonce.is_empty() || nonce.len() > 64 || !nonce.chars().all(|c| c.is_ascii_graphic()) {
@@ -226,6 +247,25 @@ pub fn check_syntax(request: &SignRequest) -> Result<(), IssueError> {
     check_reason(&request.reason)?;
     if let Some(nonce) = &request.nonce {
         check_nonce(nonce)?;
+    }
+    if let Some(id) = &request.access_request {
+        check_request_id(id)?;
+    }
+    if let Some(verdict) = &request.verdict {
+        check_request_id(&verdict.request_id)?;
+        if verdict.digest.len() != 64 || !verdict.digest.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+            return Err(IssueError::InvalidRequest(
+                "a verdict's digest is the request's 64 hex digits, as `sshca requests` shows them".into(),
+            ));
+        }
+        if request.public_key.is_some() || request.access_request.is_some() || request.break_glass || request.principals.is_some() {
+            return Err(IssueError::InvalidRequest(
+                "a verdict certifies no key: send it without a key, principals, claim or break glass".into(),
+            ));
+        }
+    }
+    if request.break_glass && request.access_request.is_some() {
+        return Err(IssueError::InvalidRequest("break glass needs no approved request: leave out one or the other".into()));
     }
     match &request.requested_by {
         Some(requested_by) => check_requested_by(requested_by),

@@ -17,6 +17,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 use sshca_core::error::IssueError;
 use sshca_core::issuer::{Caller, Issuer};
 use sshca_core::request::{parse_request_bytes, parse_request_value, SignRequest};
+use sshca_proto::approval::{Answer, PendingAnswer, RecordedAnswer};
 
 /// Serials a container leases at a time. A container lives for many requests, so one counter write
 /// serves 64 certificates; a container that ends early leaves at most 63 unused serials, which its
@@ -64,13 +65,21 @@ pub async fn handle(issuer: &Issuer, event: LambdaEvent<Value>) -> Result<Value,
 async fn sign(issuer: &Issuer, request: Result<SignRequest, IssueError>, caller: &Caller) -> Result<Value, IssueError> {
     let environment = request.as_ref().map(|r| r.environment.clone()).unwrap_or_default();
     let outcome = match request {
-        Ok(request) => issuer.issue(&request, caller).await,
+        Ok(request) => issuer.answer(&request, caller).await,
         Err(err) => Err(err),
     };
     match &outcome {
-        Ok(response) => {
+        Ok(Answer::Issued(response)) => {
             emit_metric(&environment, "issued");
             info!(serial = response.serial, key_id = %response.key_id, outcome = "issued", "request done");
+        }
+        Ok(Answer::Pending(PendingAnswer { pending })) => {
+            emit_metric(&environment, "pending");
+            info!(request = %pending.request_id, outcome = "pending", "request done");
+        }
+        Ok(Answer::Recorded(RecordedAnswer { recorded })) => {
+            emit_metric(&environment, "verdict");
+            info!(request = %recorded.request_id, approve = recorded.approve, outcome = "verdict", "request done");
         }
         Err(err) => {
             emit_metric(&environment, err.error_type());
@@ -121,7 +130,11 @@ fn http_response(outcome: Result<Value, IssueError>) -> Value {
 /// reason, per environment.
 fn emit_metric(environment: &str, outcome: &str) {
     let timestamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or_default();
-    let (metric, dimension) = if outcome == "issued" { ("CertificatesIssued", "Outcome") } else { ("Failures", "Reason") };
+    let (metric, dimension) = match outcome {
+        "issued" => ("CertificatesIssued", "Outcome"),
+        "pending" | "verdict" => ("AccessRequests", "Outcome"),
+        _ => ("Failures", "Reason"),
+    };
     let line = json!({
         "_aws": {
             "Timestamp": timestamp,

@@ -5,6 +5,7 @@ pub mod hosts;
 pub mod init;
 pub mod metrics;
 pub mod principals;
+pub mod requests;
 pub mod revocation;
 pub mod rotate;
 pub mod show_policy;

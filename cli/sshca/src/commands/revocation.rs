@@ -177,6 +177,9 @@ pub struct AuditArgs {
     until: Option<When>,
     #[arg(long)]
     json: bool,
+    /// Only certificates issued under break glass (self-approved for an incident).
+    #[arg(long)]
+    break_glass: bool,
 }
 
 pub async fn audit(env: &Environment, args: AuditArgs) -> Result<()> {
@@ -194,7 +197,9 @@ pub async fn audit(env: &Environment, args: AuditArgs) -> Result<()> {
     let audit_store = env.audit_store().as_ref();
     let mut events: Vec<Value> = Vec::new();
     for entry in entries_between(audit_store, &args.environment, since, until).await? {
-        let matches = args.user.as_ref().is_none_or(|u| &entry.username == u) && args.serial.is_none_or(|s| entry.serial == s);
+        let matches = args.user.as_ref().is_none_or(|u| &entry.username == u)
+            && args.serial.is_none_or(|s| entry.serial == s)
+            && (!args.break_glass || entry.break_glass);
         if matches && in_range(&entry.timestamp) {
             events.push(serde_json::to_value(&entry)?);
         }
@@ -202,7 +207,7 @@ pub async fn audit(env: &Environment, args: AuditArgs) -> Result<()> {
     for record in revoke::records(audit_store, &args.environment).await? {
         let matches = args.serial.is_none_or(|s| record.serials.contains(&s))
             && args.user.as_ref().is_none_or(|u| record.key_ids.iter().any(|k| k.starts_with(&format!("{u}#"))) || args.serial.is_some());
-        if matches && (args.user.is_none() || args.serial.is_some()) && in_range(&record.timestamp) {
+        if matches && (args.user.is_none() || args.serial.is_some()) && !args.break_glass && in_range(&record.timestamp) {
             events.push(serde_json::to_value(&record)?);
         }
     }
@@ -253,6 +258,20 @@ fn event_line(event: &Value) -> String {
                     groups.iter().map(|group| escaped(group.as_str().unwrap_or("?"))).collect::<Vec<_>>().join(", ")
                 ),
                 None => String::new(),
+            } + &match (event["access_request"].as_str(), event["break_glass"].as_bool()) {
+                (Some(request), _) => format!(
+                    " request {} approved by [{}]",
+                    escaped(request),
+                    event["approvers"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|a| escaped(a.as_str().unwrap_or("?")))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                (None, Some(true)) => " BREAK GLASS".to_owned(),
+                _ => String::new(),
             },
             shown(&event["requested_by"]),
             shown(&event["reason"])

@@ -84,6 +84,19 @@ pub async fn show_policy(env: &Environment, args: ShowPolicyArgs) -> Result<()> 
         if let Some(key_types) = &rule.key_types {
             terms.push(format!("only {} keys", key_types.join(", ")));
         }
+        if let Some(approval) = &rule.approval {
+            terms.push(format!(
+                "only once approved by {} of {} (for at most {}, asked within {}){}",
+                approval.count,
+                approval.by.join(", "),
+                human_duration(approval.max_ttl),
+                human_duration(approval.expires_in),
+                if rule.break_glass { "; break glass allowed" } else { "" }
+            ));
+        }
+        if let Some(lookup_role) = &rule.lookup_role {
+            terms.push(format!("looked up as {lookup_role}"));
+        }
         println!("    {}. {}  →  {}", index + 1, rule.arn, terms.join("; "));
     }
     Ok(())

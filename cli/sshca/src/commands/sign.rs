@@ -107,6 +107,9 @@ pub async fn sign(signer: &Signer, args: SignArgs) -> Result<()> {
         extensions: None,
         critical_options: None,
         requested_by: args.requested_by.or_else(|| std::env::var("USER").ok()),
+        access_request: None,
+        break_glass: false,
+        verdict: None,
         nonce: None,
         identity: None,
     };
