@@ -440,6 +440,24 @@ fn function_needs_exactly_its_role(
     let refused = |authority: &iam::Authority| -> Vec<String> { calls.iter().filter_map(|call| authority.judge(call).err()).collect() };
     assert_eq!(refused(&authority), Vec::<String>::new(), "calls the function's role may not make");
 
+    // approvals are the function's to record: an admin allowed every S3 action still cannot plant a verdict
+    let verdict = iam::Call {
+        action: "s3:PutObject".into(),
+        resource: format!("arn:aws:s3:::{audit_bucket}/audit/{environment}/requests/0f8fad5b-d9cb-469f-a165-70867728950e/verdicts/x.json"),
+        context: std::collections::BTreeMap::from([("s3:if-none-match".to_owned(), "*".to_owned())]),
+    };
+    assert_eq!(authority.judge(&verdict), Ok(()), "the function records verdicts");
+    let admin_arn = "arn:aws:iam::000000000000:role/sshca-admin".to_owned();
+    let admin = iam::Authority {
+        principal: admin_arn.clone(),
+        account: "000000000000".into(),
+        identity: vec![serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]})],
+        resources: authority.resources.clone(),
+        context: std::collections::BTreeMap::from([("aws:PrincipalArn".to_owned(), admin_arn)]),
+    };
+    let planted = admin.judge(&verdict).unwrap_err();
+    assert!(planted.ends_with("explicitly denied"), "{planted}");
+
     // least privilege the other way: a grant no call used is named in the README, with the path that needs it
     let readme = std::fs::read_to_string(workspace_root().join("README.md")).unwrap();
     let log_group = format!("arn:aws:logs:us-east-1:000000000000:log-group:/aws/lambda/sshca-sign-key-{environment}:*");

@@ -33,6 +33,26 @@ pub fn identities(socket: &Path) -> Result<Vec<Option<Certificate>>, String> {
         .collect())
 }
 
+fn agent_error(err: ssh_agent_lib::error::AgentError) -> String {
+    format!("ssh-agent refused: {err}")
+}
+
+/// Removes every certificate of `certificate`'s key from the agent at `socket`; how many.
+pub fn remove(socket: &Path, certificate: &Certificate) -> Result<usize, String> {
+    let stream = UnixStream::connect(socket).map_err(|err| format!("cannot reach ssh-agent at {}: {err}", socket.display()))?;
+    let mut client = Client::new(stream);
+    let mut removed = 0;
+    for identity in client.request_identities().map_err(agent_error)? {
+        if let PublicCredential::Cert(held) = &identity.credential {
+            if held.public_key() == certificate.public_key() {
+                client.remove_identity(RemoveIdentity { credential: identity.credential.clone() }).map_err(agent_error)?;
+                removed += 1;
+            }
+        }
+    }
+    Ok(removed)
+}
+
 /// Adds `certificate` with the private key at `key_path` to the agent at `socket`, limited to
 /// `lifetime` seconds, after removing older certificates of the same key.
 pub fn add(socket: &Path, key_path: &Path, certificate: &Certificate, lifetime: u32) -> Result<AgentOutcome, String> {
@@ -56,7 +76,6 @@ pub fn add(socket: &Path, key_path: &Path, certificate: &Certificate, lifetime: 
     let privkey = private_key_data(key.key_data())?;
     let stream = UnixStream::connect(socket).map_err(|err| format!("cannot reach ssh-agent at {}: {err}", socket.display()))?;
     let mut client = Client::new(stream);
-    let agent_error = |err: ssh_agent_lib::error::AgentError| format!("ssh-agent refused: {err}");
     let mut replaced = 0;
     for identity in client.request_identities().map_err(agent_error)? {
         if let PublicCredential::Cert(old) = &identity.credential {

@@ -33,6 +33,32 @@ pub enum Command {
     Request(RequestArgs),
     /// Do nothing while the installed certificate has enough validity left; else `request`.
     Ensure(EnsureArgs),
+    /// The installed certificates: principals, serial, validity, CA, agent, host KRL; exit 0 only
+    /// when every one is good for --min-validity.
+    Status(StatusArgs),
+    /// Remove the installed certificates and their ssh-agent entries (never a private key).
+    Logout(LogoutArgs),
+    /// Print the shell completion script (bash, zsh, fish…): `source <(get_key completions bash)`.
+    Completions { shell: crate::docs::Shell },
+    /// Write the man pages (get_key.1 and one per subcommand) into a directory.
+    Man { dir: PathBuf },
+}
+
+#[derive(Args)]
+pub struct StatusArgs {
+    /// Only this environment's certificates.
+    #[arg(short, long)]
+    pub environment: Option<String>,
+    /// A certificate with less than this left is not good.
+    #[arg(long, value_parser = crate::when::duration, default_value = "15m")]
+    pub min_validity: u64,
+}
+
+#[derive(Args)]
+pub struct LogoutArgs {
+    /// Only this environment's certificates.
+    #[arg(short, long)]
+    pub environment: Option<String>,
 }
 
 #[derive(Args)]

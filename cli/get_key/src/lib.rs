@@ -6,11 +6,13 @@
 
 pub mod agent;
 pub mod cli;
+pub mod docs;
 pub mod download;
 pub mod ensure;
 pub mod host_krl;
 pub mod install;
 pub mod keys;
+pub mod status;
 pub mod verify;
 pub mod when;
 

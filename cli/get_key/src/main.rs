@@ -6,7 +6,7 @@
 use std::os::unix::process::CommandExt;
 use std::process::{exit, Command};
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use get_key::cli::{Cli, Command as Subcommand};
 
 fn main() {
@@ -31,6 +31,49 @@ fn main() {
             run_request()
         }
         Some(Subcommand::Request(_)) => run_request(),
+        Some(Subcommand::Completions { shell }) => get_key::docs::completions(Cli::command(), *shell),
+        Some(Subcommand::Man { dir }) => match get_key::docs::man_pages(Cli::command(), dir) {
+            Ok(pages) => pages.iter().for_each(|page| println!("{}", page.display())),
+            Err(err) => {
+                eprintln!("get_key: cannot write the man pages into {}: {err}", dir.display());
+                exit(1)
+            }
+        },
+        Some(Subcommand::Status(args)) => {
+            let found = get_key::status::installed(&cli.ssh_dir(), args.environment.as_deref(), args.min_validity, get_key::unix_now());
+            match found {
+                Ok(found) => {
+                    if cli.install.json {
+                        println!("{}", serde_json::to_string_pretty(&found).expect("a status serializes"));
+                    } else if found.is_empty() {
+                        eprintln!("get_key: no certificates installed in {}", cli.ssh_dir().display());
+                    } else {
+                        print!("{}", get_key::status::table(&found));
+                    }
+                    exit(if !found.is_empty() && found.iter().all(|c| c.state == "good") { 0 } else { 1 })
+                }
+                Err(why) => {
+                    eprintln!("get_key: {why}");
+                    exit(1)
+                }
+            }
+        }
+        Some(Subcommand::Logout(args)) => {
+            let removed = get_key::status::installed(&cli.ssh_dir(), args.environment.as_deref(), 0, get_key::unix_now())
+                .and_then(|found| get_key::status::logout(&found));
+            match removed {
+                Ok(lines) => {
+                    if !cli.install.quiet {
+                        lines.iter().for_each(|line| println!("{line}"));
+                    }
+                    exit(0)
+                }
+                Err(why) => {
+                    eprintln!("get_key: {why}");
+                    exit(1)
+                }
+            }
+        }
     }
 }
 

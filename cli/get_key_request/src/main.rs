@@ -14,7 +14,7 @@ fn main() {
     let args = match &cli.command {
         Some(Command::Request(args)) => args,
         Some(Command::Ensure(ensure)) => &ensure.request,
-        None => {
+        _ => {
             eprintln!("get_key-request: run it as `get_key request …` or `get_key ensure …`");
             exit(2)
         }

@@ -73,9 +73,13 @@ async fn ask_function(ask: &Ask, public_key: String) -> anyhow::Result<sshca_pro
             lambda.ask(&request).await
         }
     };
-    let pending = match send(ask.request_id.clone()).await? {
-        Answer::Pending(PendingAnswer { pending }) => pending,
-        answer => return sshca_client::invoke::expect_certificate(answer),
+    let waiting = |err: &anyhow::Error| err.to_string().contains("approvals it needs");
+    let pending = match (send(ask.request_id.clone()).await, &ask.request_id) {
+        (Ok(Answer::Pending(PendingAnswer { pending })), _) => pending,
+        (Ok(answer), _) => return sshca_client::invoke::expect_certificate(answer),
+        // claiming a request that still waits: wait for it, when asked to
+        (Err(err), Some(id)) if waiting(&err) && ask.wait.is_some() => return wait_for(&send, id, ask.wait.unwrap_or_default()).await,
+        (Err(err), _) => return Err(err),
     };
     let id = &pending.request_id;
     eprintln!(
@@ -91,11 +95,20 @@ async fn ask_function(ask: &Ask, public_key: String) -> anyhow::Result<sshca_pro
             ask.environment
         );
     };
-    // Claims are refused until the approvals are in; each refusal says how many there are.
+    wait_for(&send, id, wait).await
+}
+
+/// Claims request `id` every 2 s until it is approved (or `wait` seconds have passed): claims are
+/// refused until the approvals are in, each refusal saying how many there are.
+async fn wait_for<F, Fut>(send: &F, id: &str, wait: u64) -> anyhow::Result<sshca_proto::request::SignResponse>
+where
+    F: Fn(Option<String>) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<Answer>>,
+{
     let started = std::time::Instant::now();
     loop {
         tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-        match send(Some(id.clone())).await {
+        match send(Some(id.to_owned())).await {
             Ok(answer) => {
                 eprintln!();
                 return sshca_client::invoke::expect_certificate(answer);

@@ -9,13 +9,13 @@ mod signer;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use sshca_aws::s3::S3Store;
 use sshca_aws::Aws;
 use sshca_client::Lambda;
 use sshca_core::{CertKind, IssueError};
 
-use crate::commands::{doctor, hosts, init, metrics, requests, revocation, rotate, show_policy, sign, verify};
+use crate::commands::{certs, doctor, hosts, init, metrics, requests, revocation, rotate, show_policy, sign, verify};
 use crate::signer::{Signer, Target};
 
 #[derive(Parser)]
@@ -61,12 +61,18 @@ enum Command {
     Verify(verify::VerifyArgs),
     /// Print a certificate and its audit records.
     Show(revocation::ShowArgs),
+    /// The certificates issued, and who has access right now (--active).
+    Certs(certs::CertsArgs),
     /// List the access requests waiting for approval (just-in-time access).
     Requests(requests::RequestsArgs),
     /// Approve an access request, with your own proof of identity.
     Approve(requests::VerdictArgs),
     /// Deny an access request (-r says why).
     Deny(requests::VerdictArgs),
+    /// Print the shell completion script (bash, zsh, fish…): `source <(sshca completions bash)`.
+    Completions { shell: get_key::docs::Shell },
+    /// Write the man pages (sshca.1 and one per subcommand) into a directory.
+    Man { dir: std::path::PathBuf },
 }
 
 #[derive(Args)]
@@ -94,6 +100,21 @@ async fn main() {
 }
 
 async fn run(cli: Cli) -> Result<()> {
+    match &cli.command {
+        Command::Completions { shell } => {
+            get_key::docs::completions(Cli::command(), *shell);
+            return Ok(());
+        }
+        Command::Man { dir } => {
+            for page in
+                get_key::docs::man_pages(Cli::command(), dir).with_context(|| format!("writing the man pages into {}", dir.display()))?
+            {
+                println!("{}", page.display());
+            }
+            return Ok(());
+        }
+        _ => {}
+    }
     let config = sshca_aws::config_loader().load().await;
     let aws = Aws::from_config(&config);
     let bucket = || cli.bucket.clone().context("no bucket: pass --bucket NAME or set SSHCA_BUCKET");
@@ -124,6 +145,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Audit(args) => revocation::audit(&env()?, args).await,
         Command::Show(args) => revocation::show(&env()?, args).await,
         Command::Verify(args) => verify::verify(&env()?, args).await,
+        Command::Certs(args) => certs::certs(&env()?, args).await,
         Command::Requests(args) => requests::requests(&env()?, args).await,
         Command::Approve(args) => {
             requests::verdict(&signer(args.local, &args.function, args.audience.clone())?, env().ok().as_ref(), args, true).await
@@ -131,6 +153,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Deny(args) => {
             requests::verdict(&signer(args.local, &args.function, args.audience.clone())?, env().ok().as_ref(), args, false).await
         }
+        Command::Completions { .. } | Command::Man { .. } => unreachable!("answered before any AWS client is built"),
         Command::CaKey(args) => {
             let kind = if args.host { CertKind::Host } else { CertKind::User };
             let key = env()?.ca_public_key(&args.environment, kind).await?;

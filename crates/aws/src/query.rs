@@ -33,6 +33,8 @@ pub struct Query {
     /// The standard variable that points it elsewhere (`AWS_ENDPOINT_URL_EC2`).
     endpoint_variable: &'static str,
     version: &'static str,
+    /// How long one call may take.
+    timeout: Duration,
 }
 
 /// What the form encoding leaves as is (RFC 3986 unreserved characters).
@@ -40,7 +42,13 @@ const FORM: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.')
 
 impl Query {
     pub fn new(config: SdkConfig, service: &'static str, endpoint_variable: &'static str, version: &'static str) -> Self {
-        Self { config, service, endpoint_variable, version }
+        Self { config, service, endpoint_variable, version, timeout: Duration::from_secs(10) }
+    }
+
+    /// This service, each call given at most `timeout`.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
     }
 
     /// The service-specific variable, else `AWS_ENDPOINT_URL` (as the SDKs read them), else the region's.
@@ -82,9 +90,9 @@ impl Query {
         let (instructions, _) = sign(signable, &params).map_err(|err| failed("signing the request", &err))?.into_parts();
         let signed: Vec<(String, String)> = instructions.headers().map(|(name, value)| (name.to_owned(), value.to_owned())).collect();
         // ureq blocks: off the async workers (these calls are rare: a host's renewal, a notice)
+        let timeout = self.timeout;
         let (status, text) = tokio::task::spawn_blocking(move || {
-            let agent: ureq::Agent =
-                ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(10))).http_status_as_error(false).build().into();
+            let agent: ureq::Agent = ureq::Agent::config_builder().timeout_global(Some(timeout)).http_status_as_error(false).build().into();
             let mut request = agent.post(&endpoint).header("content-type", content_type);
             for (name, value) in &signed {
                 request = request.header(name, value);

@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use aws_sdk_sts::config::interceptors::BeforeTransmitInterceptorContextMut;
 use aws_sdk_sts::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
-use sshca_core::access::{Access, AccessRule, FromInstance};
+use sshca_core::access::{Access, AccessRule, FromInstance, Grant};
 use sshca_core::error::IssueError;
 use sshca_core::identity::{Binding, Identity, IdentityProvider, Proof};
 use sshca_core::request::truncate_for_message;
@@ -91,6 +91,15 @@ impl IdentityProvider for StsProvider {
     fn check_rule(&self, rule: &AccessRule) -> Result<(), String> {
         check_pattern(rule)?;
         check_lookup_role(rule)?;
+        // approvers are matched as a rule's identities are: the same shapes, bound the same way
+        if let Some(approval) = &rule.approval {
+            for pattern in &approval.by {
+                let mut approvers = AccessRule::new(pattern, Grant::User);
+                approvers.session_name_set_by_aws = approval.session_name_set_by_aws;
+                approvers.role_ids = approval.by_role_ids.clone();
+                check_pattern(&approvers).map_err(|why| format!("its approvers: {why}"))?;
+            }
+        }
         let on_users = rule.arn.splitn(6, ':').nth(5).is_some_and(|resource| resource.starts_with("user/"));
         let on_identity_center =
             assumed_role(&rule.arn).is_some_and(|(role, _)| role.starts_with(IDENTITY_CENTER_ROLE_PREFIX)) && rule.session_name_set_by_aws;

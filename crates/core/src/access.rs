@@ -146,6 +146,10 @@ pub struct Approval {
     /// (`sshca init` binds them, as a rule's `role_ids`): a session approves only as one of them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub by_role_ids: Vec<String>,
+    /// The approvers' role sessions are named by AWS after the person (IAM Identity Center roles):
+    /// then a session's name is who approves; otherwise every session of one role is one approver.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub session_name_set_by_aws: bool,
     /// Distinct approvers a request needs.
     #[serde(default = "one")]
     pub count: u32,
@@ -167,6 +171,16 @@ const fn four_hours() -> u64 {
 
 const fn one_hour() -> u64 {
     3600
+}
+
+/// Who an identity is, as approvals count people: the session's name where AWS sets it after the
+/// person (`session_name_set_by_aws`), else the principal's unique id (an IAM user's, or the role's:
+/// whoever may assume a role and name its sessions is one approver however many names they pick).
+pub fn person(identity: &Identity, session_name_set_by_aws: bool) -> String {
+    match &identity.session {
+        Some(session) if session_name_set_by_aws => format!("session:{session}"),
+        _ => format!("principal:{}", identity.principal_id),
+    }
 }
 
 /// The longest a request may wait.

@@ -116,7 +116,9 @@ impl Issuer {
                 "a certificate under this access rule needs approval: access request {} is recorded, and an approver runs `{}`",
                 pending.request_id, pending.approve_command
             ))),
-            Answer::Recorded(_) => Err(IssueError::InvalidRequest("a verdict certifies no key".into())),
+            Answer::Recorded(_) => {
+                Err(IssueError::InvalidRequest("a verdict certifies no key: send it as a verdict (`sshca approve`)".into()))
+            }
         }
     }
 
@@ -141,6 +143,9 @@ impl Issuer {
 
     async fn issue_or_wait(&self, request: &SignRequest, caller: &Caller) -> Result<Answer, IssueError> {
         check_syntax(request)?;
+        if request.verdict.is_some() {
+            return Err(IssueError::InvalidRequest("a verdict certifies no key: send it as a verdict (`sshca approve`)".into()));
+        }
         self.record_pending_voids().await;
         let policy = self.environment.policy(&request.environment).instrument(debug_span!("issue.policy")).await?;
         // Input that is wrong whoever sends it is refused before STS is asked who sent it.

@@ -20,6 +20,7 @@ mod certificate;
 pub mod decide;
 pub mod environment;
 pub mod error;
+pub mod holdings;
 pub mod identity;
 pub mod issuer;
 pub mod layout;

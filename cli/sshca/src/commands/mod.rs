@@ -1,5 +1,6 @@
 //! One file per `sshca` subcommand: its arguments, and the calls into the libraries that do the work.
 
+pub mod certs;
 pub mod doctor;
 pub mod hosts;
 pub mod init;

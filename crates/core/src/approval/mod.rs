@@ -89,6 +89,8 @@ pub async fn gate(
                 identity.name
             )));
         }
+        // short: never longer than an approval would give
+        plan.valid_before = plan.valid_before.min(now + approval.max_ttl);
         return Ok(Gate::BreakGlass);
     }
     let Some(id) = &request.access_request else {
@@ -97,6 +99,7 @@ pub async fn gate(
             environment: request.environment.clone(),
             requester: identity.name.clone(),
             requester_subject: identity.subject.clone(),
+            requester_person: crate::access::person(identity, rule.session_name_set_by_aws),
             username: request.username.clone(),
             public_key: public_key.to_openssh().map_err(|err| IssueError::InvalidPublicKey(err.to_string()))?,
             public_key_fingerprint: fingerprint,
@@ -157,6 +160,12 @@ pub async fn give_verdict(
 ) -> Result<(sshca_proto::approval::Recorded, Notice), IssueError> {
     let verdict = request.verdict.as_ref().ok_or_else(|| IssueError::InvalidRequest("the request carries no verdict".into()))?;
     let access_request = request::load(audit, &request.environment, &verdict.request_id).await?;
+    if audit.get(&claim_record(&request.environment, &access_request.id)).await?.is_some() {
+        return Err(IssueError::AccessDenied(format!(
+            "access request {} was claimed already: a verdict changes nothing now",
+            access_request.id
+        )));
+    }
     let approval = &access_request.approval;
     verdict::record(audit, &access_request, approval, approver, verdict, &request.reason, now).await?;
     let tally = verdict::tally(audit, &access_request, approval).await?;
@@ -251,10 +260,8 @@ mod tests {
     use crate::testing::aws_identity;
 
     fn user(name: &str) -> Identity {
-        Identity {
-            subject: format!("AIDA{}", name.to_ascii_uppercase()),
-            ..aws_identity(&format!("arn:aws:iam::111111111111:user/{name}"))
-        }
+        let id = format!("AIDA{}", name.to_ascii_uppercase());
+        Identity { subject: id.clone(), principal_id: id, ..aws_identity(&format!("arn:aws:iam::111111111111:user/{name}")) }
     }
 
     fn rule() -> AccessRule {
@@ -262,6 +269,7 @@ mod tests {
         rule.approval = Some(Approval {
             by: vec!["arn:aws:iam::111111111111:user/*".into()],
             by_role_ids: Vec::new(),
+            session_name_set_by_aws: false,
             count: 2,
             max_ttl: 3600,
             expires_in: 600,
@@ -330,6 +338,7 @@ mod tests {
             approver: approver.name.clone(),
             approver_subject: approver.subject.clone(),
             approver_principal_id: approver.principal_id.clone(),
+            approver_person: crate::access::person(approver, false),
             approver_session: false,
             note: String::new(),
             at: 1001,
@@ -351,5 +360,43 @@ mod tests {
         assert!(claim(&request.id, "i4").await.unwrap_err().to_string().contains("claimed already"));
         let standing = &list(&audit, "prod").await.unwrap()[0];
         assert_eq!(standing.status(1003), "claimed");
+    }
+
+    #[tokio::test]
+    async fn approvers_count_as_people_whatever_role_or_session_name_they_use() {
+        let session = |role: &str, name: &str| aws_identity(&format!("arn:aws:sts::111111111111:assumed-role/{role}/{name}"));
+        let jane = session("AWSReservedSSO_Users_0123", "jane");
+        let mut rule = AccessRule::new("arn:aws:sts::111111111111:assumed-role/AWSReservedSSO_Users_0123/*", Grant::User);
+        rule.session_name_set_by_aws = true;
+        let approval = |session_name_set_by_aws: bool| Approval {
+            by: vec!["arn:aws:sts::111111111111:assumed-role/*".into()],
+            by_role_ids: vec!["AROAAWSReservedSSO_Approvers".into(), "AROALeads".into()],
+            session_name_set_by_aws,
+            count: 2,
+            max_ttl: 3600,
+            expires_in: 600,
+        };
+        for (by_sso, approvers, refused) in [
+            // Jane through another permission set is still Jane
+            (true, vec![session("AWSReservedSSO_Approvers_0123", "jane")], "someone else"),
+            // one role whose sessions its callers name: one approver, however many names
+            (false, vec![session("Leads", "a"), session("Leads", "b")], "already gave"),
+        ] {
+            let audit = MemoryStore::default();
+            rule.approval = Some(approval(by_sso));
+            let Gate::Wait(request) = gate(&audit, Some(&rule), Some(&jane), &ask(None), &mut plan(), &key(), "i1", 1000).await.unwrap()
+            else {
+                panic!("a first ask waits")
+            };
+            let said = sshca_proto::approval::Verdict { request_id: request.id.clone(), digest: request.digest(), approve: true };
+            let mut outcomes = Vec::new();
+            for approver in &approvers {
+                outcomes
+                    .push(verdict::record(&audit, &request, rule.approval.as_ref().unwrap(), approver, &said, &approver.name, 1001).await);
+            }
+            let err = outcomes.into_iter().find_map(Result::err).expect("one verdict is refused").to_string();
+            assert!(err.contains(refused), "{err}");
+            assert!(verdict::tally(&audit, &request, rule.approval.as_ref().unwrap()).await.unwrap().approvers.len() <= 1);
+        }
     }
 }

@@ -17,6 +17,9 @@ pub struct AccessRequest {
     /// The proven requester's name and unique subject.
     pub requester: String,
     pub requester_subject: String,
+    /// Who the requester is as approvals count people ([`crate::access::person`], by the
+    /// requester's own rule): nobody approves for themselves under another name.
+    pub requester_person: String,
     pub username: String,
     /// The key to certify (OpenSSH line) and its SHA-256 fingerprint.
     pub public_key: String,
@@ -41,12 +44,7 @@ impl AccessRequest {
 
     /// Whether `identity` is the requester.
     pub fn is_requester(&self, identity: &Identity) -> bool {
-        self.is_named(&identity.name, &identity.subject)
-    }
-
-    /// Whether the identity of this name or subject is the requester.
-    pub fn is_named(&self, name: &str, subject: &str) -> bool {
-        subject == self.requester_subject || name == self.requester
+        identity.subject == self.requester_subject || identity.name == self.requester
     }
 
     /// The command an approver runs.

@@ -22,6 +22,8 @@ pub struct VerdictRecord {
     pub approver: String,
     pub approver_subject: String,
     pub approver_principal_id: String,
+    /// Who approved, as approvals count people ([`crate::access::person`]).
+    pub approver_person: String,
     /// The approver was a session of a role (then it counts only as one of the bound roles).
     pub approver_session: bool,
     pub note: String,
@@ -29,9 +31,9 @@ pub struct VerdictRecord {
     pub at: u64,
 }
 
-/// Where `subject`'s verdict on request `id` goes.
-fn record_key(environment: &str, id: &str, subject: &str) -> String {
-    let name: String = Sha256::digest(subject.as_bytes()).iter().take(16).map(|b| format!("{b:02x}")).collect();
+/// Where `person`'s verdict on request `id` goes: one per person.
+fn record_key(environment: &str, id: &str, person: &str) -> String {
+    let name: String = Sha256::digest(person.as_bytes()).iter().take(16).map(|b| format!("{b:02x}")).collect();
     format!("{}{name}.json", super::verdicts(environment, id))
 }
 
@@ -68,7 +70,8 @@ pub async fn record(
             request.id, request.environment
         )));
     }
-    if request.is_requester(approver) {
+    let person = crate::access::person(approver, approval.session_name_set_by_aws);
+    if request.is_requester(approver) || person == request.requester_person {
         return Err(IssueError::AccessDenied(format!(
             "{} asked for access request {}: someone else must approve it",
             approver.name, request.id
@@ -92,12 +95,13 @@ pub async fn record(
         approver: approver.name.clone(),
         approver_subject: approver.subject.clone(),
         approver_principal_id: approver.principal_id.clone(),
+        approver_person: person.clone(),
         approver_session: approver.session.is_some(),
         note: note.to_owned(),
         at: now,
     };
     let body = serde_json::to_vec_pretty(&record).expect("a verdict serializes");
-    match put_once(audit, &record_key(&request.environment, &request.id, &approver.subject), body).await {
+    match put_once(audit, &record_key(&request.environment, &request.id, &person), body).await {
         Ok(()) => Ok(record),
         Err(StoreError::Taken { .. }) => {
             Err(IssueError::AccessDenied(format!("{} already gave a verdict on access request {}: once each", approver.name, request.id)))
@@ -107,8 +111,8 @@ pub async fn record(
 }
 
 /// The verdicts on `request` that count under `approval` (the rule's approval now): those about
-/// its digest, by admitted approvers other than the requester, one per approver, under the name
-/// their approver's subject gives (a record under another approver's name counts for nobody).
+/// its digest, by admitted approvers other than the requester, one per person, under the name
+/// their approver's person gives (a record under another name counts for nobody).
 pub async fn tally(audit: &dyn Store, request: &AccessRequest, approval: &Approval) -> Result<Tally, IssueError> {
     let digest = request.digest();
     let mut tally = Tally::default();
@@ -120,10 +124,12 @@ pub async fn tally(audit: &dyn Store, request: &AccessRequest, approval: &Approv
             Err(err) => return Err(err.into()),
         };
         let Ok(verdict) = serde_json::from_slice::<VerdictRecord>(&object.body) else { continue };
-        let counts = key == record_key(&request.environment, &request.id, &verdict.approver_subject)
+        let counts = key == record_key(&request.environment, &request.id, &verdict.approver_person)
             && verdict.request_id == request.id
             && verdict.digest == digest
-            && !request.is_named(&verdict.approver, &verdict.approver_subject)
+            && verdict.approver_person != request.requester_person
+            && verdict.approver_subject != request.requester_subject
+            && verdict.approver != request.requester
             && approval.admits_named(&verdict.approver, &verdict.approver_principal_id, verdict.approver_session);
         if !counts {
             continue;
