@@ -1,5 +1,6 @@
 //! Completions and man pages, generated from the clap definitions: the bash completion script
-//! loads (`complete -p` names it), and every man page renders with `man -l`.
+//! loads (`complete -p` names it), every man page renders with `man -l`, and every subcommand's
+//! `--help` ends with an example of itself.
 
 use std::process::Command;
 
@@ -35,6 +36,50 @@ fn completions_load_and_man_pages_render() {
                 rendered.status.success() && rendered.stdout.len() > 200,
                 "man -l {page}: {}",
                 String::from_utf8_lossy(&rendered.stderr)
+            );
+        }
+    }
+}
+
+#[test]
+fn every_subcommand_shows_an_example() {
+    for (program, subcommands) in [
+        (
+            "sshca",
+            &[
+                "init",
+                "sign",
+                "show-policy",
+                "doctor",
+                "metrics",
+                "ca-key",
+                "config",
+                "renew-host",
+                "rotate",
+                "revoke",
+                "krl",
+                "audit",
+                "verify",
+                "show",
+                "certs",
+                "requests",
+                "approve",
+                "deny",
+                "completions",
+                "man",
+            ][..],
+        ),
+        ("get_key", &["request", "ensure", "status", "logout", "completions", "man"][..]),
+    ] {
+        let help = Command::new(bin(program)).arg("--help").output().unwrap();
+        let listed = String::from_utf8_lossy(&help.stdout).into_owned();
+        for subcommand in subcommands {
+            assert!(listed.contains(&format!("  {subcommand} ")), "{program} --help lists {subcommand}: {listed}");
+            let output = Command::new(bin(program)).args([subcommand, "--help"]).output().unwrap();
+            let text = String::from_utf8_lossy(&output.stdout);
+            assert!(
+                text.contains("Example: ") && text.contains(&format!("{program} {subcommand}")),
+                "{program} {subcommand} --help: {text}"
             );
         }
     }

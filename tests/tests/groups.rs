@@ -96,6 +96,14 @@ fn principals_come_from_iam_groups() {
     world
         .init(ENV, &["--allowed-principals", "deploy,root-oncall,postgres", "--groups-ttl", "1s", "--rules", rules_file.to_str().unwrap()]);
     let key = keygen(world.dir.path(), "alice", "ed25519", None, "");
+    // the servers' side: each login user's principals file, as the rules imply
+    let files = world.sshca_ok(&["config", ENV, "--principals-files", "--login-for", "root-oncall=root"]);
+    for (file, line) in [("root", format!("root-oncall\t# rule 2 group {sre}")), ("postgres", format!("postgres\t# rule 2 group {dba}"))] {
+        let section =
+            files.split(&format!("# /etc/ssh/auth_principals/{file}\n")).nth(1).unwrap_or_else(|| panic!("no file for {file}: {files}"));
+        assert!(section.starts_with(&line), "{file}: {files}");
+    }
+    assert!(files.contains(&format!("deploy\t# rule 2 group {sre}")), "{files}");
 
     let (response, listing) = certificate(&sign(&world, &alice, &key, &[]), &key);
     assert_eq!(principals(&listing), ["postgres", "root-oncall", "deploy"], "{listing}");

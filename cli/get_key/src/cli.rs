@@ -30,17 +30,23 @@ pub struct Cli {
 #[derive(Subcommand)]
 pub enum Command {
     /// Ask sign_key for a certificate of your key, proving who you are with your AWS credentials.
+    #[command(after_help = "Example: get_key request -e prod --create-key --audience sshca:prod -r 'INC-1234' -t 2h")]
     Request(RequestArgs),
     /// Do nothing while the installed certificate has enough validity left; else `request`.
+    #[command(after_help = "Example: get_key ensure -e prod --audience sshca:prod --min-validity 15m -q")]
     Ensure(EnsureArgs),
     /// The installed certificates: principals, serial, validity, CA, agent, host KRL; exit 0 only
     /// when every one is good for --min-validity.
+    #[command(after_help = "Example: get_key status -e prod --min-validity 1h")]
     Status(StatusArgs),
     /// Remove the installed certificates and their ssh-agent entries (never a private key).
+    #[command(after_help = "Example: get_key logout -e prod")]
     Logout(LogoutArgs),
     /// Print the shell completion script (bash, zsh, fish…): `source <(get_key completions bash)`.
+    #[command(after_help = "Example: source <(get_key completions bash)")]
     Completions { shell: crate::docs::Shell },
     /// Write the man pages (get_key.1 and one per subcommand) into a directory.
+    #[command(after_help = "Example: get_key man ~/.local/share/man/man1")]
     Man { dir: PathBuf },
 }
 

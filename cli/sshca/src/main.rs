@@ -34,44 +34,66 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Create or update an environment: its CA keys and its policy. Prints the CA public keys.
+    #[command(
+        after_help = "Example: sshca init prod --create-bucket --create-keys --allowed-principals 'deploy,{user}' --rules rules.json"
+    )]
     Init(init::InitArgs),
     /// Sign a user's (or host's) public key; prints the download link for `get_key`.
+    #[command(after_help = "Example: sshca sign -e prod -u jane -p jane.pub --principal deploy -t +8h -r 'INC-1234'")]
     Sign(sign::SignArgs),
     /// Show an environment's policy: its audience, limits and access rules.
+    #[command(after_help = "Example: sshca show-policy prod")]
     ShowPolicy(show_policy::ShowPolicyArgs),
     /// On a server: check its effective sshd configuration against the environment.
+    #[command(after_help = "Example: sshca doctor prod -n web1.example.com")]
     Doctor(doctor::DoctorArgs),
     /// On a server: sshd's logins and the host certificate's and KRL's ages as Prometheus metrics.
+    #[command(after_help = "Example: sshca metrics --log /var/log/auth.log -o /var/lib/node_exporter/sshca.prom")]
     Metrics(metrics::MetricsArgs),
     /// Print an environment's CA public key (for TrustedUserCAKeys or known_hosts).
+    #[command(after_help = "Example: sshca ca-key prod --host --known-hosts '*.example.com'")]
     CaKey(CaKeyArgs),
     /// Print what servers and clients must be configured with (sshd_config, CA keys, known_hosts).
+    #[command(after_help = "Example: sshca config prod --only sshd-config > /etc/ssh/sshd_config.d/sshca.conf")]
     Config(hosts::ConfigArgs),
     /// Renew a host's certificate when it is due (for a systemd timer).
+    #[command(after_help = "Example: sshca renew-host -e prod --reload-command 'systemctl reload ssh'")]
     RenewHost(hosts::RenewHostArgs),
     /// Rotate CA keys with overlap: --create-next, then --promote, then --retire.
+    #[command(after_help = "Example: sshca rotate prod --create-next")]
     Rotate(rotate::RotateArgs),
     /// Revoke certificates by serial, key id, user or public key; republishes the KRL.
+    #[command(after_help = "Example: sshca revoke prod --serial 42 -r 'laptop stolen'")]
     Revoke(revocation::RevokeArgs),
     /// Fetch the environment's OpenSSH KRL (for sshd's RevokedKeys), or a link to it.
+    #[command(after_help = "Example: sshca krl prod -o /etc/ssh/sshca_revoked.krl")]
     Krl(revocation::KrlArgs),
     /// List issuances and revocations from the audit trail, newest first.
+    #[command(after_help = "Example: sshca audit prod --since -1d --break-glass")]
     Audit(revocation::AuditArgs),
     /// Check the CA's books: certificates, records, serials, leases, counter, KRL, CA keys.
+    #[command(after_help = "Example: sshca verify prod --json")]
     Verify(verify::VerifyArgs),
     /// Print a certificate and its audit records.
+    #[command(after_help = "Example: sshca show prod 42")]
     Show(revocation::ShowArgs),
     /// The certificates issued, and who has access right now (--active).
+    #[command(after_help = "Example: sshca certs prod --active --user jane")]
     Certs(certs::CertsArgs),
     /// List the access requests waiting for approval (just-in-time access).
+    #[command(after_help = "Example: sshca requests prod")]
     Requests(requests::RequestsArgs),
     /// Approve an access request, with your own proof of identity.
+    #[command(after_help = "Example: sshca approve prod 0f8fad5b-d9cb-469f-a165-70867728950e -r 'go ahead'")]
     Approve(requests::VerdictArgs),
     /// Deny an access request (-r says why).
+    #[command(after_help = "Example: sshca deny prod 0f8fad5b-d9cb-469f-a165-70867728950e -r 'not during the freeze'")]
     Deny(requests::VerdictArgs),
     /// Print the shell completion script (bash, zsh, fish…): `source <(sshca completions bash)`.
+    #[command(after_help = "Example: source <(sshca completions bash)")]
     Completions { shell: get_key::docs::Shell },
     /// Write the man pages (sshca.1 and one per subcommand) into a directory.
+    #[command(after_help = "Example: sshca man /usr/local/share/man/man1")]
     Man { dir: std::path::PathBuf },
 }
 
