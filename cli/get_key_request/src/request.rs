@@ -11,7 +11,8 @@ use ssh_key::{Algorithm, LineEnding, PrivateKey};
 
 use get_key::cli::{Ask, KeyType};
 use get_key::{host_krl, install_certificate, verify, GetKeyError, Options, Report};
-use sshca_proto::approval::{Answer, PendingAnswer};
+use sshca_proto::approval::PendingAnswer;
+use sshca_proto::request::Answer;
 
 /// Asks `sign_key` for a certificate of `ask.key` and installs it as `options` says.
 pub fn request(ask: &Ask, options: &Options) -> Result<Report, GetKeyError> {

@@ -9,7 +9,7 @@ use sshca_aws::s3::S3Store;
 use sshca_client::Lambda;
 use sshca_core::environment::read_policy;
 use sshca_core::{request, Caller, IssueError, Issuer, SignRequest, SignResponse};
-use sshca_proto::approval::Answer;
+use sshca_proto::request::Answer;
 
 pub(crate) enum Target {
     Local(Box<Issuer>),

@@ -3,7 +3,8 @@
 use anyhow::{anyhow, Context, Result};
 use aws_sdk_lambda::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_lambda::primitives::Blob;
-use sshca_proto::approval::{Answer, PendingAnswer};
+use sshca_proto::approval::PendingAnswer;
+use sshca_proto::request::Answer;
 use sshca_proto::request::{SignRequest, SignResponse};
 
 /// A function error as Lambda reports it (and as cargo-lambda's emulator does, with HTTP 500).

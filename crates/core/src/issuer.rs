@@ -27,7 +27,8 @@ use crate::revocation_log;
 use crate::serial::SerialLeases;
 use crate::store::{put_once, refuse_ignored_conditions, Condition};
 use crate::time::unix_now;
-use sshca_proto::approval::{Answer, Pending, PendingAnswer, RecordedAnswer};
+use sshca_proto::approval::{Pending, PendingAnswer, RecordedAnswer};
+use sshca_proto::request::Answer;
 
 /// How long this container trusts what it read of the revoked keys and wrote to the key cache.
 const CACHE_TTL: Duration = Duration::from_secs(60);

@@ -5,8 +5,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::request::SignResponse;
-
 /// An approver's verdict on a pending request. `digest` is the request's content as
 /// `sshca requests` shows it: a verdict counts for that content only.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,13 +50,4 @@ pub struct Recorded {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordedAnswer {
     pub recorded: Recorded,
-}
-
-/// What `sign_key` answers.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum Answer {
-    Issued(SignResponse),
-    Pending(PendingAnswer),
-    Recorded(RecordedAnswer),
 }

@@ -9,7 +9,7 @@ use ssh_key::PublicKey;
 use crate::error::IssueError;
 use sha2::{Digest, Sha256};
 
-use crate::approval::Verdict;
+use crate::approval::{PendingAnswer, RecordedAnswer, Verdict};
 use crate::proof::{hex, Proof};
 
 pub const MAX_REASON_CHARS: usize = 256;
@@ -104,6 +104,16 @@ pub struct SignResponse {
     /// `RevokedHostKeys`; it answers 404 while nothing was ever revoked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub krl_url: Option<String>,
+}
+
+/// What `sign_key` answers: a certificate, a request recorded as waiting for approval, or a
+/// verdict recorded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Answer {
+    Issued(SignResponse),
+    Pending(PendingAnswer),
+    Recorded(RecordedAnswer),
 }
 
 /// The SHA-256 (hex) of the canonical form of `request`: its JSON without the `identity` field,

@@ -17,7 +17,8 @@ use tracing_subscriber::util::SubscriberInitExt;
 use sshca_core::error::IssueError;
 use sshca_core::issuer::{Caller, Issuer};
 use sshca_core::request::{parse_request_bytes, parse_request_value, SignRequest};
-use sshca_proto::approval::{Answer, PendingAnswer, RecordedAnswer};
+use sshca_proto::approval::{PendingAnswer, RecordedAnswer};
+use sshca_proto::request::Answer;
 
 /// Serials a container leases at a time. A container lives for many requests, so one counter write
 /// serves 64 certificates; a container that ends early leaves at most 63 unused serials, which its

@@ -9,7 +9,8 @@ use sshca_core::approval;
 use sshca_core::policy::human_duration;
 use sshca_core::time::unix_now;
 use sshca_core::{Environment, SignRequest};
-use sshca_proto::approval::{Answer, RecordedAnswer, Verdict};
+use sshca_proto::approval::{RecordedAnswer, Verdict};
+use sshca_proto::request::Answer;
 
 use crate::signer::Signer;
 
