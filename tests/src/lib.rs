@@ -407,6 +407,18 @@ impl Sshd {
         command
     }
 
+    /// [`Sshd::ssh_checking_host`] as `host_name`, logged in with `key` as the current user,
+    /// running `echo host-trusted`.
+    pub fn echo_checking_host(&self, known_hosts: &Path, host_name: &str, key: &Path) -> std::process::Output {
+        self.ssh_checking_host(known_hosts, host_name)
+            .arg("-i")
+            .arg(key)
+            .arg(format!("{}@127.0.0.1", current_user()))
+            .arg("echo host-trusted")
+            .output()
+            .expect("run ssh")
+    }
+
     /// Logs in with `key` (OpenSSH picks up `<key>-cert.pub` itself) and runs `echo`; true when
     /// the command ran.
     pub fn login_with(&self, key: &Path) -> bool {

@@ -50,15 +50,7 @@ fn host_certificates(server: S3Server) {
     let lines = world.sshca_ok(&["config", "staging", "--only", "known-hosts", "--host-pattern", "*.example.com"]);
     assert!(lines.starts_with("@cert-authority *.example.com "), "{lines}");
     std::fs::write(&known_hosts, &lines).unwrap();
-    let connect = |name: &str| {
-        sshd.ssh_checking_host(&known_hosts, name)
-            .arg("-i")
-            .arg(&user_key)
-            .arg(format!("{}@127.0.0.1", current_user()))
-            .arg("echo host-trusted")
-            .output()
-            .unwrap()
-    };
+    let connect = |name: &str| sshd.echo_checking_host(&known_hosts, name, &user_key);
     let output = connect("web1.example.com");
     assert!(ran(&output, "host-trusted"), "{} {}", stderr(&output), sshd.log());
     assert!(

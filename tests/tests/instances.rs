@@ -119,15 +119,7 @@ fn a_host_gets_exactly_its_instance_names() {
         "host test",
     ]);
     std::fs::write(cert_path(&user_key), download(url.trim()).unwrap()).unwrap();
-    let connect = |alias: &str| {
-        sshd.ssh_checking_host(&known_hosts, alias)
-            .arg("-i")
-            .arg(&user_key)
-            .arg(format!("{}@127.0.0.1", current_user()))
-            .arg("echo host-trusted")
-            .output()
-            .unwrap()
-    };
+    let connect = |alias: &str| sshd.echo_checking_host(&known_hosts, alias, &user_key);
     let output = connect(&db.private_dns);
     assert!(String::from_utf8_lossy(&output.stdout).contains("host-trusted"), "{} {}", String::from_utf8_lossy(&output.stderr), sshd.log());
     let output = connect("other.internal");

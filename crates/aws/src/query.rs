@@ -1,9 +1,10 @@
 //! AWS Query API calls made by hand: a form-encoded POST signed with `aws-sigv4`, sent with
 //! `ureq`, its XML answer handed back as text. For the two services sshca makes one call each
 //! of, EC2 (`DescribeInstances`, [`crate::ec2`]) and SNS (`Publish`, [`crate::sns`]). Why not
-//! their SDKs: `aws-sdk-ec2` alone cost over 13 CPU-minutes of every cold debug build on a 2-core
-//! machine (measured with `cargo build --timings`; it doubled CI, past its time budget) and
-//! megabytes of the function's binary, which every cold start loads; one signed POST does it.
+//! their SDKs: `aws-sdk-ec2` alone took at least 12.8 CPU-minutes of a cold debug build on a
+//! 2-core machine (read off `ps` while it was still compiling; with it CI took 1927 s, past its
+//! budget) and megabytes of the function's binary, which every cold start loads; one signed POST
+//! does it.
 
 use std::time::{Duration, SystemTime};
 
@@ -33,8 +34,12 @@ pub struct Query {
     /// The standard variable that points it elsewhere (`AWS_ENDPOINT_URL_EC2`).
     endpoint_variable: &'static str,
     version: &'static str,
-    /// How long one call may take.
-    timeout: Duration,
+    /// Built once per client (its TLS configuration and connection pool), not per call.
+    agent: ureq::Agent,
+}
+
+fn agent(timeout: Duration) -> ureq::Agent {
+    ureq::Agent::config_builder().timeout_global(Some(timeout)).http_status_as_error(false).build().into()
 }
 
 /// What the form encoding leaves as is (RFC 3986 unreserved characters).
@@ -42,12 +47,12 @@ const FORM: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.')
 
 impl Query {
     pub fn new(config: SdkConfig, service: &'static str, endpoint_variable: &'static str, version: &'static str) -> Self {
-        Self { config, service, endpoint_variable, version, timeout: Duration::from_secs(10) }
+        Self { config, service, endpoint_variable, version, agent: agent(Duration::from_secs(10)) }
     }
 
     /// This service, each call given at most `timeout`.
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+        self.agent = agent(timeout);
         self
     }
 
@@ -90,9 +95,8 @@ impl Query {
         let (instructions, _) = sign(signable, &params).map_err(|err| failed("signing the request", &err))?.into_parts();
         let signed: Vec<(String, String)> = instructions.headers().map(|(name, value)| (name.to_owned(), value.to_owned())).collect();
         // ureq blocks: off the async workers (these calls are rare: a host's renewal, a notice)
-        let timeout = self.timeout;
+        let agent = self.agent.clone();
         let (status, text) = tokio::task::spawn_blocking(move || {
-            let agent: ureq::Agent = ureq::Agent::config_builder().timeout_global(Some(timeout)).http_status_as_error(false).build().into();
             let mut request = agent.post(&endpoint).header("content-type", content_type);
             for (name, value) in &signed {
                 request = request.header(name, value);
