@@ -6,9 +6,11 @@
 #   cargo-lambda's Lambda emulator, and moto's server (an STS that checks SigV4 signatures, which
 #   LocalStack's does not, the tests start their own per test; and on :5050 the identity store
 #   LocalStack lacks), OpenSSH's sk-dummy security-key
-#   provider (built from Debian's openssh source); the AWS CLI and cfn-lint come with LocalStack.
-# Usage: scripts/servers.sh start|stop|env
-#   `env` prints the variables that point the AWS SDK and the tests at these servers.
+#   provider (built from Debian's openssh source); the AWS CLI and cfn-lint come with LocalStack;
+#   and what packaging needs and its test checks with: cargo-deb, lintian, dpkg-dev.
+# Usage: scripts/servers.sh start|stop|env|tools
+#   `env` prints the variables that point the AWS SDK and the tests at these servers; `tools`
+#   installs only what scripts/package.sh builds with (cargo-lambda, cargo-deb).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 STATE=${SSHCA_SERVERS_HOME:-/tmp/sshca-servers}
@@ -166,6 +168,26 @@ install_cargo_lambda() {
   "$STATE/cargo-lambda/bin/pip" install -q --no-deps cargo-lambda==1.9.2
 }
 
+# cargo-deb builds the .debs (scripts/package.sh). crates.io has it as source only: about a minute
+# on two cores, in a target directory of its own. Pinned: its dev-profile support (the test
+# command packages dev builds) is a warning today and may become an error.
+install_cargo_deb() {
+  if [ -x "$STATE/cargo-deb/bin/cargo-deb" ]; then return; fi
+  log "installing cargo-deb 3.8.0"
+  CARGO_TARGET_DIR="$STATE/cargo-deb/build" cargo install -q --locked --version 3.8.0 --root "$STATE/cargo-deb" cargo-deb
+  rm -rf "$STATE/cargo-deb/build"
+}
+
+# What the package test checks the .debs with: lintian, and dpkg-shlibdeps (dpkg-dev), which
+# cargo-deb asks for the libraries a binary needs.
+install_package_checks() {
+  if command -v lintian >/dev/null && command -v dpkg-shlibdeps >/dev/null; then return; fi
+  log "installing lintian and dpkg-dev from Debian"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq lintian dpkg-dev >/dev/null
+}
+
 # moto's server verifies SigV4 against its own IAM (LocalStack's STS answers any signature): the
 # tests start one per test, with their own identities.
 install_moto() {
@@ -238,6 +260,7 @@ export SSHCA_TEST_SEAWEEDFS=http://127.0.0.1:$SW_PORT
 export SSHCA_TEST_MINIO=http://127.0.0.1:$MINIO_PORT
 export SSHCA_TEST_MINIO_CREDENTIALS=$MINIO_ACCESS_KEY:$MINIO_SECRET_KEY
 export SSHCA_CARGO_LAMBDA=$STATE/cargo-lambda/bin/cargo-lambda
+export SSHCA_CARGO_DEB=$STATE/cargo-deb/bin/cargo-deb
 export SSHCA_MOTO=$STATE/moto/bin/moto_server
 export SSHCA_AWS_CLI=$LS_HOME/venv/bin/aws
 export SSHCA_CFN_LINT=$LS_HOME/venv/bin/cfn-lint
@@ -250,8 +273,11 @@ case "${1:-}" in
   start)
     install_openssh
     install_cargo_lambda
+    install_package_checks
     install_moto &
     mt=$!
+    install_cargo_deb &
+    cd=$!
     install_sk_dummy &
     sk=$!
     # the two S3 servers start side by side: LocalStack's install dominates
@@ -263,10 +289,12 @@ case "${1:-}" in
     wait "$sw"
     wait "$mn"
     wait "$mt"
+    wait "$cd"
     start_directory
     wait "$sk"
     ;;
   stop) stop_pidfile "$LS_HOME/localstack.pid"; stop_pidfile "$SW_HOME/weed.pid"; stop_pidfile "$MINIO_HOME/minio.pid"; stop_pidfile "$DIRECTORY_HOME/moto.pid" ;;
   env) print_env ;;
-  *) echo "usage: $0 start|stop|env" >&2; exit 2 ;;
+  tools) install_cargo_lambda; install_cargo_deb ;;
+  *) echo "usage: $0 start|stop|env|tools" >&2; exit 2 ;;
 esac

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 pub use tempfile::TempDir;
 
 pub mod faults;
+pub mod fleet;
 pub mod fuzzing;
 pub mod iam;
 pub mod identities;
@@ -93,6 +94,8 @@ pub struct World {
     pub s3_endpoint: String,
     pub bucket: String,
     pub dir: TempDir,
+    /// Where `command` finds `sshca` and `get_key`: this build's (`None`) or an installed set.
+    pub programs: Option<PathBuf>,
 }
 
 impl World {
@@ -105,7 +108,7 @@ impl World {
         require_server(s3_endpoint);
         require_server(&kms_endpoint());
         let bucket = format!("sshca-test-{}", uuid::Uuid::new_v4().simple());
-        Self { server, s3_endpoint: s3_endpoint.to_owned(), bucket, dir: tempfile::tempdir().expect("temp dir") }
+        Self { server, s3_endpoint: s3_endpoint.to_owned(), bucket, dir: tempfile::tempdir().expect("temp dir"), programs: None }
     }
 
     /// The AWS environment the binaries run with: LocalStack's KMS, this world's S3 server.
@@ -126,9 +129,15 @@ impl World {
         ]
     }
 
+    /// This world with the `sshca` and `get_key` installed in `dir` (e.g. `/usr/bin`, by a package).
+    pub fn with_programs_in(self, dir: &Path) -> Self {
+        Self { programs: Some(dir.to_owned()), ..self }
+    }
+
     /// A `sshca`/`get_key` command with this world's environment and nothing from the caller's AWS setup.
     pub fn command(&self, binary: &str) -> Command {
-        let mut command = Command::new(bin(binary));
+        let program = self.programs.as_ref().map_or_else(|| bin(binary), |dir| dir.join(binary));
+        let mut command = Command::new(program);
         for var in ["AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN", "SSH_AUTH_SOCK"] {
             command.env_remove(var);
         }

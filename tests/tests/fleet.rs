@@ -2,109 +2,53 @@
 //! each broken in one way), and `sshca metrics` over a real sshd's log after real logins.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
+use sshca_tests::fleet::{Server, ENV, HOST};
 use sshca_tests::*;
-
-const ENV: &str = "staging";
-const HOST: &str = "web1.example.com";
 
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-/// An environment with a host certificate for `HOST`, its user CA keys and KRL in files, as a
-/// server would hold them.
-struct Server {
-    world: World,
-    host_key: PathBuf,
-    user_ca_file: PathBuf,
-    krl: PathBuf,
-}
-
-impl Server {
-    fn new() -> Self {
-        let world = World::new(S3Server::LocalStack);
-        world.init(ENV, &["--principals", "deploy", "--allowed-principals", "deploy,other", "--allowed-host-principals", "*.example.com"]);
-        let host_key = keygen(world.dir.path(), "ssh_host_ed25519_key", "ed25519", None, "");
-        world.sshca_ok(&["renew-host", "--local", "-e", ENV, "-n", HOST, "-k", host_key.to_str().unwrap()]);
-        let server = Server { user_ca_file: world.path("sshca_user_ca.pub"), krl: world.path("sshca_revoked.krl"), world, host_key };
-        server.refresh();
-        server
-    }
-
-    /// What a server's config roll-out and KRL timer do: the user CA keys and the KRL, fresh.
-    fn refresh(&self) {
-        std::fs::write(&self.user_ca_file, self.world.sshca_ok(&["config", ENV, "--only", "user-ca-keys"])).unwrap();
-        self.world.sshca_ok(&["krl", ENV, "-o", self.krl.to_str().unwrap()]);
-    }
-
-    /// The healthy configuration, with `replace` applied (keyword → line; "" drops it).
-    fn config(&self, replace: &[(&str, &str)]) -> String {
-        let mut lines = vec![
-            ("TrustedUserCAKeys", format!("TrustedUserCAKeys {}", self.user_ca_file.display())),
-            ("AuthorizedPrincipalsFile", "AuthorizedPrincipalsFile {dir}/principals/%u".to_owned()),
-            ("AuthorizedKeysFile", "AuthorizedKeysFile none".to_owned()),
-            ("HostCertificate", format!("HostCertificate {}", cert_path(&self.host_key).display())),
-            ("RevokedKeys", format!("RevokedKeys {}", self.krl.display())),
-            ("PasswordAuthentication", "PasswordAuthentication no".to_owned()),
-            ("KbdInteractiveAuthentication", "KbdInteractiveAuthentication no".to_owned()),
-        ];
-        for (keyword, line) in replace {
-            let slot = lines.iter_mut().find(|(k, _)| k == keyword).expect("a known keyword");
-            slot.1 = (*line).to_owned();
-        }
-        lines.into_iter().map(|(_, line)| line + "\n").collect()
-    }
-
-    /// Starts a real sshd with `config`, then runs `sshca doctor` on it.
-    fn doctor(&self, config: &str, extra: &[&str]) -> (Output, String) {
-        let sshd = Sshd::with_config("", &["deploy"], Some(&self.host_key), config);
-        let config_path = sshd.config_path();
-        let mut args = vec!["doctor", ENV, "--sshd-config", config_path.to_str().unwrap(), "-n", HOST];
-        args.extend_from_slice(extra);
-        let output = self.world.sshca(&args);
-        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-        assert!(!stdout.contains('\x1b'), "colour when piped: {stdout}");
-        (output, stdout)
-    }
-
-    /// The doctor finds exactly `check` wrong, says what and the fix, and exits non-zero.
-    fn finds_only(&self, config: &str, extra: &[&str], check: &str, what: &str, fix: &str) {
-        let (output, stdout) = self.doctor(config, extra);
-        assert_eq!(output.status.code(), Some(1), "{check}: {stdout}{}", stderr(&output));
-        let failed: Vec<&str> = stdout.lines().filter(|l| l.trim_start().starts_with("FAIL")).collect();
-        assert_eq!(failed.len(), 1, "{check}: exactly the planted problem: {stdout}");
-        assert!(failed[0].contains(check) && failed[0].contains(what), "{check}: expected {what:?} in {stdout}");
-        let fix_line = stdout.lines().find(|l| l.trim_start().starts_with("fix:")).unwrap();
-        assert!(fix_line.contains(fix), "{check}: expected the fix {fix:?} in {stdout}");
-    }
+/// The doctor finds exactly `check` wrong, says what and the fix, and exits non-zero.
+fn finds_only(server: &Server, config: &str, extra: &[&str], check: &str, what: &str, fix: &str) {
+    let (output, stdout) = server.doctor(config, extra);
+    assert_eq!(output.status.code(), Some(1), "{check}: {stdout}{}", stderr(&output));
+    let failed: Vec<&str> = stdout.lines().filter(|l| l.trim_start().starts_with("FAIL")).collect();
+    assert_eq!(failed.len(), 1, "{check}: exactly the planted problem: {stdout}");
+    assert!(failed[0].contains(check) && failed[0].contains(what), "{check}: expected {what:?} in {stdout}");
+    let fix_line = stdout.lines().find(|l| l.trim_start().starts_with("fix:")).unwrap();
+    assert!(fix_line.contains(fix), "{check}: expected the fix {fix:?} in {stdout}");
 }
 
 #[test]
 fn doctor_reports_exactly_the_planted_problem() {
-    let server = Server::new();
+    let server = Server::on(World::new(S3Server::LocalStack));
     let (output, stdout) = server.doctor(&server.config(&[]), &[]);
     assert!(output.status.success(), "the healthy server: {stdout}{}", stderr(&output));
     assert!(stdout.starts_with("sshca doctor staging: healthy"), "{stdout}");
     assert_eq!(stdout.lines().filter(|l| l.trim_start().starts_with("ok")).count(), 5, "{stdout}");
 
-    server.finds_only(
+    finds_only(
+        &server,
         &server.config(&[("TrustedUserCAKeys", "")]),
         &[],
         "TrustedUserCAKeys",
         "not set",
         "sshca config staging --only user-ca-keys",
     );
-    server.finds_only(
+    finds_only(
+        &server,
         &server.config(&[("AuthorizedKeysFile", "AuthorizedKeysFile .ssh/authorized_keys")]),
         &[],
         "AuthorizedKeysFile",
         "plain keys listed there are accepted",
         "AuthorizedKeysFile none",
     );
-    server.finds_only(
+    finds_only(
+        &server,
         &server.config(&[]),
         &["--at", "+31d", "--krl-max-age", "60d"],
         "HostCertificate",
@@ -118,15 +62,17 @@ fn doctor_reports_exactly_the_planted_problem() {
     server.world.sshca_ok(&["renew-host", "--local", "-e", ENV, "-n", HOST, "-k", short_lived.to_str().unwrap(), "-t", "3s"]);
     std::thread::sleep(std::time::Duration::from_secs(4));
     let expired_line = format!("HostCertificate {}", cert_path(&short_lived).display());
-    server.finds_only(
+    finds_only(
+        &server,
         &server.config(&[("HostCertificate", &expired_line)]),
         &[],
         "HostCertificate",
         "expired",
         "sshca renew-host -e staging -n web1.example.com",
     );
-    server.finds_only(&server.config(&[]), &["--within", "40d"], "HostCertificate", "within the renewal window", "sshca renew-host");
-    server.finds_only(
+    finds_only(&server, &server.config(&[]), &["--within", "40d"], "HostCertificate", "within the renewal window", "sshca renew-host");
+    finds_only(
+        &server,
         &server.config(&[("RevokedKeys", "RevokedKeys {dir}/missing.krl")]),
         &[],
         "RevokedKeys",
@@ -135,7 +81,7 @@ fn doctor_reports_exactly_the_planted_problem() {
     );
     let stale = Command::new("touch").args(["-d", "3 hours ago"]).arg(&server.krl).status().unwrap();
     assert!(stale.success());
-    server.finds_only(&server.config(&[]), &[], "RevokedKeys", "last refreshed 3h", "sshca krl staging -o");
+    finds_only(&server, &server.config(&[]), &[], "RevokedKeys", "last refreshed 3h", "sshca krl staging -o");
     server.refresh();
 
     // a host certificate from another CA
@@ -152,7 +98,8 @@ fn doctor_reports_exactly_the_planted_problem() {
         .unwrap();
     assert!(signed.success());
     let foreign_line = format!("HostCertificate {}", cert_path(&foreign).display());
-    server.finds_only(
+    finds_only(
+        &server,
         &server.config(&[("HostCertificate", &foreign_line)]),
         &[],
         "HostCertificate",
@@ -162,7 +109,8 @@ fn doctor_reports_exactly_the_planted_problem() {
 
     // a rotation announces a next user CA key this server does not trust yet: promoting it would lock it out
     server.world.sshca_ok(&["rotate", ENV, "--create-next", "--role", "user"]);
-    server.finds_only(
+    finds_only(
+        &server,
         &server.config(&[]),
         &[],
         "TrustedUserCAKeys",
@@ -207,7 +155,7 @@ fn scrape(path: &Path) -> HashMap<String, f64> {
 
 #[test]
 fn metrics_count_real_logins_and_only_new_ones() {
-    let server = Server::new();
+    let server = Server::on(World::new(S3Server::LocalStack));
     let world = &server.world;
     let user = current_user();
     // a second user CA, local, for a certificate sshca would never sign: an expired one
