@@ -4,23 +4,31 @@
 #   sshca-<version>-x86_64-linux.tar.gz, get-key-<version>-x86_64-linux.tar.gz
 #   sign_key-<version>-x86_64-lambda.zip                              (cargo-lambda; provided.al2023)
 #   SHA256SUMS                                                        (of all of the above)
-# Usage: scripts/package.sh [--profile release|dev] [--out DIR]
+# Usage: scripts/package.sh [--profile release|dev] [--revision N] [--out DIR]
 #   --profile dev is what the test command packages: the same script and layout without the
-#   release build's LTO (minutes on two cores); release is the default and what ships.
-# Installs cargo-deb and cargo-lambda itself (scripts/servers.sh tools) when they are missing.
+#   release build's LTO (minutes on two cores); release is the default and what ships, and only
+#   from a clean checkout: what is packaged is what is committed.
+#   --revision is the Debian revision (default 1): a rebuild of one version for the fleet needs a
+#   higher one, and infra/debian/changelog's first entry must name it.
+# Installs cargo-deb, cargo-lambda, lintian and dpkg-dev itself (scripts/servers.sh tools) when
+# they are missing, and refuses .debs lintian finds an error or a warning in.
 # Everything is built for x86_64-unknown-linux-gnu, named explicitly: cargo-lambda always passes
 # it, and the binaries and .debs then come from the same build instead of a second one.
 set -euo pipefail
-cd "$(dirname "$0")/.."
 profile=release
+revision=1
 out=dist
 while [ $# -gt 0 ]; do
   case "$1" in
     --profile) profile=$2; shift 2 ;;
+    --revision) revision=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
-    *) echo "usage: $0 [--profile release|dev] [--out DIR]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--profile release|dev] [--revision N] [--out DIR]" >&2; exit 2 ;;
   esac
 done
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+cd "$(dirname "$0")/.."
 # A release builds each program with only its own crates' features. A dev package reuses the test
 # build (scripts/test.sh's `cargo build --workspace`): the same packages selected, so the same
 # features, and nothing is compiled again. It is compressed fast: nobody installs it but the test.
@@ -29,17 +37,27 @@ case "$profile" in
   dev) profile_dir=debug; function_select=(--workspace --bin sign_key); cli_select=(--workspace); deb_flags=(--fast) ;;
   *) echo "package.sh: --profile is release or dev, not $profile" >&2; exit 2 ;;
 esac
+if [ "$profile" = release ] && [ -n "$(git status --porcelain)" ]; then
+  echo "package.sh: the checkout has uncommitted or untracked files (git status): a release packages a clean checkout" >&2
+  exit 1
+fi
+version=$(python3 -c 'import tomllib; print(tomllib.load(open("Cargo.toml","rb"))["workspace"]["package"]["version"])')
+changelog_top=$(head -1 infra/debian/changelog)
+case "$changelog_top" in
+  "sshca ($version-$revision) "*) ;;
+  *) echo "package.sh: infra/debian/changelog begins with \"$changelog_top\", not sshca ($version-$revision): add an entry for this release" >&2; exit 1 ;;
+esac
 
 scripts/servers.sh tools
-eval "$(scripts/servers.sh env)"
+# only the two tools' paths: the rest of that environment points at the test servers
+eval "$(scripts/servers.sh env | grep -E '^export SSHCA_CARGO_(LAMBDA|DEB)=')"
 triple=x86_64-unknown-linux-gnu
 export CARGO_BUILD_TARGET=$triple
 target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 build=$target_dir/$triple/$profile_dir
-version=$(python3 -c 'import tomllib; print(tomllib.load(open("Cargo.toml","rb"))["workspace"]["package"]["version"])')
-mkdir -p "$out"
-out=$(cd "$out" && pwd)
-rm -f "$out"/*.deb "$out"/*.tar.gz "$out"/*.zip "$out"/SHA256SUMS
+artifacts=("sshca_$version-${revision}_amd64.deb" "get-key_$version-${revision}_amd64.deb" "sshca-$version-x86_64-linux.tar.gz"
+  "get-key-$version-x86_64-linux.tar.gz" "sign_key-$version-x86_64-lambda.zip" SHA256SUMS)
+(cd "$out" && rm -f -- "${artifacts[@]}")
 
 # The function: cargo-lambda names the binary `bootstrap` and zips it. --disable-optimizations:
 # the workspace's release profile already sets LTO and one codegen unit, and cargo-lambda's own
@@ -48,6 +66,12 @@ lambda_dir=$target_dir/lambda-package
 rm -rf "$lambda_dir"
 "$SSHCA_CARGO_LAMBDA" lambda build --compiler cargo --disable-optimizations --locked --profile "$profile" --target "$triple" \
   "${function_select[@]}" --output-format zip --lambda-dir "$lambda_dir"
+# Built against this machine's glibc: provided.al2023 has 2.34, and a newer symbol would not load there.
+newest_glibc=$(objdump -T "$build/sign_key" | grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -1)
+if [ "$(printf '%s\n' "$newest_glibc" GLIBC_2.34 | sort -V | tail -1)" != GLIBC_2.34 ]; then
+  echo "package.sh: the function needs $newest_glibc, newer than provided.al2023's GLIBC_2.34: build it on an older distribution (or with cargo-lambda's zig)" >&2
+  exit 1
+fi
 cp "$lambda_dir/sign_key/bootstrap.zip" "$out/sign_key-$version-x86_64-lambda.zip"
 
 # The command lines, then what cargo-deb packages beside them: completions and man pages,
@@ -65,8 +89,10 @@ for program in sshca get_key; do
   gzip -9n "$assets/man"/*.1
 done
 for package in sshca get_key; do
-  "$SSHCA_CARGO_DEB" deb --no-build --locked --profile "$profile" --target "$triple" -p "$package" -o "$out" "${deb_flags[@]}"
+  "$SSHCA_CARGO_DEB" deb --no-build --locked --profile "$profile" --target "$triple" -p "$package" --deb-revision "$revision" \
+    -o "$out" "${deb_flags[@]}"
 done
+lintian --fail-on error,warning "$out/${artifacts[0]}" "$out/${artifacts[1]}"
 
 # One tarball per binary set, for machines without dpkg: the same files, under one directory.
 tarball() { # name, then source:destination pairs
@@ -79,7 +105,9 @@ tarball() { # name, then source:destination pairs
   done
   # a dev build's debug information is most of its size, and no use to whoever unpacks it
   for binary in "$root"/bin/*; do strip "$binary"; done
-  tar -C "$stage" -czf "$out/$name-$version-x86_64-linux.tar.gz" "$(basename "$root")"
+  # root's, with the modes the files need, whoever packs them and whatever their umask
+  tar -C "$stage" --owner=0 --group=0 --numeric-owner --mode=go-w,a+rX --sort=name -czf "$out/$name-$version-x86_64-linux.tar.gz" \
+    "$(basename "$root")"
   rm -rf "$stage"
 }
 tarball sshca "$build/sshca:bin/sshca" "infra/systemd:systemd" "infra/prometheus/sshca.rules.yml:prometheus/sshca.rules.yml" \
@@ -87,6 +115,7 @@ tarball sshca "$build/sshca:bin/sshca" "infra/systemd:systemd" "infra/prometheus
 tarball get-key "$build/get_key:bin/get_key" "$build/get_key-request:bin/get_key-request" \
   "$build/assets/get_key/completions:completions" "$build/assets/get_key/man:man"
 
-(cd "$out" && sha256sum -- *.deb *.tar.gz *.zip >SHA256SUMS)
+# integrity, not authenticity: a release signs this file with its own key
+(cd "$out" && sha256sum -- "${artifacts[@]:0:5}" >SHA256SUMS)
 echo "package.sh: $profile artifacts in $out:" >&2
-(cd "$out" && ls -l -- *.deb *.tar.gz *.zip SHA256SUMS) >&2
+(cd "$out" && ls -l -- "${artifacts[@]}") >&2

@@ -10,7 +10,8 @@
 #   and what packaging needs and its test checks with: cargo-deb, lintian, dpkg-dev.
 # Usage: scripts/servers.sh start|stop|env|tools
 #   `env` prints the variables that point the AWS SDK and the tests at these servers; `tools`
-#   installs only what scripts/package.sh builds with (cargo-lambda, cargo-deb).
+#   installs only what scripts/package.sh builds and checks with (cargo-lambda, cargo-deb,
+#   lintian, dpkg-dev).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 STATE=${SSHCA_SERVERS_HOME:-/tmp/sshca-servers}
@@ -34,6 +35,13 @@ ACCESS_KEY=test
 SECRET_KEY=test
 
 log() { printf 'servers: %s\n' "$*" >&2; }
+
+# Whatever is found installed under $STATE is run as is (the tests, scripts/package.sh): it must
+# be this user's, not planted by another in a shared /tmp.
+if [ -e "$STATE" ] && [ ! -O "$STATE" ]; then
+  log "$STATE belongs to another user: remove it, or set SSHCA_SERVERS_HOME to a directory of yours"
+  exit 1
+fi
 
 install_openssh() {
   if [ -x /usr/sbin/sshd ] && command -v ssh-keygen >/dev/null && command -v ssh-agent >/dev/null; then return; fi
@@ -295,6 +303,6 @@ case "${1:-}" in
     ;;
   stop) stop_pidfile "$LS_HOME/localstack.pid"; stop_pidfile "$SW_HOME/weed.pid"; stop_pidfile "$MINIO_HOME/minio.pid"; stop_pidfile "$DIRECTORY_HOME/moto.pid" ;;
   env) print_env ;;
-  tools) install_cargo_lambda; install_cargo_deb ;;
+  tools) install_cargo_lambda; install_cargo_deb; install_package_checks ;;
   *) echo "usage: $0 start|stop|env|tools" >&2; exit 2 ;;
 esac

@@ -68,10 +68,20 @@ fn member_accounts_are_served_through_their_lookup_role_and_other_accounts_are_n
     let host_rules: Value = serde_json::from_str(&outputs["AccessRules"]).expect("the AccessRules output is JSON");
     let mut rules = vec![
         json!({"match": "arn:aws:iam::000000000000:root", "grant": "admin"}),
-        json!({"match": format!("arn:aws:iam::111111111111:user/dev-{id}"), "grant": "user", "principals": ["{user}"]}),
+        json!({"match": format!("arn:aws:iam::111111111111:user/dev-{id}"), "grant": "user", "principals": ["{user}"],
+               "user_name": "{user}@{account}"}),
     ];
     rules.extend(host_rules.as_array().unwrap().iter().cloned());
+    // the CA account's users by their own names, beside the member's
+    rules.push(json!({"match": format!("arn:aws:iam::000000000000:user/dev-{id}"), "grant": "user", "principals": ["{user}"]}));
     let rules_file = world.path("rules.json");
+    // one user name for two people (same principals, key cache, revocation) unless the member's are qualified
+    let mut clashing = rules.clone();
+    clashing[1].as_object_mut().unwrap().remove("user_name");
+    std::fs::write(&rules_file, Value::Array(clashing).to_string()).unwrap();
+    let path = rules_file.to_str().unwrap();
+    let args = ["init", &environment, "--create-bucket", "--create-keys", "--allowed-principals", "dev-*", "--rules", path];
+    refused(&world.sshca(&args), "\"user_name\": \"{user}@{account}\"", "two accounts' users by the same names");
     std::fs::write(&rules_file, Value::Array(rules.clone()).to_string()).unwrap();
     let mut init = world.command("sshca");
     init.args([
@@ -116,7 +126,9 @@ fn member_accounts_are_served_through_their_lookup_role_and_other_accounts_are_n
     let certificate =
         std::fs::read_dir(&dir).unwrap().filter_map(Result::ok).map(|e| e.path()).find(|p| p.to_string_lossy().ends_with("-cert.pub"));
     let listing = ssh_keygen_list(&certificate.expect("a certificate was installed"));
-    assert!(listing.contains(&format!("dev-{id}")), "{listing}");
+    assert!(listing.contains(&format!("Key ID: \"dev-{id}@111111111111#")), "the member's user, qualified: {listing}");
+    let principals = listing.split("Principals:").nth(1).unwrap().split("Critical").next().unwrap();
+    assert_eq!(principals.split_whitespace().collect::<Vec<_>>(), [format!("dev-{id}@111111111111")], "{listing}");
 
     // the same name in an account no rule names
     let outsider = OUTSIDE.iam_user(&format!("dev-{id}"));

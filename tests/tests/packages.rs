@@ -41,9 +41,12 @@ fn run(command: &mut Command) -> String {
     stdout
 }
 
-fn installed(package: &str) -> bool {
-    let output = Command::new("dpkg-query").args(["-W", "-f=${Status}", package]).output().expect("dpkg-query");
-    String::from_utf8_lossy(&output.stdout) == "install ok installed"
+/// dpkg's state of `package` (`ii`: installed, `rc`: removed with its configuration left, …),
+/// or `None` where dpkg knows nothing of it.
+fn state(package: &str) -> Option<String> {
+    let output = Command::new("dpkg-query").args(["-W", "-f=${db:Status-Abbrev}", package]).output().expect("dpkg-query");
+    let state = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    (output.status.success() && !state.is_empty() && !state.starts_with("un")).then_some(state)
 }
 
 /// Everything under `dir`, recursively (files, links and directories).
@@ -61,33 +64,37 @@ fn tree(dir: &Path) -> BTreeSet<PathBuf> {
     found
 }
 
-/// The two packages installed on this machine, removed again if the test stops half-way.
+/// The two packages on this machine, purged again if the test stops half-way (a failed
+/// `dpkg -i` included).
 struct Installed;
 
 impl Installed {
     fn install(debs: &[PathBuf]) -> Self {
         assert_eq!(run(Command::new("id").arg("-u")).trim(), "0", "dpkg -i needs root: run the package test as root (CI does)");
         for package in PACKAGES {
-            assert!(
-                !installed(package),
-                "{package} is already installed here: `dpkg -r {package}` first (this test installs its own build)"
+            assert_eq!(
+                state(package),
+                None,
+                "{package} is on this machine: `dpkg --purge {package}` first (this test installs its own build)"
             );
         }
+        let installed = Installed;
         run(Command::new("dpkg").arg("-i").args(debs));
-        Installed
-    }
-
-    fn remove(self) {
-        run(Command::new("dpkg").arg("-r").args(PACKAGES));
+        installed
     }
 }
 
 impl Drop for Installed {
     fn drop(&mut self) {
-        if PACKAGES.iter().any(|package| installed(package)) {
-            let _ = Command::new("dpkg").arg("-r").args(PACKAGES).status();
+        if PACKAGES.iter().any(|package| state(package).is_some()) {
+            let _ = Command::new("dpkg").arg("--purge").args(PACKAGES).status();
         }
     }
+}
+
+/// What is in the directories packages install into.
+fn system_files() -> BTreeSet<PathBuf> {
+    ["/etc", "/usr"].iter().flat_map(|dir| tree(Path::new(dir))).collect()
 }
 
 /// The settings an admin writes for the KRL unit (theirs, not the packages'); removed on drop.
@@ -153,9 +160,15 @@ fn packages_install_work_and_remove_cleanly() {
     let bootstrap = unpacked.path().join("bootstrap");
     assert!(std::fs::metadata(&bootstrap).unwrap().permissions().mode() & 0o111 != 0, "bootstrap is executable");
 
+    // the units come with Debian's systemd handling in sshca's maintainer scripts; get-key has none
+    let scripts = |deb: &Path| run(Command::new("dpkg-deb").arg("-I").arg(deb));
+    assert!(scripts(&sshca_deb).contains("postinst") && scripts(&sshca_deb).contains("postrm"), "{}", scripts(&sshca_deb));
+    assert!(!scripts(&get_key_deb).contains("postinst"), "{}", scripts(&get_key_deb));
+
     // dpkg -i: files in place, no unit enabled by itself
-    let enabled_before = tree(Path::new("/etc/systemd/system"));
     assert!(!Path::new(ADMIN_CONFIG).exists(), "{ADMIN_CONFIG} exists already: this test writes it as the admin would");
+    let before = system_files();
+    let enabled_before = tree(Path::new("/etc/systemd/system"));
     let packages = Installed::install(&[sshca_deb.clone(), get_key_deb.clone()]);
     assert_eq!(tree(Path::new("/etc/systemd/system")), enabled_before, "installing enabled a unit");
     let listing = run(Command::new("dpkg").arg("-L").args(PACKAGES));
@@ -164,8 +177,8 @@ fn packages_install_work_and_remove_cleanly() {
         "/usr/bin/sshca",
         "/usr/bin/get_key",
         "/usr/bin/get_key-request",
-        "/lib/systemd/system/sshca-krl.service",
-        "/lib/systemd/system/sshca-renew-host.timer",
+        "/usr/lib/systemd/system/sshca-krl.service",
+        "/usr/lib/systemd/system/sshca-renew-host.timer",
         "/usr/share/sshca/sshca.rules.yml",
         "/usr/share/bash-completion/completions/sshca",
         "/usr/share/zsh/vendor-completions/_get_key",
@@ -175,7 +188,7 @@ fn packages_install_work_and_remove_cleanly() {
     ] {
         assert!(files.contains(&Path::new(expected)), "{expected} installed: {listing}");
     }
-    let units: Vec<&Path> = files.iter().copied().filter(|path| path.starts_with("/lib/systemd/system")).collect();
+    let units: Vec<&Path> = files.iter().copied().filter(|path| path.starts_with("/usr/lib/systemd/system")).collect();
     assert_eq!(units.len(), 6, "three services and their timers: {units:?}");
     run(Command::new("systemd-analyze").arg("verify").args(&units));
 
@@ -228,12 +241,43 @@ fn packages_install_work_and_remove_cleanly() {
     let sshd = Sshd::start(&user_ca, &[&alice], "");
     assert!(sshd.login_with(&ssh_dir.join("id_ed25519_staging")), "the self-served certificate: {}", sshd.log());
 
-    // dpkg -r: nothing left but the admin's own configuration
+    // the admin's configuration: the KRL unit's settings, and its timer enabled
     let admin_config = AdminConfig::write();
-    packages.remove();
-    let left: Vec<&&Path> = files.iter().filter(|path| path.exists()).collect();
-    assert!(left.is_empty(), "dpkg -r left {left:?}");
-    assert!(PACKAGES.iter().all(|package| !installed(package)));
+    let enabled = Path::new("/etc/systemd/system/timers.target.wants/sshca-krl.timer");
+    run(Command::new("systemctl").args(["enable", "sshca-krl.timer"]));
+    assert!(enabled.is_symlink(), "systemctl enable linked {}", enabled.display());
+
+    // dpkg -r: nothing of the packages left, nothing of the machine's touched; what the admin
+    // made stays (their file, their enabling), and dpkg --purge forgets the enabling too
+    run(Command::new("dpkg").arg("-r").args(PACKAGES));
+    assert!(PACKAGES.iter().all(|package| state(package).is_none_or(|state| state.starts_with('r'))), "removed");
+    let admins: BTreeSet<PathBuf> =
+        [Path::new(ADMIN_CONFIG), Path::new(ADMIN_CONFIG).parent().unwrap(), enabled, enabled.parent().unwrap()]
+            .iter()
+            .map(|path| path.to_path_buf())
+            .collect();
+    let after = system_files();
+    // …and, as for any Debian package's units until it is purged, the timers masked (links to
+    // /dev/null: an enabled timer must not fire a program that is gone)
+    let masked = |path: &Path| {
+        path.parent() == Some(Path::new("/etc/systemd/system")) && std::fs::read_link(path).is_ok_and(|to| to == Path::new("/dev/null"))
+    };
+    let added: Vec<&PathBuf> = after.difference(&before).filter(|path| !admins.contains(*path) && !masked(path)).collect();
+    assert!(added.is_empty(), "dpkg -r left {added:?}");
+    assert!(masked(Path::new("/etc/systemd/system/sshca-krl.timer")), "the enabled timer is masked while its program is gone");
+    let lost: Vec<&PathBuf> = before.difference(&after).collect();
+    assert!(lost.is_empty(), "installing and removing took {lost:?} from the machine");
+    assert!(enabled.is_symlink(), "removing is not purging: the admin's enabling stays");
     assert_eq!(std::fs::read_to_string(ADMIN_CONFIG).unwrap(), AdminConfig::CONTENT, "the admin's configuration stays");
+    run(Command::new("dpkg").arg("--purge").args(PACKAGES));
+    assert!(PACKAGES.iter().all(|package| state(package).is_none()), "purged");
+    assert!(!enabled.is_symlink(), "dpkg --purge forgets the enabling");
+    let purged: Vec<PathBuf> = system_files().difference(&before).cloned().collect();
+    assert_eq!(
+        purged,
+        [Path::new(ADMIN_CONFIG).parent().unwrap().to_path_buf(), PathBuf::from(ADMIN_CONFIG)],
+        "only the admin's file is left"
+    );
     drop(admin_config);
+    drop(packages);
 }

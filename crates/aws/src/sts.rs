@@ -115,6 +115,15 @@ impl IdentityProvider for StsProvider {
         Ok(())
     }
 
+    fn user_name_scope(&self, rule: &AccessRule) -> Option<String> {
+        // the names AWS sets (Identity Center's user names, instance ids) are the organization's,
+        // an IAM user's or role's name only its account's
+        if rule.session_name_set_by_aws {
+            return None;
+        }
+        Some(format!("account {}", rule.arn.split(':').nth(4).unwrap_or_default()))
+    }
+
     async fn groups(&self, identity: &Identity, access: &Access) -> Result<Vec<String>, IssueError> {
         self.directory.groups(identity, access).await
     }

@@ -121,6 +121,14 @@ pub struct AccessRule {
     /// instance the session is named after), within the rule's patterns; the host asks for none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from_instance: Option<FromInstance>,
+    /// `user`: the user name the rule gives its callers (the certificate's user and key id, the
+    /// key cache, revocation by user, `{user}` in its principals), from `{user}` (the provider's
+    /// name for the caller, see [`crate::decide`]) and the identity's attributes (for AWS:
+    /// `{account}`). A name the provider makes is unique only within its scope (for AWS, an IAM
+    /// user's or role's name within its account): rules whose callers come from different scopes
+    /// qualify their names, e.g. `"{user}@{account}"`, or [`Access::validate`] refuses them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_name: Option<String>,
     /// For a rule about identities of another account than the CA's: the read-only role in that
     /// account (for AWS, the member-account template's `sshca-lookup-<env>`) that the rule's
     /// provider acts as to bind the rule and to look its instances up.
@@ -243,6 +251,7 @@ impl AccessRule {
             group_ids: BTreeMap::new(),
             from_instance: None,
             lookup_role: None,
+            user_name: None,
             approval: None,
             break_glass: false,
         }
@@ -285,8 +294,15 @@ impl Access {
     }
 
     /// Checks the rules themselves, so that `sshca init` refuses a rule that cannot work.
-    /// `check_rule` is the rule's identity provider's own check (`Providers::check_rule`).
-    pub fn validate(&self, environment: &str, check_rule: impl Fn(&AccessRule) -> Result<(), String>) -> Result<(), IssueError> {
+    /// `check_rule` is the rule's identity provider's own check (`Providers::check_rule`), and
+    /// `user_name_scope` where the names it gives a rule's callers are unique
+    /// (`Providers::user_name_scope`).
+    pub fn validate(
+        &self,
+        environment: &str,
+        check_rule: impl Fn(&AccessRule) -> Result<(), String>,
+        user_name_scope: impl Fn(&AccessRule) -> Option<String>,
+    ) -> Result<(), IssueError> {
         let problem = |index: usize, message: String| {
             Err(IssueError::Configuration(format!("access rule {} of environment {environment:?}: {message}", index + 1)))
         };
@@ -401,6 +417,43 @@ impl Access {
             }
             for (name, value) in &rule.critical_options {
                 request::check_option("critical option", name, value)?;
+            }
+            if let Some(template) = &rule.user_name {
+                if rule.grant != Grant::User || !template.contains("{user}") {
+                    return problem(index, format!("user_name {template:?}: only a user rule takes one, and it keeps {{user}} (e.g. \"{{user}}@{{account}}\"): without it, all its callers would be one user"));
+                }
+            }
+        }
+        self.check_user_names_are_unique(user_name_scope)
+            .map_err(|(index, why)| IssueError::Configuration(format!("access rule {} of environment {environment:?}: {why}", index + 1)))
+    }
+
+    /// Two callers must never get one user name: it is their `{user}` principals, their key
+    /// cache and what revoking the user revokes. The names a provider gives are unique within a
+    /// scope (an AWS account), so the user rules that take them as they are must share one.
+    fn check_user_names_are_unique(&self, user_name_scope: impl Fn(&AccessRule) -> Option<String>) -> Result<(), (usize, String)> {
+        let qualify = "qualify them, e.g. \"user_name\": \"{user}@{account}\"";
+        let mut first: Option<(usize, String)> = None;
+        let unqualified = self.rules.iter().enumerate().filter(|(_, rule)| rule.grant == Grant::User && rule.user_name.is_none());
+        for (index, scope) in unqualified.filter_map(|(index, rule)| user_name_scope(rule).map(|scope| (index, scope))) {
+            if scope.contains('*') {
+                return Err((
+                    index,
+                    format!("its callers' user names come from {scope}, where one name can be several callers': {qualify}"),
+                ));
+            }
+            match &first {
+                None => first = Some((index, scope)),
+                Some((other, first_scope)) if *first_scope != scope => {
+                    return Err((
+                        index,
+                        format!(
+                            "its callers' user names come from {scope} and those of access rule {} from {first_scope}: one name in both would be one user (the same {{user}} principals, key cache and revocation); {qualify}",
+                            other + 1
+                        ),
+                    ))
+                }
+                Some(_) => {}
             }
         }
         Ok(())

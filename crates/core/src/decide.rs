@@ -234,13 +234,33 @@ fn user_name(rule: &AccessRule, identity: &Identity) -> Result<String, IssueErro
             )))
         }
     };
-    request::check_username(name).map_err(|_| {
+    let name = match &rule.user_name {
+        None => name.to_owned(),
+        Some(template) => qualified(template, name, identity)?,
+    };
+    request::check_username(&name).map_err(|_| {
         IssueError::AccessDenied(format!(
             "{} names the user {name:?}, which cannot be a certificate's user name (letters, digits, '.', '_', '-', '@', '+')",
             identity.name
         ))
     })?;
-    Ok(name.to_owned())
+    Ok(name)
+}
+
+/// A rule's `user_name` template with `{user}` and the identity's attributes (for AWS:
+/// `{account}`) filled in.
+fn qualified(template: &str, user: &str, identity: &Identity) -> Result<String, IssueError> {
+    let filled =
+        identity.attributes.iter().fold(template.replace("{user}", user), |name, (key, value)| name.replace(&format!("{{{key}}}"), value));
+    if filled.contains('{') {
+        let known: Vec<String> = identity.attributes.keys().map(|key| format!("{{{key}}}")).collect();
+        return Err(IssueError::Configuration(format!(
+            "the access rule for {} names its users {template:?}, with a placeholder its identities lack: use {{user}} and {}",
+            identity.name,
+            known.join(", ")
+        )));
+    }
+    Ok(filled)
 }
 
 /// The names of `identity`'s instance that the rule's patterns allow; none is refused.
@@ -406,6 +426,56 @@ mod tests {
         assert_eq!(decision.plan.critical_options["source-address"], "10.0.0.0/8");
         assert_eq!(decision.access, "user");
         assert_eq!(decision.rule, Some(1));
+    }
+
+    #[test]
+    fn a_rule_qualifies_its_users_names_with_the_identitys_attributes() {
+        let mut policy = policy();
+        policy.access.rules[1].user_name = Some("{user}@{account}".into());
+        policy.allowed_principals.push("alice@111111111111".into());
+        let decision = decide(&policy, &identity("arn:aws:iam::111111111111:user/alice"), &request(), NOW).unwrap();
+        assert_eq!(decision.request.username, "alice@111111111111", "the key cache, key id and revocation name");
+        assert_eq!(decision.plan.principals, ["alice@111111111111", "deploy"], "{{user}} is the qualified name");
+
+        policy.access.rules[1].user_name = Some("{user}@{region}".into());
+        let refusal = decide(&policy, &identity("arn:aws:iam::111111111111:user/alice"), &request(), NOW).unwrap_err().to_string();
+        assert!(refusal.contains("a placeholder its identities lack") && refusal.contains("{account}"), "{refusal}");
+    }
+
+    #[test]
+    fn user_rules_of_different_scopes_must_qualify_their_names() {
+        let account_of =
+            |rule: &AccessRule| (!rule.session_name_set_by_aws).then(|| format!("account {}", rule.arn.split(':').nth(4).unwrap()));
+        let user_rule = |arn: &str| AccessRule { principals: vec!["{user}".into()], ..AccessRule::new(arn, Grant::User) };
+        let access = |rules: Vec<AccessRule>| Access { audience: "sshca:b:staging".into(), rules, ..Access::default() };
+        let validate = |rules: Vec<AccessRule>| access(rules).validate("staging", |_| Ok(()), account_of).map_err(|e| e.to_string());
+        let home = user_rule("arn:aws:iam::000000000000:user/*");
+        let member = user_rule("arn:aws:iam::111111111111:user/*");
+        let refusal = validate(vec![home.clone(), member.clone()]).unwrap_err();
+        assert!(
+            refusal.contains("access rule 2")
+                && refusal.contains("account 111111111111")
+                && refusal.contains("access rule 1 from account 000000000000"),
+            "{refusal}"
+        );
+        assert!(refusal.contains("\"user_name\": \"{user}@{account}\""), "the fix: {refusal}");
+        let qualified = AccessRule { user_name: Some("{user}@{account}".into()), ..member.clone() };
+        validate(vec![home.clone(), qualified.clone()]).unwrap();
+        validate(vec![home.clone(), user_rule("arn:aws:iam::000000000000:user/ops-*")]).unwrap();
+        let anywhere = validate(vec![user_rule("arn:aws:iam::*:user/*")]).unwrap_err();
+        assert!(anywhere.contains("account *"), "{anywhere}");
+        let identity_center =
+            AccessRule { session_name_set_by_aws: true, ..user_rule("arn:aws:sts::111111111111:assumed-role/AWSReservedSSO_Eng_1/*") };
+        validate(vec![home.clone(), identity_center]).unwrap();
+        for template in ["{account}", "jane"] {
+            let one_name = AccessRule { user_name: Some(template.into()), ..member.clone() };
+            assert!(validate(vec![one_name]).unwrap_err().contains("all its callers would be one user"), "{template}");
+        }
+        let on_a_host_rule =
+            AccessRule { user_name: Some("{user}@{account}".into()), ..AccessRule::new("arn:aws:iam::000000000000:user/h", Grant::Host) };
+        assert!(validate(vec![AccessRule { principals: vec!["h.example.com".into()], ..on_a_host_rule }])
+            .unwrap_err()
+            .contains("only a user rule"));
     }
 
     #[test]

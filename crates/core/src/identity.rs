@@ -41,6 +41,15 @@ pub trait IdentityProvider: Send + Sync {
     /// Refuses a rule on this provider's identities that could match more than its writer meant.
     fn check_rule(&self, rule: &AccessRule) -> Result<(), String>;
 
+    /// Where the user names it gives the callers of `rule` are unique (for AWS: the account of
+    /// the rule's IAM users or roles), or `None` where they are unique everywhere (names AWS
+    /// sets). [`Access::validate`] refuses user rules of different scopes that do not qualify
+    /// their names (`user_name`).
+    fn user_name_scope(&self, rule: &AccessRule) -> Option<String> {
+        let _ = rule;
+        Some(format!("the {} identity provider", self.name()))
+    }
+
     /// The groups the provider's directory says `identity` is in, read now (never from the
     /// request). A directory that cannot be read is `Unavailable`: never fewer checks.
     async fn groups(&self, identity: &Identity, access: &Access) -> Result<Vec<String>, IssueError> {
@@ -99,6 +108,12 @@ impl Providers {
             Some(provider) => provider.instance_names(identity, rule, from).await,
             None => Err(IssueError::Configuration(format!("no identity provider {:?} to ask for instances", identity.provider))),
         }
+    }
+
+    /// Where the provider's names for the callers of `rule` are unique (none for a provider not
+    /// registered, whose rules `check_rule` refuses).
+    pub fn user_name_scope(&self, rule: &AccessRule) -> Option<String> {
+        self.get(&rule.provider).and_then(|provider| provider.user_name_scope(rule))
     }
 
     /// The provider's check of `rule`; a rule of a provider not registered is refused.

@@ -244,7 +244,7 @@ impl Policy {
                 ));
             }
         }
-        self.access.validate(&self.environment, |rule| providers.check_rule(rule))
+        self.access.validate(&self.environment, |rule| providers.check_rule(rule), |rule| providers.user_name_scope(rule))
     }
 
     pub fn ca(&self, kind: CertKind) -> Result<&CaKeyRef, IssueError> {
