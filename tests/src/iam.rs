@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use iam_rs::{Arn, Context, ContextValue, Decision, IAMPolicy, IAMRequest, PolicyEvaluator, Principal, PrincipalId};
+use iam_rs::{Arn, Context, ContextValue, Decision, EvaluationOptions, IAMPolicy, IAMRequest, PolicyEvaluator, Principal, PrincipalId};
 use serde_json::Value;
 
 use crate::faults::Recorded;
@@ -113,22 +113,50 @@ pub struct Authority {
     pub context: BTreeMap<String, String>,
 }
 
+/// What `documents` (one principal's identity policies, or one resource policy) decide for
+/// `call` by `principal`, with the condition keys `extra` (`aws:PrincipalOrgID`…) beside the call's own.
+pub fn decide(documents: &[Value], principal: &str, call: &Call, extra: &BTreeMap<String, String>) -> Result<Decision, String> {
+    evaluate(documents, principal, call, extra, EvaluationOptions::default())
+}
+
+/// Whether the trust policy `trust` of the role `role` lets `principal` assume it. A trust policy
+/// is the role's own, so its statements name no resource: only the principal and conditions count.
+pub fn trust_admits(trust: &Value, principal: &str, role: &str) -> Result<bool, String> {
+    let assume = Call { action: "sts:AssumeRole".into(), resource: role.into(), context: BTreeMap::new() };
+    let options = EvaluationOptions { ignore_resource_constraints: true, ..EvaluationOptions::default() };
+    Ok(evaluate(std::slice::from_ref(trust), principal, &assume, &BTreeMap::new(), options)? == Decision::Allow)
+}
+
+fn evaluate(
+    documents: &[Value],
+    principal: &str,
+    call: &Call,
+    extra: &BTreeMap<String, String>,
+    options: EvaluationOptions,
+) -> Result<Decision, String> {
+    let policies = documents
+        .iter()
+        .map(|document| {
+            serde_json::from_value::<IAMPolicy>(document.clone()).map_err(|err| format!("iam-rs cannot read {document}: {err}"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut context = Context::new();
+    for (key, value) in extra.iter().chain(&call.context) {
+        context.insert(key.clone(), ContextValue::String(value.clone()));
+    }
+    let resource = Arn::parse(&call.resource).map_err(|err| format!("{}: {err:?}", call.resource))?;
+    let request =
+        IAMRequest::new_with_context(Principal::Aws(PrincipalId::String(principal.to_owned())), call.action.clone(), resource, context);
+    PolicyEvaluator::with_policies(policies)
+        .with_options(options)
+        .evaluate(&request)
+        .map(|result| result.decision)
+        .map_err(|err| format!("{call}: {err}"))
+}
+
 impl Authority {
     fn decide(&self, documents: &[Value], principal: &str, call: &Call) -> Result<Decision, String> {
-        let policies = documents
-            .iter()
-            .map(|document| {
-                serde_json::from_value::<IAMPolicy>(document.clone()).map_err(|err| format!("iam-rs cannot read {document}: {err}"))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut context = Context::new();
-        for (key, value) in self.context.iter().chain(&call.context) {
-            context.insert(key.clone(), ContextValue::String(value.clone()));
-        }
-        let resource = Arn::parse(&call.resource).map_err(|err| format!("{}: {err:?}", call.resource))?;
-        let request =
-            IAMRequest::new_with_context(Principal::Aws(PrincipalId::String(principal.to_owned())), call.action.clone(), resource, context);
-        PolicyEvaluator::with_policies(policies).evaluate(&request).map(|result| result.decision).map_err(|err| format!("{call}: {err}"))
+        decide(documents, principal, call, &self.context)
     }
 
     /// Whether AWS would allow `call` (same account): no explicit Deny anywhere, and an Allow from

@@ -5,9 +5,12 @@
 //! a member account's host up in that account's EC2 as the lookup role; an account no rule names
 //! is refused.
 
+use std::collections::BTreeMap;
 use std::process::{Command, Output};
 
+use iam_rs::Decision;
 use serde_json::{json, Value};
+use sshca_tests::iam::{decide, trust_admits, Call};
 use sshca_tests::identities::{Account, Ec2, Identity, Instance};
 use sshca_tests::*;
 
@@ -55,6 +58,73 @@ fn deploy_member_stack(account: Account, environment: &str, sign_key_role: &str)
 fn member_account_template_passes_cfn_lint() {
     let output = Command::new(tool("SSHCA_CFN_LINT")).arg(workspace_root().join("infra/member-account.yaml")).output().unwrap();
     assert!(output.status.success(), "cfn-lint: {}{}", String::from_utf8_lossy(&output.stdout), stderr(&output));
+}
+
+/// A policy document as the AWS CLI prints it: an object, or (LocalStack) the JSON as a string.
+fn document(value: &Value) -> Value {
+    match value {
+        Value::String(text) => serde_json::from_str(text).expect("a policy document"),
+        other => other.clone(),
+    }
+}
+
+/// The member template's roles, judged with an IAM evaluator (`iam-rs`) on the policies the
+/// deployed stack holds (LocalStack enforces no trust policy, so its AssumeRole shows nothing):
+/// only the CA's function role and the admin role may act as the lookup role, which may read
+/// instances, this account's instance profiles and roles, and nothing else; no AWS principal may
+/// be the host role, whose sessions only EC2 makes.
+#[test]
+fn member_template_roles_admit_only_whom_they_name() {
+    let environment = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+    let function_role = "arn:aws:iam::000000000000:role/sshca-sign-key";
+    let outputs = deploy_member_stack(MEMBER, &environment, function_role);
+    let lookup_role = &outputs["LookupRoleArn"];
+    let lookup_name = lookup_role.rsplit('/').next().unwrap();
+    let trust = document(&MEMBER.aws(&["iam", "get-role", "--role-name", lookup_name])["Role"]["AssumeRolePolicyDocument"]);
+    let no_context = BTreeMap::new();
+    let call = |action: &str, resource: &str| Call { action: action.into(), resource: resource.into(), context: BTreeMap::new() };
+    let admits = |trust: &Value, principal: &str, role: &str| trust_admits(trust, principal, role).unwrap();
+    assert!(admits(&trust, function_role, lookup_role), "the CA's function: {trust}");
+    assert!(admits(&trust, "arn:aws:iam::000000000000:role/sshca-admin", lookup_role), "the admin role");
+    for outsider in [
+        "arn:aws:iam::000000000000:role/sshca-sign-key-copy",
+        "arn:aws:iam::111111111111:role/sshca-sign-key",
+        "arn:aws:iam::222222222222:role/sshca-admin",
+        "arn:aws:iam::000000000000:root",
+        "arn:aws:iam::111111111111:user/dev",
+    ] {
+        assert!(!admits(&trust, outsider, lookup_role), "{outsider} may act as the lookup role: {trust}");
+    }
+
+    let permissions = document(
+        &MEMBER.aws(&["iam", "get-role-policy", "--role-name", lookup_name, "--policy-name", "read-instances-and-roles"])["PolicyDocument"],
+    );
+    let may = |action: &str, resource: &str| {
+        decide(std::slice::from_ref(&permissions), lookup_role, &call(action, resource), &no_context).unwrap() == Decision::Allow
+    };
+    assert!(may("ec2:DescribeInstances", "arn:aws:ec2:us-east-1:111111111111:instance/i-0abc"));
+    assert!(may("iam:GetInstanceProfile", "arn:aws:iam::111111111111:instance-profile/web"));
+    assert!(may("iam:ListRoles", "arn:aws:iam::111111111111:role/web"));
+    for (action, resource) in [
+        ("iam:GetInstanceProfile", "arn:aws:iam::222222222222:instance-profile/web"),
+        ("iam:CreateRole", "arn:aws:iam::111111111111:role/web"),
+        ("iam:PassRole", "arn:aws:iam::111111111111:role/web"),
+        ("iam:UpdateAssumeRolePolicy", lookup_role),
+        ("sts:AssumeRole", "arn:aws:iam::111111111111:role/OrganizationAccountAccessRole"),
+        ("ec2:RunInstances", "arn:aws:ec2:us-east-1:111111111111:instance/i-0abc"),
+        ("ec2:CreateTags", "arn:aws:ec2:us-east-1:111111111111:instance/i-0abc"),
+        ("s3:GetObject", "arn:aws:s3:::bucket/key"),
+    ] {
+        assert!(!may(action, resource), "the lookup role may {action} on {resource}: {permissions}");
+    }
+
+    let host_role = &outputs["HostRoleName"];
+    let host_trust = document(&MEMBER.aws(&["iam", "get-role", "--role-name", host_role])["Role"]["AssumeRolePolicyDocument"]);
+    let host_arn = format!("arn:aws:iam::111111111111:role/{host_role}");
+    for principal in [function_role, "arn:aws:iam::111111111111:root", "arn:aws:iam::111111111111:user/dev"] {
+        assert!(!admits(&host_trust, principal, &host_arn), "{principal} may be the host role: {host_trust}");
+    }
+    assert_eq!(host_trust["Statement"][0]["Principal"], json!({"Service": "ec2.amazonaws.com"}), "only EC2: {host_trust}");
 }
 
 #[test]

@@ -115,7 +115,8 @@ pub struct RequestArgs {
     /// Lifetime: 30m, +8h, 1d; default: the environment's.
     #[arg(short = 't', long, value_parser = crate::when::duration, allow_hyphen_values = true)]
     pub ttl: Option<u64>,
-    #[arg(short, long, default_value = "get_key request")]
+    /// Why (in the audit trail); break glass needs a real one, e.g. the incident.
+    #[arg(short, long, default_value = sshca_proto::request::DEFAULT_REQUEST_REASON)]
     pub reason: String,
     /// The sign_key function (name or ARN).
     #[arg(long, env = "SSHCA_FUNCTION", default_value = "sign_key")]

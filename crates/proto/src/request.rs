@@ -13,6 +13,9 @@ use crate::approval::{PendingAnswer, RecordedAnswer, Verdict};
 use crate::proof::{hex, Proof};
 
 pub const MAX_REASON_CHARS: usize = 256;
+/// The reason `get_key request` gives when its user names none: enough for a routine
+/// certificate, never for break glass, which must say what the incident is.
+pub const DEFAULT_REQUEST_REASON: &str = "get_key request";
 const MAX_USERNAME_CHARS: usize = 128;
 const MAX_ENVIRONMENT_CHARS: usize = 63;
 const MAX_PRINCIPAL_CHARS: usize = 255;

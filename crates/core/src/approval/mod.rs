@@ -89,6 +89,12 @@ pub async fn gate(
                 identity.name
             )));
         }
+        if request.reason.trim() == sshca_proto::request::DEFAULT_REQUEST_REASON {
+            return Err(IssueError::InvalidRequest(format!(
+                "break glass needs the incident's reason, not get_key's default {:?}: get_key request --break-glass -r 'INC-1234: what is broken'",
+                sshca_proto::request::DEFAULT_REQUEST_REASON
+            )));
+        }
         // short: never longer than an approval would give
         plan.valid_before = plan.valid_before.min(now + approval.max_ttl);
         return Ok(Gate::BreakGlass);
@@ -294,6 +300,20 @@ mod tests {
 
     fn ask(claim: Option<&str>) -> SignRequest {
         SignRequest { environment: "prod".into(), reason: "INC-1".into(), access_request: claim.map(str::to_owned), ..Default::default() }
+    }
+
+    #[tokio::test]
+    async fn break_glass_needs_a_reason_of_its_own() {
+        let audit = MemoryStore::default();
+        let rule = AccessRule { break_glass: true, ..rule() };
+        let jane = user("jane");
+        let default = SignRequest { break_glass: true, reason: sshca_proto::request::DEFAULT_REQUEST_REASON.into(), ..ask(None) };
+        let refusal = gate(&audit, Some(&rule), Some(&jane), &default, &mut plan(), &key(), "i1", 1000).await.unwrap_err().to_string();
+        assert!(refusal.contains("the incident's reason"), "{refusal}");
+        let mut short = plan();
+        let typed = SignRequest { break_glass: true, ..ask(None) };
+        assert!(matches!(gate(&audit, Some(&rule), Some(&jane), &typed, &mut short, &key(), "i2", 1000).await.unwrap(), Gate::BreakGlass));
+        assert_eq!(short.valid_before, 1000 + 3600, "no longer than an approval would give");
     }
 
     #[tokio::test]
