@@ -121,6 +121,8 @@ pub fn decide(documents: &[Value], principal: &str, call: &Call, extra: &BTreeMa
 
 /// Whether the trust policy `trust` of the role `role` lets `principal` assume it. A trust policy
 /// is the role's own, so its statements name no resource: only the principal and conditions count.
+/// An account's grant (`arn:aws:iam::ACCOUNT:root`) admits only that root here, where AWS admits
+/// every principal of the account: check such grants by the statements themselves.
 pub fn trust_admits(trust: &Value, principal: &str, role: &str) -> Result<bool, String> {
     let assume = Call { action: "sts:AssumeRole".into(), resource: role.into(), context: BTreeMap::new() };
     let options = EvaluationOptions { ignore_resource_constraints: true, ..EvaluationOptions::default() };

@@ -84,6 +84,8 @@ fn member_template_roles_admit_only_whom_they_name() {
     let no_context = BTreeMap::new();
     let call = |action: &str, resource: &str| Call { action: action.into(), resource: resource.into(), context: BTreeMap::new() };
     let admits = |trust: &Value, principal: &str, role: &str| trust_admits(trust, principal, role).unwrap();
+    let trusted = json!({"AWS": [function_role, "arn:aws:iam::000000000000:role/sshca-admin"]});
+    assert_eq!(trust["Statement"], json!([{"Effect": "Allow", "Principal": trusted, "Action": "sts:AssumeRole"}]), "one grant, exactly");
     assert!(admits(&trust, function_role, lookup_role), "the CA's function: {trust}");
     assert!(admits(&trust, "arn:aws:iam::000000000000:role/sshca-admin", lookup_role), "the admin role");
     for outsider in [
@@ -121,10 +123,13 @@ fn member_template_roles_admit_only_whom_they_name() {
     let host_role = &outputs["HostRoleName"];
     let host_trust = document(&MEMBER.aws(&["iam", "get-role", "--role-name", host_role])["Role"]["AssumeRolePolicyDocument"]);
     let host_arn = format!("arn:aws:iam::111111111111:role/{host_role}");
-    for principal in [function_role, "arn:aws:iam::111111111111:root", "arn:aws:iam::111111111111:user/dev"] {
+    for principal in
+        [function_role, "arn:aws:iam::000000000000:root", "arn:aws:iam::111111111111:root", "arn:aws:iam::111111111111:user/dev"]
+    {
         assert!(!admits(&host_trust, principal, &host_arn), "{principal} may be the host role: {host_trust}");
     }
-    assert_eq!(host_trust["Statement"][0]["Principal"], json!({"Service": "ec2.amazonaws.com"}), "only EC2: {host_trust}");
+    let only_ec2 = json!([{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]);
+    assert_eq!(host_trust["Statement"], only_ec2, "only EC2, in one grant: {host_trust}");
 }
 
 #[test]

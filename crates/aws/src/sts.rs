@@ -91,6 +91,11 @@ impl IdentityProvider for StsProvider {
     fn check_rule(&self, rule: &AccessRule) -> Result<(), String> {
         check_pattern(rule)?;
         check_lookup_role(rule)?;
+        if let Some(template) = &rule.user_name {
+            if template.replace("{user}", "").replace("{account}", "").contains(['{', '}']) {
+                return Err(format!("{:?}: its user_name {template:?} may use {{user}} and {{account}} only", rule.arn));
+            }
+        }
         // approvers are matched as a rule's identities are: the same shapes, bound the same way
         if let Some(approval) = &rule.approval {
             for pattern in &approval.by {
@@ -116,12 +121,19 @@ impl IdentityProvider for StsProvider {
     }
 
     fn user_name_scope(&self, rule: &AccessRule) -> Option<String> {
-        // the names AWS sets (Identity Center's user names, instance ids) are the organization's,
-        // an IAM user's or role's name only its account's
-        if rule.session_name_set_by_aws {
+        // qualified by the account, a name is unique across accounts
+        if rule.user_name.as_deref().is_some_and(|template| template.contains("{account}")) {
             return None;
         }
-        Some(format!("account {}", rule.arn.split(':').nth(4).unwrap_or_default()))
+        // Identity Center's user names are its directory's, any other name (an IAM user's, a
+        // role's, a session name a trust policy pins) only its account's
+        let identity_center =
+            rule.session_name_set_by_aws && assumed_role(&rule.arn).is_some_and(|(role, _)| role.starts_with(IDENTITY_CENTER_ROLE_PREFIX));
+        Some(if identity_center {
+            "IAM Identity Center".to_owned()
+        } else {
+            format!("account {}", rule.arn.split(':').nth(4).unwrap_or_default())
+        })
     }
 
     async fn groups(&self, identity: &Identity, access: &Access) -> Result<Vec<String>, IssueError> {

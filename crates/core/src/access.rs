@@ -430,12 +430,13 @@ impl Access {
 
     /// Two callers must never get one user name: it is their `{user}` principals, their key
     /// cache and what revoking the user revokes. The names a provider gives are unique within a
-    /// scope (an AWS account), so the user rules that take them as they are must share one.
+    /// scope (an AWS account, IAM Identity Center's directory), so the user rules whose names are
+    /// not qualified across scopes (the provider says which are) must share one.
     fn check_user_names_are_unique(&self, user_name_scope: impl Fn(&AccessRule) -> Option<String>) -> Result<(), (usize, String)> {
         let qualify = "qualify them, e.g. \"user_name\": \"{user}@{account}\"";
         let mut first: Option<(usize, String)> = None;
-        let unqualified = self.rules.iter().enumerate().filter(|(_, rule)| rule.grant == Grant::User && rule.user_name.is_none());
-        for (index, scope) in unqualified.filter_map(|(index, rule)| user_name_scope(rule).map(|scope| (index, scope))) {
+        let users = self.rules.iter().enumerate().filter(|(_, rule)| rule.grant == Grant::User);
+        for (index, scope) in users.filter_map(|(index, rule)| user_name_scope(rule).map(|scope| (index, scope))) {
             if scope.contains('*') {
                 return Err((
                     index,

@@ -444,8 +444,12 @@ mod tests {
 
     #[test]
     fn user_rules_of_different_scopes_must_qualify_their_names() {
-        let account_of =
-            |rule: &AccessRule| (!rule.session_name_set_by_aws).then(|| format!("account {}", rule.arn.split(':').nth(4).unwrap()));
+        // as the AWS provider scopes names: by account, by Identity Center, none once qualified
+        let account_of = |rule: &AccessRule| match (&rule.user_name, rule.session_name_set_by_aws) {
+            (Some(template), _) if template.contains("{account}") => None,
+            (_, true) => Some("IAM Identity Center".to_owned()),
+            _ => Some(format!("account {}", rule.arn.split(':').nth(4).unwrap())),
+        };
         let user_rule = |arn: &str| AccessRule { principals: vec!["{user}".into()], ..AccessRule::new(arn, Grant::User) };
         let access = |rules: Vec<AccessRule>| Access { audience: "sshca:b:staging".into(), rules, ..Access::default() };
         let validate = |rules: Vec<AccessRule>| access(rules).validate("staging", |_| Ok(()), account_of).map_err(|e| e.to_string());
@@ -466,7 +470,12 @@ mod tests {
         assert!(anywhere.contains("account *"), "{anywhere}");
         let identity_center =
             AccessRule { session_name_set_by_aws: true, ..user_rule("arn:aws:sts::111111111111:assumed-role/AWSReservedSSO_Eng_1/*") };
-        validate(vec![home.clone(), identity_center]).unwrap();
+        // Identity Center's jane is not the account's IAM user jane: one of them qualifies
+        assert!(validate(vec![home.clone(), identity_center.clone()]).unwrap_err().contains("IAM Identity Center"));
+        validate(vec![AccessRule { user_name: Some("{user}@{account}".into()), ..home.clone() }, identity_center]).unwrap();
+        // a template without the account qualifies nothing
+        let unqualified = AccessRule { user_name: Some("{user}-x".into()), ..member.clone() };
+        assert!(validate(vec![home.clone(), unqualified]).unwrap_err().contains("account 111111111111"));
         for template in ["{account}", "jane"] {
             let one_name = AccessRule { user_name: Some(template.into()), ..member.clone() };
             assert!(validate(vec![one_name]).unwrap_err().contains("all its callers would be one user"), "{template}");

@@ -42,9 +42,9 @@ pub trait IdentityProvider: Send + Sync {
     fn check_rule(&self, rule: &AccessRule) -> Result<(), String>;
 
     /// Where the user names it gives the callers of `rule` are unique (for AWS: the account of
-    /// the rule's IAM users or roles), or `None` where they are unique everywhere (names AWS
-    /// sets). [`Access::validate`] refuses user rules of different scopes that do not qualify
-    /// their names (`user_name`).
+    /// the rule's IAM users or roles, or IAM Identity Center's directory), or `None` where the
+    /// rule's `user_name` qualifies them across scopes (for AWS: with `{account}`).
+    /// [`Access::validate`] refuses user rules of different scopes.
     fn user_name_scope(&self, rule: &AccessRule) -> Option<String> {
         let _ = rule;
         Some(format!("the {} identity provider", self.name()))

@@ -89,7 +89,9 @@ pub async fn gate(
                 identity.name
             )));
         }
-        if request.reason.trim() == sshca_proto::request::DEFAULT_REQUEST_REASON {
+        // what get_key says for its user, however it is respelled
+        let said = request.reason.split_whitespace().collect::<Vec<_>>().join(" ").trim_end_matches(['.', '!']).to_lowercase();
+        if said == sshca_proto::request::DEFAULT_REQUEST_REASON {
             return Err(IssueError::InvalidRequest(format!(
                 "break glass needs the incident's reason, not get_key's default {:?}: get_key request --break-glass -r 'INC-1234: what is broken'",
                 sshca_proto::request::DEFAULT_REQUEST_REASON
@@ -307,9 +309,11 @@ mod tests {
         let audit = MemoryStore::default();
         let rule = AccessRule { break_glass: true, ..rule() };
         let jane = user("jane");
-        let default = SignRequest { break_glass: true, reason: sshca_proto::request::DEFAULT_REQUEST_REASON.into(), ..ask(None) };
-        let refusal = gate(&audit, Some(&rule), Some(&jane), &default, &mut plan(), &key(), "i1", 1000).await.unwrap_err().to_string();
-        assert!(refusal.contains("the incident's reason"), "{refusal}");
+        for default in [sshca_proto::request::DEFAULT_REQUEST_REASON, " Get_key  REQUEST. "] {
+            let asked = SignRequest { break_glass: true, reason: default.into(), ..ask(None) };
+            let refusal = gate(&audit, Some(&rule), Some(&jane), &asked, &mut plan(), &key(), "i1", 1000).await.unwrap_err().to_string();
+            assert!(refusal.contains("the incident's reason"), "{default:?}: {refusal}");
+        }
         let mut short = plan();
         let typed = SignRequest { break_glass: true, ..ask(None) };
         assert!(matches!(gate(&audit, Some(&rule), Some(&jane), &typed, &mut short, &key(), "i2", 1000).await.unwrap(), Gate::BreakGlass));
