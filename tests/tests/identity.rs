@@ -503,6 +503,21 @@ fn a_client_refuses_a_revoked_host_certificate() {
     let after = ssh();
     assert!(!String::from_utf8_lossy(&after.stdout).contains("sshca-login-ok"), "a revoked host certificate was accepted");
     assert!(stderr(&after).to_ascii_lowercase().contains("revoked"), "{}", stderr(&after));
+
+    // a bucket writer plants an empty KRL at the KRL's key: the next refresh un-revokes nothing here
+    let empty = sshca_core::krl::encode(&sshca_core::krl::Revoked::default(), 99, 2_000_000_000, "planted");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let s3 = org.world.s3().await;
+        let planted = s3.put_object().bucket(&org.world.bucket).key(format!("krl/{ENV}.krl")).body(empty.into()).send().await;
+        planted.unwrap();
+    });
+    let refreshed = org.get_key_request(&org.alice, &lambda.endpoint(), &dir, &["--force"]);
+    let said = String::from_utf8_lossy(&refreshed.stdout);
+    assert!(said.contains("keeping the revocations the published KRL dropped"), "{said}{}", stderr(&refreshed));
+    let planted = ssh();
+    assert!(!String::from_utf8_lossy(&planted.stdout).contains("sshca-login-ok"), "a planted KRL un-revoked the host");
+    assert!(stderr(&planted).to_ascii_lowercase().contains("revoked"), "{}", stderr(&planted));
 }
 
 /// Where users stumble: no credentials, a profile that does not exist, no region. `sshca` and

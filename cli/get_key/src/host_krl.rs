@@ -1,7 +1,8 @@
 //! The environment's KRL on a user's machine, for ssh's `RevokedHostKeys` (the block of
 //! `sshca config ENV --client` names it): a revoked host certificate is refused like an unknown
-//! host. It is refreshed with every certificate `get_key request` gets; where there is none yet, an
-//! empty one is written, because ssh refuses every host while the file is missing.
+//! host. It is refreshed with every certificate `get_key request` gets, never revoking less than
+//! before; where there is none yet, an empty one is written, because ssh refuses every host while
+//! the file is missing.
 
 use std::path::{Path, PathBuf};
 
@@ -23,7 +24,14 @@ pub fn refresh(path: &Path, url: Option<&str>) -> Result<&'static str, String> {
         Ok(krl) => {
             // a KRL ssh cannot read would make it refuse every host: only a valid one replaces it
             sshca_proto::krl::summarize(&krl).map_err(|why| format!("the environment's KRL is not one: {why}"))?;
-            write_atomically(path, &krl).map(|_| "refreshed")
+            // …and none un-revokes a host here, whoever wrote it at the KRL's key
+            let (kept, dropped) = match std::fs::read(path) {
+                Ok(installed) => sshca_proto::krl::keeping_revocations(&installed, &krl)
+                    .map_err(|why| format!("the environment's KRL is not one sshca publishes: {why}"))?,
+                Err(_) => (krl, 0),
+            };
+            let what = if dropped == 0 { "refreshed" } else { "refreshed, keeping the revocations the published KRL dropped" };
+            write_atomically(path, &kept).map(|_| what)
         }
         // nothing published: nothing was revoked, or someone deleted it; either way keep what is here
         Err(DownloadError::NotFound) => ensure_exists(path).map(|_| "nothing published"),

@@ -295,6 +295,44 @@ pub fn check_replacement(new: &[u8], installed: Option<&[u8]>, cas: &[Vec<u8>], 
     Ok(())
 }
 
+/// What a user's machine installs for ssh's `RevokedHostKeys` when `new` is published over its
+/// `installed` KRL: `new` as it is where it revokes everything `installed` does, else both
+/// together, so that a planted or truncated KRL un-revokes no host there. (A client has no list of
+/// the host CA keys to scope a check to, as a server has; and refusing the new KRL would also keep
+/// out what it newly revokes.) Together, every serial and key id is revoked under every CA of
+/// either: an environment's serials come from one counter for all its CAs, so nothing is revoked
+/// that was not. Returns the KRL to install and how many revocations `new` dropped.
+pub fn keeping_revocations(installed: &[u8], new: &[u8]) -> Result<(Vec<u8>, usize), String> {
+    let published = decode(new)?;
+    // a KRL sshca did not write (made by hand) has nothing sshca can carry over
+    let Ok(old) = decode(installed) else { return Ok((new.to_vec(), 0)) };
+    let dropped = old.not_in(&published);
+    if dropped == 0 {
+        return Ok((new.to_vec(), 0));
+    }
+    let keys_of =
+        |blobs: BTreeSet<&Vec<u8>>| -> Vec<KeyData> { blobs.into_iter().filter_map(|b| KeyData::decode(&mut b.as_slice()).ok()).collect() };
+    let cas = keys_of(
+        old.serials
+            .iter()
+            .chain(&published.serials)
+            .map(|(ca, _)| ca)
+            .chain(old.key_ids.iter().chain(&published.key_ids).map(|(ca, _)| ca))
+            .collect(),
+    );
+    let keys = keys_of(old.keys.iter().chain(&published.keys).collect());
+    let key_ids: BTreeSet<&str> = old.key_ids.iter().chain(&published.key_ids).map(|(_, id)| id.as_str()).collect();
+    let revoked = Revoked {
+        serials: old.serials.iter().chain(&published.serials).map(|(_, serial)| *serial).collect(),
+        key_ids: key_ids.into_iter().collect(),
+        cas: cas.iter().collect(),
+        keys: keys.iter().collect(),
+    };
+    let version = version_of(new).unwrap_or_default().max(version_of(installed).unwrap_or_default());
+    let comment = format!("sshca: the published KRL, and {dropped} revocation(s) it dropped");
+    Ok((encode(&revoked, version, published.generated_at.max(old.generated_at), &comment), dropped))
+}
+
 struct Reader<'a>(&'a [u8]);
 
 impl<'a> Reader<'a> {
@@ -344,6 +382,28 @@ mod tests {
         let fewer = decode(&encode(&Revoked { serials: vec![5], key_ids: vec!["a"], cas: vec![&ca], keys: vec![] }, 8, 1001, "c")).unwrap();
         assert_eq!(contents.not_in(&fewer), 3, "serial 3, key id b and the key");
         assert_eq!(fewer.not_in(&contents), 0);
+    }
+
+    #[test]
+    fn a_users_machine_keeps_what_a_published_krl_drops() {
+        let ca = KeyData::Ed25519(ssh_key::public::Ed25519PublicKey([1; 32]));
+        let host_ca = KeyData::Ed25519(ssh_key::public::Ed25519PublicKey([4; 32]));
+        let key = KeyData::Ed25519(ssh_key::public::Ed25519PublicKey([2; 32]));
+        let installed = encode(&Revoked { serials: vec![3, 5], key_ids: vec!["web#5"], cas: vec![&ca], keys: vec![&key] }, 4, 1000, "c");
+        // revoking more: installed as published
+        let more = encode(&Revoked { serials: vec![3, 5, 7], key_ids: vec!["web#5"], cas: vec![&ca], keys: vec![&key] }, 5, 1001, "c");
+        assert_eq!(keeping_revocations(&installed, &more), Ok((more.clone(), 0)));
+        // a planted KRL that drops serial 5 and the key, under a CA of its own: both together
+        let planted = encode(&Revoked { serials: vec![3, 9], key_ids: vec![], cas: vec![&host_ca], keys: vec![] }, 9, 1002, "c");
+        let (kept, dropped) = keeping_revocations(&installed, &planted).unwrap();
+        assert_eq!(dropped, 4, "serials 3 and 5 and the key id under the old CA, and the key");
+        let kept = decode(&kept).unwrap();
+        assert_eq!(decode(&installed).unwrap().not_in(&kept), 0, "nothing un-revoked");
+        assert_eq!(decode(&planted).unwrap().not_in(&kept), 0, "what is newly revoked, revoked");
+        assert_eq!(version_of(&keeping_revocations(&installed, &planted).unwrap().0), Some(9));
+        // a hand-made KRL is replaced; a published one sshca cannot read is refused
+        assert_eq!(keeping_revocations(b"garbage!", &planted), Ok((planted.clone(), 0)));
+        assert!(keeping_revocations(&installed, b"garbage!").is_err());
     }
 
     #[test]
