@@ -161,9 +161,10 @@ fn packages_install_work_and_remove_cleanly() {
     assert!(std::fs::metadata(&bootstrap).unwrap().permissions().mode() & 0o111 != 0, "bootstrap is executable");
 
     // the units come with Debian's systemd handling in sshca's maintainer scripts; get-key has none
-    let scripts = |deb: &Path| run(Command::new("dpkg-deb").arg("-I").arg(deb));
-    assert!(scripts(&sshca_deb).contains("postinst") && scripts(&sshca_deb).contains("postrm"), "{}", scripts(&sshca_deb));
-    assert!(!scripts(&get_key_deb).contains("postinst"), "{}", scripts(&get_key_deb));
+    let (sshca_info, get_key_info) =
+        (run(Command::new("dpkg-deb").arg("-I").arg(&sshca_deb)), run(Command::new("dpkg-deb").arg("-I").arg(&get_key_deb)));
+    assert!(sshca_info.contains("postinst") && sshca_info.contains("postrm"), "{sshca_info}");
+    assert!(!get_key_info.contains("postinst"), "{get_key_info}");
 
     // dpkg -i: files in place, no unit enabled by itself
     assert!(!Path::new(ADMIN_CONFIG).exists(), "{ADMIN_CONFIG} exists already: this test writes it as the admin would");
